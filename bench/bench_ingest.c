@@ -1,0 +1,212 @@
+/*
+ * Ingestion benchmark: events per second and resident bytes per event,
+ * through the C API (events generated in memory) or through the CSV import
+ * (a file such as the one ../shared/bench/gen_events.py writes).
+ *
+ *   bench_ingest api N [SEED]    generate N events, ingest them in batches
+ *                                of 10,000, then ingest them all again
+ *                                (every one a duplicate: the idempotency check)
+ *   bench_ingest csv FILE        import FILE, then import it again
+ *
+ * Each run prints one line per phase:
+ *   phase=ingest events=... seconds=... events_per_s=... rss_bytes_per_event=...
+ * Resident bytes per event = (RSS after the first ingest - RSS before the
+ * database was opened) / events.  Single-threaded, like the library.
+ */
+#include <segment.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <stdbool.h>
+#include <unistd.h>
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static long rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, res = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &res) != 2)
+            res = 0;
+        fclose(f);
+    }
+    return res * sysconf(_SC_PAGESIZE);
+}
+
+static void die(seg_db *db, const char *what, int rc)
+{
+    fprintf(stderr, "bench_ingest: %s: %s (%s)\n", what, db ? seg_errmsg(db) : "", seg_errstr(rc));
+    exit(1);
+}
+
+/* splitmix64: a small seeded generator */
+static uint64_t rng_state;
+static uint64_t rnd(void)
+{
+    uint64_t z = (rng_state += UINT64_C(0x9e3779b97f4a7c15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+static double unif(void) { return (double)(rnd() >> 11) / 9007199254740992.0; }
+
+static const char *const channels[] = { "store", "web", "app", "call_centre" };
+static const char *const categories[] = {
+    "grocery", "bakery", "dairy", "produce", "meat", "seafood", "frozen", "beverages",
+    "snacks", "household", "personal_care", "baby", "pet", "electronics", "apparel",
+    "home_garden", "toys", "books", "health", "sports",
+};
+
+/* Events shaped like gen_events.py's: ~10 events per customer with a heavy
+ * tail, 20 % of lines continuing an order, 2 % refunds, time-sorted. */
+static seg_event *generate(size_t n, char **pool_out)
+{
+    size_t ncust = n / 10 ? n / 10 : 1;
+    seg_event *ev = calloc(n, sizeof *ev);
+    char *pool = malloc(n * 24 + ncust * 10);
+    if (!ev || !pool)
+        return NULL;
+    char *cust_ids = pool + n * 24;
+    for (size_t c = 0; c < ncust; c++)
+        snprintf(cust_ids + c * 10, 10, "C%07zu", (c * 7919 + 13) % 10000000);
+    int64_t t0 = 1640995200; /* 2022-01-01 */
+    double span = 3.0 * 365 * 86400;
+    size_t order = 1000000;
+    const char *last_cust = NULL;
+    for (size_t i = 0; i < n; i++) {
+        seg_event e = SEG_EVENT_INIT;
+        bool cont = i > 0 && unif() < 0.2 && ev[i - 1].kind == SEG_EVENT_PURCHASE;
+        /* heavy tail: squared uniform favours low customer numbers */
+        double u = unif();
+        size_t c = (size_t)(u * u * u * (double)ncust);
+        if (i < ncust)
+            c = i; /* every customer appears */
+        e.customer_id = cont ? last_cust : cust_ids + c * 10;
+        e.ts = cont ? ev[i - 1].ts : t0 + (int64_t)(span * (double)i / (double)n);
+        char *oid = pool + i * 24;
+        if (cont) {
+            e.order_id = ev[i - 1].order_id;
+        } else {
+            snprintf(oid, 24, "O%010zu", order++);
+            e.order_id = oid;
+        }
+        if (!cont && i >= ncust && unif() < 0.02) {
+            e.kind = SEG_EVENT_REFUND;
+            e.amount = -(int64_t)(100 + rnd() % 5000);
+        } else {
+            e.kind = SEG_EVENT_PURCHASE;
+            e.amount = (int64_t)(1 + rnd() % 20000);
+        }
+        e.channel = cont ? ev[i - 1].channel : channels[rnd() % 4];
+        e.category = categories[rnd() % 20];
+        /* lines of one order differ by their line number, so no two events
+         * have the same content (identical content without an id is one event) */
+        e.quantity = cont ? ev[i - 1].quantity + 1 : 1;
+        last_cust = e.customer_id;
+        ev[i] = e;
+    }
+    *pool_out = pool;
+    return ev;
+}
+
+static void report(const char *phase, size_t events, double secs, long rss_delta)
+{
+    printf("phase=%s events=%zu seconds=%.3f events_per_s=%.0f", phase, events, secs,
+           (double)events / secs);
+    if (rss_delta >= 0)
+        printf(" rss_bytes_per_event=%.1f", (double)rss_delta / (double)events);
+    printf("\n");
+    fflush(stdout);
+}
+
+static int run_api(size_t n, uint64_t seed)
+{
+    rng_state = seed;
+    char *pool;
+    seg_event *ev = generate(n, &pool);
+    if (!ev)
+        die(NULL, "generate", SEG_ENOMEM);
+    long rss0 = rss_bytes();
+    seg_db *db;
+    int rc = seg_db_open(&db, ":memory:", NULL);
+    if (rc)
+        die(NULL, "open", rc);
+    const size_t batch = 10000;
+    seg_ingest_stats st = SEG_INGEST_STATS_INIT;
+    for (int pass = 0; pass < 2; pass++) {
+        uint64_t acc = 0, dup = 0;
+        double t = now_s();
+        for (size_t i = 0; i < n; i += batch) {
+            size_t m = n - i < batch ? n - i : batch;
+            if ((rc = seg_event_ingest_batch(db, ev + i, m, NULL, &st)) != SEG_OK)
+                die(db, "ingest", rc);
+            acc += st.accepted;
+            dup += st.duplicates;
+        }
+        t = now_s() - t;
+        if (pass == 0 && (acc != n || seg_event_count(db) != n)) {
+            fprintf(stderr, "bench_ingest: accepted %llu of %zu\n", (unsigned long long)acc, n);
+            return 1;
+        }
+        if (pass == 1 && dup != n) {
+            fprintf(stderr, "bench_ingest: re-ingest found %llu duplicates of %zu\n",
+                    (unsigned long long)dup, n);
+            return 1;
+        }
+        report(pass == 0 ? "api_ingest" : "api_reingest_duplicates", n, t,
+               pass == 0 ? rss_bytes() - rss0 : -1);
+    }
+    printf("customers=%llu events=%llu\n", (unsigned long long)seg_customer_count(db),
+           (unsigned long long)seg_event_count(db));
+    seg_db_close(db);
+    free(ev);
+    free(pool);
+    return 0;
+}
+
+static int run_csv(const char *path)
+{
+    long rss0 = rss_bytes();
+    seg_db *db;
+    int rc = seg_db_open(&db, ":memory:", NULL);
+    if (rc)
+        die(NULL, "open", rc);
+    for (int pass = 0; pass < 2; pass++) {
+        seg_ingest_stats st = SEG_INGEST_STATS_INIT;
+        double t = now_s();
+        if ((rc = seg_event_import_csv_file(db, path, NULL, &st)) != SEG_OK)
+            die(db, "import", rc);
+        t = now_s() - t;
+        size_t rows = (size_t)(st.accepted + st.duplicates);
+        if (pass == 1 && st.accepted != 0) {
+            fprintf(stderr, "bench_ingest: re-import stored %llu new events\n",
+                    (unsigned long long)st.accepted);
+            return 1;
+        }
+        report(pass == 0 ? "csv_import" : "csv_reimport_duplicates", rows, t,
+               pass == 0 ? rss_bytes() - rss0 : -1);
+    }
+    printf("customers=%llu events=%llu\n", (unsigned long long)seg_customer_count(db),
+           (unsigned long long)seg_event_count(db));
+    seg_db_close(db);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 3 && strcmp(argv[1], "api") == 0)
+        return run_api((size_t)strtoull(argv[2], NULL, 10),
+                       argc > 3 ? strtoull(argv[3], NULL, 10) : 42);
+    if (argc == 3 && strcmp(argv[1], "csv") == 0)
+        return run_csv(argv[2]);
+    fprintf(stderr, "usage: bench_ingest api N [SEED] | bench_ingest csv FILE\n");
+    return 2;
+}

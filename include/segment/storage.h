@@ -1,0 +1,159 @@
+/*
+ * libsegment: storage backends.
+ *
+ * The engine keeps its working state (events, customers, aggregates) in
+ * memory and writes every change through a storage backend, a versioned
+ * table of functions in the manner of SQLite's VFS.  On open the backend
+ * streams back what it holds (load), so a durable backend restores the
+ * database.  A host can write its own backend: fill a seg_storage_methods
+ * table, wrap it in a seg_storage_backend and pass it in
+ * seg_db_options.storage.  There is no global registry.
+ *
+ * Versioning: `version` comes first; slots are only ever appended, each
+ * group with a new version number.  The core reads a slot only when the
+ * backend's version includes it.  Any write slot may be NULL, meaning that
+ * this backend does not persist that kind of data (the in-memory backend
+ * keeps events and customers only in the engine's own memory).
+ *
+ * Calls: the core never calls one seg_storage from two threads at once.
+ * Every change happens between begin and commit (or rollback); load and the
+ * put_* calls of one batch form one transaction.  A backend reports a
+ * failure by returning a negative status (normally SEG_ESTORAGE) after
+ * seg_storage_set_error(); the core then rolls the transaction back, undoes
+ * the change in memory and returns the status to its caller.
+ */
+#ifndef SEGMENT_STORAGE_H
+#define SEGMENT_STORAGE_H
+
+#include "segment/core.h"
+#include "segment/event.h"
+#include "segment/customer.h"
+
+SEG_BEGIN_DECLS
+
+/** @defgroup storage Storage backends
+ *  @{ */
+
+typedef struct seg_storage seg_storage;
+typedef struct seg_storage_methods seg_storage_methods;
+
+/** Opaque to backends: the core's side of a storage. */
+struct seg__storage_core;
+
+/**
+ * The base of every backend's storage struct: a backend's own struct starts
+ * with a seg_storage, and the core allocates storage_size bytes for it,
+ * zeroed, before calling open.
+ * @since 1.0
+ */
+struct seg_storage {
+    const seg_storage_methods *methods; /**< set by open, even when it fails */
+    struct seg__storage_core *core;     /**< set by the core; backends leave it alone */
+};
+
+/**
+ * Receives the stored state during load.  Each callback returns SEG_OK or a
+ * negative status (the backend then stops and returns it).  Pointers are
+ * valid during the call only.  Order: meta, customers, events (in the order
+ * they were stored), attributes, consent, records.
+ * @since 1.0
+ */
+typedef struct seg_storage_sink {
+    size_t struct_size;  /**< sizeof(seg_storage_sink) as known to the core */
+    int (*meta)(void *ctx, const char *key, const char *value);            /**< a meta entry */
+    int (*customer)(void *ctx, const char *customer_id);                   /**< a customer */
+    int (*event)(void *ctx, const seg_event_info *event);                  /**< an event */
+    int (*attr)(void *ctx, const char *customer_id, const char *name,
+                const seg_value *value);                                    /**< an attribute */
+    int (*consent)(void *ctx, const char *customer_id, const char *channel,
+                   int state);                                              /**< a consent flag */
+    int (*record)(void *ctx, const char *table, const char *key,
+                  const void *data, size_t len);                            /**< a module record */
+} seg_storage_sink;
+
+/** Version 1 of seg_storage_methods. @since 1.0 */
+#define SEG_STORAGE_METHODS_V1 1
+
+/**
+ * The backend's functions.  All return SEG_OK or a negative status.
+ * @since 1.0
+ */
+struct seg_storage_methods {
+    int version; /**< SEG_STORAGE_METHODS_V1 */
+    /** Open the store named by uri; flags are SEG_DB_CREATE | SEG_DB_READONLY.
+     *  SEG_EBUSY when another writer has it. */
+    int (*open)(seg_storage *st, const char *uri, uint32_t flags, void *app_data);
+    /** Release everything; never fails.  Called also after a failed open. */
+    void (*close)(seg_storage *st);
+    /** Stream everything stored to the sink (may be NULL: nothing stored). */
+    int (*load)(seg_storage *st, const seg_storage_sink *sink, void *ctx);
+    /** Start a transaction. */
+    int (*begin)(seg_storage *st);
+    /** Make the transaction durable; when it returns SEG_OK the data survives a crash. */
+    int (*commit)(seg_storage *st);
+    /** Discard the transaction. */
+    int (*rollback)(seg_storage *st);
+    /** Store a meta entry (the core stores "currency_exponent"). */
+    int (*put_meta)(seg_storage *st, const char *key, const char *value);
+    /** Store new events (event_id always set; never one already stored). */
+    int (*put_events)(seg_storage *st, const seg_event_info *events, size_t n);
+    /** Store a customer that has no events yet (a prospect). */
+    int (*put_customer)(seg_storage *st, const char *customer_id);
+    /** Store an attribute; value->type SEG_TYPE_NULL deletes it. */
+    int (*put_attr)(seg_storage *st, const char *customer_id, const char *name,
+                    const seg_value *value);
+    /** Store a consent state; SEG_CONSENT_UNKNOWN deletes it. */
+    int (*put_consent)(seg_storage *st, const char *customer_id, const char *channel,
+                       int state);
+    /** Delete a customer with every event, attribute and consent of theirs.
+     *  (Anonymization is an erase followed by put_customer and put_events
+     *  under the new id.) */
+    int (*erase_customer)(seg_storage *st, const char *customer_id);
+    /** Store (data non-NULL) or delete (data NULL) a keyed record of a module's
+     *  table ("journey_state", "ledger", "outbox", ...). */
+    int (*put_record)(seg_storage *st, const char *table, const char *key,
+                      const void *data, size_t len);
+    /* ---- end of version 1; append new slots below, never reorder ---- */
+};
+
+/** Version 1 of seg_storage_backend. @since 1.0 */
+#define SEG_STORAGE_BACKEND_V1 1
+
+/**
+ * A backend as a host hands it to seg_db_open() through
+ * seg_db_options.storage.  Must stay unchanged while a db uses it.
+ * @since 1.0
+ */
+struct seg_storage_backend {
+    int version;                         /**< SEG_STORAGE_BACKEND_V1 */
+    size_t storage_size;                 /**< size of the backend's struct (>= sizeof(seg_storage)) */
+    const char *name;                    /**< short name for messages ("memory", "sqlite") */
+    const seg_storage_methods *methods;  /**< the functions */
+    void *app_data;                      /**< passed to open */
+};
+
+/**
+ * The in-memory backend, the default: the engine's memory is the only copy
+ * of events and customers (gone at close); module records are kept in
+ * memory with transactions.
+ * @since 1.0
+ */
+SEG_API const seg_storage_backend *seg_storage_memory(void);
+
+/**
+ * Report a failure from inside a backend call: formats a message that
+ * becomes the db's seg_errmsg() (prefixed with the backend's name).
+ * @return @p code, so a backend can write `return seg_storage_set_error(...)`.
+ * @since 1.0
+ */
+SEG_API int seg_storage_set_error(seg_storage *st, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/** @} */
+
+SEG_END_DECLS
+
+#endif /* SEGMENT_STORAGE_H */

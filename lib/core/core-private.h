@@ -1,0 +1,41 @@
+/*
+ * The database handle.
+ */
+#ifndef SEGMENT_CORE_PRIVATE_H
+#define SEGMENT_CORE_PRIVATE_H
+
+#include "segment-private.h"
+#include "event/event-private.h"
+
+/* The core's side of a storage (seg_storage.core). */
+struct seg__storage_core {
+    seg_db *db;
+    const seg_storage_backend *backend;
+};
+
+struct seg_db {
+    seg__alloc alloc;
+    int exponent;
+    uint32_t flags;          /* SEG_DB_* */
+    int errcode;
+    char *errmsg;            /* heap, errcap bytes */
+    size_t errcap;
+    /* storage */
+    const seg_storage_backend *backend;
+    seg_storage *st;
+    struct seg__storage_core stcore;
+    bool loading;            /* replaying the backend's load: no writes back */
+    bool in_batch;
+    struct seg__batch *load_batch; /* open while the backend loads */
+    /* store */
+    seg__store store;
+    /* scratch for strings handed out (borrowed until the next call) */
+    char *scratch;
+    size_t scratch_cap;
+    char idbuf[SEG_ID_MAX + 1];
+};
+
+/* grow db->scratch to n bytes; NULL on ENOMEM */
+char *seg__db_scratch(seg_db *db, size_t n);
+
+#endif /* SEGMENT_CORE_PRIVATE_H */

@@ -1,0 +1,204 @@
+/* The core's side of the storage vtable: checked calls, errors, load. */
+#include "storage/storage-private.h"
+
+#include <stdio.h>
+
+SEG_API int seg_storage_set_error(seg_storage *st, int code, const char *fmt, ...)
+{
+    if (!st || !st->core || !st->core->db || !fmt)
+        return code;
+    seg_db *db = st->core->db;
+    char buf[900];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    const char *name = st->core->backend && st->core->backend->name ? st->core->backend->name
+                                                                     : "storage";
+    return seg__error(db, code, "%s: %s", name, buf);
+}
+
+/* A backend that failed without a message still gets one. */
+static int st_fail(seg_db *db, int rc, const char *what)
+{
+    if (rc >= 0)
+        rc = SEG_ESTORAGE; /* a positive return is a backend bug: treat as failure */
+    if (db->errcode != rc || !db->errmsg || !db->errmsg[0])
+        seg__error(db, rc, "%s: %s failed: %s",
+                   db->backend->name ? db->backend->name : "storage", what, seg_errstr(rc));
+    return rc;
+}
+
+#define M(db) ((db)->backend->methods)
+#define CALL(db, slot, what, ...)                                    \
+    do {                                                             \
+        if (!M(db)->slot || (db)->loading)                           \
+            return SEG_OK;                                           \
+        seg__error_clear(db);                                        \
+        int rc_ = M(db)->slot((db)->st, __VA_ARGS__);                \
+        return rc_ == SEG_OK ? SEG_OK : st_fail((db), rc_, (what));  \
+    } while (0)
+
+int seg__st_begin(seg_db *db)
+{
+    if (!M(db)->begin || db->loading)
+        return SEG_OK;
+    int rc = M(db)->begin(db->st);
+    return rc == SEG_OK ? SEG_OK : st_fail(db, rc, "begin");
+}
+
+int seg__st_commit(seg_db *db)
+{
+    if (!M(db)->commit || db->loading)
+        return SEG_OK;
+    int rc = M(db)->commit(db->st);
+    return rc == SEG_OK ? SEG_OK : st_fail(db, rc, "commit");
+}
+
+void seg__st_rollback(seg_db *db)
+{
+    if (!M(db)->rollback || db->loading)
+        return;
+    /* keep the error that caused the rollback */
+    int code = db->errcode;
+    char keep[1024];
+    snprintf(keep, sizeof keep, "%s", seg_errmsg(db));
+    M(db)->rollback(db->st);
+    if (code != SEG_OK)
+        seg__error(db, code, "%s", keep);
+}
+
+int seg__st_put_meta(seg_db *db, const char *key, const char *value)
+{
+    CALL(db, put_meta, "put_meta", key, value);
+}
+
+bool seg__st_wants_events(const seg_db *db)
+{
+    return M(db)->put_events && !db->loading;
+}
+
+int seg__st_put_events(seg_db *db, const seg_event_info *events, size_t n)
+{
+    CALL(db, put_events, "put_events", events, n);
+}
+
+int seg__st_put_customer(seg_db *db, const char *customer_id)
+{
+    CALL(db, put_customer, "put_customer", customer_id);
+}
+
+int seg__st_put_attr(seg_db *db, const char *customer_id, const char *name, const seg_value *v)
+{
+    CALL(db, put_attr, "put_attr", customer_id, name, v);
+}
+
+int seg__st_put_consent(seg_db *db, const char *customer_id, const char *channel, int state)
+{
+    CALL(db, put_consent, "put_consent", customer_id, channel, state);
+}
+
+int seg__st_erase_customer(seg_db *db, const char *customer_id)
+{
+    CALL(db, erase_customer, "erase_customer", customer_id);
+}
+
+/* ---- load: replay what the backend holds ---- */
+
+static int sink_meta(void *ctx, const char *key, const char *value)
+{
+    seg_db *db = ctx;
+    if (!key || !value)
+        return seg__error(db, SEG_ESTORAGE, "load: meta entry without key or value");
+    if (strcmp(key, "currency_exponent") == 0) {
+        if (!value[0] || value[1] || value[0] < '0' || value[0] > '6')
+            return seg__error(db, SEG_ESTORAGE, "load: bad currency_exponent '%s'", value);
+        db->exponent = value[0] - '0';
+    }
+    return SEG_OK;
+}
+
+static int sink_customer(void *ctx, const char *id) { return seg__load_customer(ctx, id); }
+static int sink_event(void *ctx, const seg_event_info *ev) { return seg__load_event(ctx, ev); }
+static int sink_attr(void *ctx, const char *c, const char *n, const seg_value *v)
+{
+    return seg__load_attr(ctx, c, n, v);
+}
+static int sink_consent(void *ctx, const char *c, const char *ch, int s)
+{
+    return seg__load_consent(ctx, c, ch, s);
+}
+static int sink_record(void *ctx, const char *table, const char *key, const void *d, size_t n)
+{
+    /* no module keeps records yet; they stay in the backend */
+    SEG_UNUSED(ctx); SEG_UNUSED(table); SEG_UNUSED(key); SEG_UNUSED(d); SEG_UNUSED(n);
+    return SEG_OK;
+}
+
+static const seg_storage_sink load_sink = {
+    sizeof(seg_storage_sink), sink_meta, sink_customer, sink_event,
+    sink_attr, sink_consent, sink_record,
+};
+
+int seg__storage_open(seg_db *db, const char *uri)
+{
+    const seg_storage_backend *be = db->backend;
+    if (be->version < SEG_STORAGE_BACKEND_V1)
+        return seg__error(db, SEG_EVERSION, "storage backend: unsupported version %d",
+                          be->version);
+    if (be->storage_size < sizeof(seg_storage) || !be->methods)
+        return seg__error(db, SEG_EINVAL,
+                          "storage backend '%s': storage_size below sizeof(seg_storage) or no "
+                          "methods", be->name ? be->name : "?");
+    const seg_storage_methods *m = be->methods;
+    if (m->version < SEG_STORAGE_METHODS_V1 || !m->open || !m->close)
+        return seg__error(db, SEG_EVERSION,
+                          "storage backend '%s': methods version %d unsupported or open/close "
+                          "missing", be->name ? be->name : "?", m->version);
+    seg_storage *st = seg__calloc(&db->alloc, 1, be->storage_size);
+    if (!st)
+        return seg__error(db, SEG_ENOMEM, "out of memory");
+    db->stcore.db = db;
+    db->stcore.backend = be;
+    st->core = &db->stcore;
+    db->st = st;
+    seg__error_clear(db);
+    int rc = m->open(st, uri, db->flags, be->app_data);
+    if (rc != SEG_OK) {
+        rc = st_fail(db, rc, "open");
+        return rc;
+    }
+    st->methods = m; /* the core calls through the table it was given */
+    /* load */
+    if (m->load) {
+        db->loading = true;
+        rc = m->load(st, &load_sink, db);
+        seg__load_finish(db, rc == SEG_OK);
+        db->loading = false;
+        if (rc != SEG_OK)
+            return st_fail(db, rc, "load");
+    }
+    if (!(db->flags & SEG_DB_READONLY)) {
+        char v[2] = { (char)('0' + db->exponent), 0 };
+        rc = seg__st_begin(db);
+        if (rc == SEG_OK)
+            rc = seg__st_put_meta(db, "currency_exponent", v);
+        if (rc == SEG_OK)
+            rc = seg__st_commit(db);
+        else
+            seg__st_rollback(db);
+        if (rc != SEG_OK)
+            return rc;
+    }
+    return SEG_OK;
+}
+
+void seg__storage_close(seg_db *db)
+{
+    if (!db->st)
+        return;
+    if (db->backend->methods && db->backend->methods->close)
+        db->backend->methods->close(db->st);
+    seg__free(&db->alloc, db->st);
+    db->st = NULL;
+}
