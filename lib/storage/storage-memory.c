@@ -6,9 +6,7 @@
  * entries and module records are kept here, with transactions: a rollback
  * restores every record the transaction changed.
  */
-#include "segment-private.h"
-
-#include <stdlib.h>
+#include "core/core-private.h"
 
 typedef struct mem_rec {
     char *table, *key;
@@ -31,10 +29,13 @@ typedef struct mem_storage {
     int in_txn;
 } mem_storage;
 
-static char *dupstr(const char *s)
+/* The built-in backend allocates through the db's allocator. */
+static const seg__alloc *A(seg_storage *st) { return &st->core->db->alloc; }
+
+static char *dupstr(seg_storage *st, const char *s)
 {
     size_t n = strlen(s) + 1;
-    char *p = malloc(n);
+    char *p = seg__malloc(A(st), n);
     if (p)
         memcpy(p, s, n);
     return p;
@@ -51,14 +52,14 @@ static void mem_close(seg_storage *st)
 {
     mem_storage *m = (mem_storage *)st;
     for (size_t i = 0; i < m->n; i++) {
-        free(m->recs[i].table);
-        free(m->recs[i].key);
-        free(m->recs[i].data);
+        seg__free(A(st), m->recs[i].table);
+        seg__free(A(st), m->recs[i].key);
+        seg__free(A(st), m->recs[i].data);
     }
     for (size_t i = 0; i < m->nundo; i++)
-        free(m->undo[i].old);
-    free(m->recs);
-    free(m->undo);
+        seg__free(A(st), m->undo[i].old);
+    seg__free(A(st), m->recs);
+    seg__free(A(st), m->undo);
 }
 
 static int mem_load(seg_storage *st, const seg_storage_sink *sink, void *ctx)
@@ -90,10 +91,10 @@ static int mem_begin(seg_storage *st)
     return SEG_OK;
 }
 
-static void drop_undo(mem_storage *m)
+static void drop_undo(seg_storage *st, mem_storage *m)
 {
     for (size_t i = 0; i < m->nundo; i++)
-        free(m->undo[i].old);
+        seg__free(A(st), m->undo[i].old);
     m->nundo = 0;
 }
 
@@ -102,7 +103,7 @@ static int mem_commit(seg_storage *st)
     mem_storage *m = (mem_storage *)st;
     if (!m->in_txn)
         return seg_storage_set_error(st, SEG_EMISUSE, "commit without a transaction");
-    drop_undo(m);
+    drop_undo(st, m);
     m->in_txn = 0;
     return SEG_OK;
 }
@@ -113,7 +114,7 @@ static int mem_rollback(seg_storage *st)
     while (m->nundo) {
         mem_undo *u = &m->undo[--m->nundo];
         mem_rec *r = &m->recs[u->index];
-        free(r->data);
+        seg__free(A(st), r->data);
         r->data = u->old;
         r->len = u->oldlen;
     }
@@ -135,23 +136,23 @@ static int put(seg_storage *st, const char *table, const char *key, const void *
             return SEG_OK;
         if (m->n == m->cap) {
             size_t cap = m->cap ? m->cap * 2 : 16;
-            mem_rec *p = realloc(m->recs, cap * sizeof *p);
+            mem_rec *p = seg__realloc(A(st), m->recs, cap * sizeof *p);
             if (!p)
                 return seg_storage_set_error(st, SEG_ENOMEM, "out of memory");
             m->recs = p;
             m->cap = cap;
         }
-        mem_rec r = { dupstr(table), dupstr(key), NULL, 0 };
+        mem_rec r = { dupstr(st, table), dupstr(st, key), NULL, 0 };
         if (!r.table || !r.key) {
-            free(r.table);
-            free(r.key);
+            seg__free(A(st), r.table);
+            seg__free(A(st), r.key);
             return seg_storage_set_error(st, SEG_ENOMEM, "out of memory");
         }
         m->recs[m->n++] = r;
     }
     void *copy = NULL;
     if (data) {
-        copy = malloc(len + 1);
+        copy = seg__malloc(A(st), len + 1);
         if (!copy)
             return seg_storage_set_error(st, SEG_ENOMEM, "out of memory");
         memcpy(copy, data, len);
@@ -160,9 +161,9 @@ static int put(seg_storage *st, const char *table, const char *key, const void *
     if (m->in_txn) {
         if (m->nundo == m->capundo) {
             size_t cap = m->capundo ? m->capundo * 2 : 16;
-            mem_undo *p = realloc(m->undo, cap * sizeof *p);
+            mem_undo *p = seg__realloc(A(st), m->undo, cap * sizeof *p);
             if (!p) {
-                free(copy);
+                seg__free(A(st), copy);
                 return seg_storage_set_error(st, SEG_ENOMEM, "out of memory");
             }
             m->undo = p;
@@ -170,7 +171,7 @@ static int put(seg_storage *st, const char *table, const char *key, const void *
         }
         m->undo[m->nundo++] = (mem_undo){ i, m->recs[i].data, m->recs[i].len };
     } else {
-        free(m->recs[i].data);
+        seg__free(A(st), m->recs[i].data);
     }
     m->recs[i].data = copy;
     m->recs[i].len = len;
