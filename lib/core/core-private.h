@@ -26,6 +26,7 @@ struct seg_db {
     struct seg__storage_core stcore;
     bool loading;            /* replaying the backend's load: no writes back */
     bool in_batch;
+    bool iterating;          /* inside a foreach callback: no changes allowed */
     struct seg__batch *load_batch; /* open while the backend loads */
     /* store */
     seg__store store;

@@ -292,12 +292,45 @@ SEG_API int seg_money_parse(int64_t *out, const char *text, size_t len, int expo
         neg = *p == '-';
         p++;
     }
+    unsigned dg;
+    if (SEG_LIKELY(len <= 12)) {
+        /* at most 12 integer digits and 6 decimals: no overflow before the
+         * final range check */
+        static const uint32_t pow10[7] = { 1, 10, 100, 1000, 10000, 100000, 1000000 };
+        const char *s = p;
+        uint64_t v = 0;
+        while (p < end && (dg = DIGIT(*p)) <= 9) {
+            v = v * 10 + dg;
+            p++;
+        }
+        size_t digits = (size_t)(p - s);
+        int frac = 0;
+        if (p < end && *p == '.') {
+            s = ++p;
+            while (p < end && (dg = DIGIT(*p)) <= 9) {
+                if (frac < exponent) {
+                    v = v * 10 + dg;
+                    frac++;
+                } else if (dg) {
+                    return SEG_EINVAL; /* more decimals than the currency has */
+                }
+                p++;
+            }
+            digits += (size_t)(p - s);
+        }
+        if (p != end || digits == 0)
+            return SEG_EINVAL;
+        v *= pow10[exponent - frac];
+        if (v > (uint64_t)SEG_AMOUNT_MAX)
+            return SEG_ERANGE;
+        *out = neg ? -(int64_t)v : (int64_t)v;
+        return SEG_OK;
+    }
     /* v stays <= SEG_AMOUNT_MAX while accumulating; once past it, big is set
      * and the rest is only checked for syntax */
     uint64_t v = 0;
     bool big = false;
     size_t digits = 0;
-    unsigned dg;
     for (; p < end && (dg = DIGIT(*p)) <= 9; p++, digits++) {
         if (!big) {
             v = v * 10 + dg;

@@ -149,6 +149,8 @@ static int foreach_impl(seg_db *db, int64_t as_of, bool use_as_of, uint32_t flag
     }
     char idbuf[SEG_ID_MAX + 1];
     int rc = SEG_OK;
+    bool was = db->iterating;
+    db->iterating = true;
     for (size_t k = 0; k < n; k++) {
         uint32_t ci = order ? order[k] : (uint32_t)k;
         const seg__cust *c = &s->custs[ci];
@@ -169,6 +171,7 @@ static int foreach_impl(seg_db *db, int64_t as_of, bool use_as_of, uint32_t flag
         if (cb(&info, payload))
             break;
     }
+    db->iterating = was;
     seg__free(&db->alloc, order);
     return rc;
 }
@@ -526,6 +529,8 @@ int seg__customer_apply(seg_db *db, const seg__custop *ops, size_t n, size_t *ba
         return seg__error(db, SEG_EREADONLY, "the database was opened read-only");
     if (db->in_batch && !db->loading)
         return seg__error(db, SEG_EMISUSE, "a batch is open on this handle");
+    if (db->iterating)
+        return seg__error(db, SEG_EMISUSE, "the database cannot change during a foreach");
     cust_txn t;
     txn_begin(&t, db);
     int rc = SEG_OK;
@@ -749,8 +754,9 @@ SEG_API int seg_customer_erase(seg_db *db, const char *customer_id)
     seg__error_clear(db);
     if (db->flags & SEG_DB_READONLY)
         return seg__error(db, SEG_EREADONLY, "the database was opened read-only");
-    if (db->in_batch)
-        return seg__error(db, SEG_EMISUSE, "a batch is open on this handle");
+    if (db->in_batch || db->iterating)
+        return seg__error(db, SEG_EMISUSE, "the database cannot change now (%s)",
+                          db->in_batch ? "a batch is open" : "inside a foreach");
     uint32_t ci;
     int rc = find_cust(db, customer_id, &ci);
     if (rc != SEG_OK)
@@ -863,8 +869,9 @@ SEG_API int seg_customer_anonymize(seg_db *db, const char *customer_id, char **n
     seg__error_clear(db);
     if (db->flags & SEG_DB_READONLY)
         return seg__error(db, SEG_EREADONLY, "the database was opened read-only");
-    if (db->in_batch)
-        return seg__error(db, SEG_EMISUSE, "a batch is open on this handle");
+    if (db->in_batch || db->iterating)
+        return seg__error(db, SEG_EMISUSE, "the database cannot change now (%s)",
+                          db->in_batch ? "a batch is open" : "inside a foreach");
     uint32_t ci;
     int rc = find_cust(db, customer_id, &ci);
     if (rc != SEG_OK)

@@ -240,6 +240,8 @@ int seg__batch_begin(seg__batch **out, seg_db *db, uint32_t flags, size_t size_h
     *out = NULL;
     if (db->in_batch)
         return seg__error(db, SEG_EMISUSE, "a batch is already open on this handle");
+    if (db->iterating)
+        return seg__error(db, SEG_EMISUSE, "the database cannot change during a foreach");
     if ((db->flags & SEG_DB_READONLY) && !db->loading)
         return seg__error(db, SEG_EREADONLY, "the database was opened read-only");
     seg__batch *b = seg__calloc(&db->alloc, 1, sizeof *b);
@@ -1237,12 +1239,14 @@ SEG_API int seg_event_foreach(seg_db *db, const char *customer_id, seg_event_cb 
             return seg__error(db, SEG_ENOTFOUND, "customer_id '%s': no such customer",
                               customer_id);
         }
+        db->iterating = true;
         for (uint32_t i = s->custs[ci].head; i != SEG__NONE; i = seg__ev_next(s, i)) {
             seg__event_info(s, i, &info, bufs);
             if (cb(&info, payload))
                 break;
         }
     } else {
+        db->iterating = true;
         for (uint32_t i = 0; i < s->nevents; i++) {
             if (seg__ev_kind(s, i) == SEG__KIND_DELETED)
                 continue;
@@ -1251,6 +1255,7 @@ SEG_API int seg_event_foreach(seg_db *db, const char *customer_id, seg_event_cb 
                 break;
         }
     }
+    db->iterating = false;
     seg__free(&db->alloc, bufs);
     return SEG_OK;
 }
