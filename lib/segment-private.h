@@ -57,7 +57,7 @@ char *seg__strdup_user(const seg__alloc *a, const char *s, size_t n);
 /* ---- errors (lib/core/error.c) ---- */
 /* Set the db's last error; returns code.  A NULL db is allowed (no-op). */
 int seg__error(seg_db *db, int code, const char *fmt, ...) SEG_PRINTF(3, 4);
-int seg__verror(seg_db *db, int code, const char *fmt, va_list ap);
+int seg__verror(seg_db *db, int code, const char *fmt, va_list ap) SEG_PRINTF(3, 0);
 void seg__error_clear(seg_db *db);
 /* prefix the current message: "<prefix>: <old message>" */
 void seg__error_prefix(seg_db *db, const char *fmt, ...) SEG_PRINTF(2, 3);

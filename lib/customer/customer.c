@@ -477,11 +477,11 @@ static int apply_mem(cust_txn *t, const seg__custop *op)
     return SEG_OK;
 }
 
-static char *zdup(seg_db *db, seg__str s, char *buf, size_t cap)
+static char *zdup(seg__str s, char *buf, size_t cap)
 {
-    SEG_UNUSED(db);
     size_t n = s.n < cap - 1 ? s.n : cap - 1;
-    memcpy(buf, s.p, n);
+    if (n)
+        memcpy(buf, s.p, n);
     buf[n] = '\0';
     return buf;
 }
@@ -495,8 +495,8 @@ static int apply_storage(seg_db *db, const seg__custop *ops, size_t n, size_t *b
     int rc = SEG_OK;
     for (size_t k = 0; k < n && rc == SEG_OK; k++) {
         const seg__custop *op = &ops[k];
-        zdup(db, op->customer_id, cust, sizeof cust);
-        zdup(db, op->name, name, sizeof name);
+        zdup(op->customer_id, cust, sizeof cust);
+        zdup(op->name, name, sizeof name);
         if (op->op == SEG__OP_ADD) {
             rc = seg__st_put_customer(db, cust);
         } else if (op->op == SEG__OP_ATTR) {
@@ -545,7 +545,16 @@ int seg__customer_apply(seg_db *db, const seg__custop *ops, size_t n, size_t *ba
     }
     rc = seg__st_begin(db);
     if (rc == SEG_OK) {
-        rc = apply_storage(db, ops, n, bad_index_out);
+        /* attribute names first seen here: their type is now fixed */
+        seg__store *s = &db->store;
+        for (uint32_t k = t.names0; k < s->attr_names.count && rc == SEG_OK; k++) {
+            seg__str nm = seg__arena_str(&s->arena, s->attr_names.refs[k]);
+            char meta[5 + SEG_ID_MAX + 1];
+            snprintf(meta, sizeof meta, "attr:%.*s", (int)nm.n, nm.p);
+            rc = seg__st_put_meta(db, meta, type_name(s->attr_types[k]));
+        }
+        if (rc == SEG_OK)
+            rc = apply_storage(db, ops, n, bad_index_out);
         if (rc == SEG_OK)
             rc = seg__st_commit(db);
         if (rc != SEG_OK)
@@ -642,8 +651,38 @@ SEG_API int seg_attr_declare(seg_db *db, const char *name, uint32_t type)
     if (type < SEG_TYPE_STRING || type > SEG_TYPE_TIME)
         return seg__error(db, SEG_EINVAL, "attribute '%s': unknown type %u", name,
                           (unsigned)type);
+    if ((db->flags & SEG_DB_READONLY) && !db->loading)
+        return seg__error(db, SEG_EREADONLY, "the database was opened read-only");
+    if (db->in_batch || db->iterating)
+        return seg__error(db, SEG_EMISUSE, "the database cannot change now");
+    seg__store *s = &db->store;
+    uint32_t names0 = s->attr_names.count;
     uint32_t key;
-    return attr_key(db, seg__cstr(name), type, true, &key);
+    rc = attr_key(db, seg__cstr(name), type, true, &key);
+    if (rc != SEG_OK || s->attr_names.count == names0)
+        return rc; /* error, or declared already with this type */
+    /* a declaration is stored as a meta entry "attr:NAME" = type name */
+    char meta[5 + SEG_ID_MAX + 1];
+    snprintf(meta, sizeof meta, "attr:%s", name);
+    rc = seg__st_begin(db);
+    if (rc == SEG_OK) {
+        rc = seg__st_put_meta(db, meta, type_name(type));
+        if (rc == SEG_OK)
+            rc = seg__st_commit(db);
+        if (rc != SEG_OK)
+            seg__st_rollback(db);
+    }
+    if (rc != SEG_OK)
+        seg__dict_truncate(&s->attr_names, &s->arena, names0);
+    return rc;
+}
+
+int seg__load_declaration(seg_db *db, const char *name, const char *type)
+{
+    for (uint32_t t = SEG_TYPE_STRING; t <= SEG_TYPE_TIME; t++)
+        if (strcmp(type, type_name(t)) == 0)
+            return seg_attr_declare(db, name, t);
+    return seg__error(db, SEG_ESTORAGE, "load: attribute '%s' has unknown type '%s'", name, type);
 }
 
 SEG_API uint32_t seg_attr_type(seg_db *db, const char *name)

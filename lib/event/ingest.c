@@ -440,8 +440,22 @@ typedef struct pre {
     bool have_d0;
 } pre;
 
-static void precompute(const seg__ev *ev, pre *p)
+/* Defaults made explicit, so equal events compare and hash equal. */
+static void normalize(seg__ev *ev)
 {
+    if (ev->quantity == SEG_QUANTITY_DEFAULT)
+        ev->quantity = ev->kind == SEG_EVENT_PURCHASE ? 1 : 0;
+    /* a purchase without an order is an order of its own, named by its id:
+     * with an explicit id that order can be joined and refunded by name */
+    if (ev->kind == SEG_EVENT_PURCHASE && !ev->order_id.n && ev->event_id.n)
+        ev->order_id = ev->event_id;
+}
+
+static void precompute(const seg__ev *in, pre *p)
+{
+    seg__ev norm = *in;
+    normalize(&norm);
+    const seg__ev *ev = &norm;
     p->cust_h = seg__hash(ev->customer_id.p, ev->customer_id.n, SEG__SEED_CUST);
     p->order_h = ev->order_id.n ? seg__hash(ev->order_id.p, ev->order_id.n, SEG__SEED_ORDER) : 0;
     p->eid_h = ev->event_id.n ? seg__hash(ev->event_id.p, ev->event_id.n, SEG__SEED_EID) : 0;
@@ -450,10 +464,7 @@ static void precompute(const seg__ev *ev, pre *p)
     if (!ev->event_id.n && ev->customer_id.n <= SEG_ID_MAX && ev->order_id.n <= SEG_ID_MAX &&
         ev->channel.n <= SEG_ID_MAX && ev->category.n <= SEG_ID_MAX &&
         ev->sku.n <= SEG_ID_MAX && ev->refund_of.n <= SEG_ID_MAX && ev->name.n <= SEG_ID_MAX) {
-        seg__ev t = *ev;
-        if (t.quantity == SEG_QUANTITY_DEFAULT)
-            t.quantity = t.kind == SEG_EVENT_PURCHASE ? 1 : 0;
-        p->d0 = seg__derive_id(&t, 0);
+        p->d0 = seg__derive_id(ev, 0);
         p->have_d0 = true;
     }
 }
@@ -472,8 +483,7 @@ static int batch_add(seg__batch *b, const seg__ev *in, int occ_given, const pre 
     if ((rc = validate(db, in, field_out)) != SEG_OK)
         return rc;
     seg__ev ev = *in;
-    if (ev.quantity == SEG_QUANTITY_DEFAULT)
-        ev.quantity = ev.kind == SEG_EVENT_PURCHASE ? 1 : 0;
+    normalize(&ev);
     pre local;
     if (!pc) {
         precompute(&ev, &local);
@@ -570,6 +580,20 @@ static int batch_add(seg__batch *b, const seg__ev *in, int occ_given, const pre 
         }
     }
 
+    /* the customer's sums must stay representable */
+    if (ci != SEG__NONE) {
+        const seg__cust *c = &s->custs[ci];
+        int64_t sum;
+        if ((ev.kind == SEG_EVENT_PURCHASE && __builtin_add_overflow(c->revenue, ev.amount, &sum)) ||
+            (ev.kind == SEG_EVENT_REFUND && __builtin_add_overflow(c->refunds, ev.amount, &sum)))
+            return fail(db, field_out, SEG__F_AMOUNT, SEG_ERANGE,
+                        "amount: the customer's %s would overflow",
+                        ev.kind == SEG_EVENT_PURCHASE ? "revenue" : "refunds");
+        if (c->events == UINT32_MAX)
+            return fail(db, field_out, SEG__F_CUSTOMER_ID, SEG_ELIMIT,
+                        "customer_id: too many events for one customer");
+    }
+
     /* ---- from here on: changes (failures are resource errors, undone by
      * the batch's rollback) ---- */
     if ((rc = prepare_slot(a, s, &ev, occ, explicit_id, ev.refund_of.n > 0)) != SEG_OK ||
@@ -606,20 +630,23 @@ static int batch_add(seg__batch *b, const seg__ev *in, int occ_given, const pre 
         ref -= 1; /* the name's index itself */
     }
 #undef INTERN
+    if (explicit_id && !(eid = seg__arena_add(a, &s->arena, ev.event_id.p, ev.event_id.n))) {
+        rc = SEG_ENOMEM;
+        goto resource;
+    }
     if (ev.order_id.n) {
-        ref = first_of_order != SEG__NONE ? seg__ev_ref(s, first_of_order)
-                                          : seg__arena_add(a, &s->arena, ev.order_id.p,
-                                                           ev.order_id.n);
+        if (first_of_order != SEG__NONE)
+            ref = seg__ev_ref(s, first_of_order);
+        else if (ev.order_id.p == ev.event_id.p && eid)
+            ref = eid; /* an order named by its own purchase's id: one copy */
+        else
+            ref = seg__arena_add(a, &s->arena, ev.order_id.p, ev.order_id.n);
         if (!ref) {
             rc = SEG_ENOMEM;
             goto resource;
         }
     }
     if (ev.refund_of.n && !(rf = seg__arena_add(a, &s->arena, ev.refund_of.p, ev.refund_of.n))) {
-        rc = SEG_ENOMEM;
-        goto resource;
-    }
-    if (explicit_id && !(eid = seg__arena_add(a, &s->arena, ev.event_id.p, ev.event_id.n))) {
         rc = SEG_ENOMEM;
         goto resource;
     }
@@ -772,17 +799,17 @@ static void prefetch_slots(const seg__store *s, const pre *p, const seg__ev *ev)
         prefetch(home_slot(&s->cust_tab, seg__tag(p->cust_h)));
     if (s->id_tab.cap)
         prefetch(home_slot(&s->id_tab, seg__tag(ev->event_id.n ? p->eid_h : p->d0.h1)));
-    if (ev->order_id.n && s->order_tab.cap)
+    if (p->order_h && s->order_tab.cap)
         prefetch(home_slot(&s->order_tab, seg__tag(p->order_h)));
 }
 
 /* stage 2: the records the slots point to */
-static void prefetch_records(const seg__store *s, const pre *p, const seg__ev *ev)
+static void prefetch_records(const seg__store *s, const pre *p)
 {
     uint32_t ci = home_guess(&s->cust_tab, p->cust_h);
     if (ci != SEG__NONE && ci < s->ncusts)
         prefetch(&s->custs[ci]);
-    if (ev->order_id.n) {
+    if (p->order_h) {
         uint32_t f = home_guess(&s->order_tab, p->order_h);
         if (f < s->nevents)
             prefetch(&seg__ev_chunk(s, f)->ref[SEG__OFF(f)]);
@@ -790,7 +817,7 @@ static void prefetch_records(const seg__store *s, const pre *p, const seg__ev *e
 }
 
 /* stage 3: the strings and the chain link the records point to */
-static void prefetch_strings(const seg__store *s, const pre *p, const seg__ev *ev)
+static void prefetch_strings(const seg__store *s, const pre *p)
 {
     uint32_t ci = home_guess(&s->cust_tab, p->cust_h);
     if (ci != SEG__NONE && ci < s->ncusts) {
@@ -800,7 +827,7 @@ static void prefetch_strings(const seg__store *s, const pre *p, const seg__ev *e
         if (c->tail < s->nevents)
             prefetch(&seg__ev_chunk(s, c->tail)->next[SEG__OFF(c->tail)]);
     }
-    if (ev->order_id.n) {
+    if (p->order_h) {
         uint32_t f = home_guess(&s->order_tab, p->order_h);
         if (f < s->nevents) {
             uint32_t ref = seg__ev_ref(s, f);
@@ -828,9 +855,9 @@ int seg__batch_add_many(seg__batch *b, const seg__ev *evs, size_t n, size_t *don
             prefetch_slots(s, p, &evs[k + AHEAD]);
         }
         if (k + MID < n)
-            prefetch_records(s, &ring[(k + MID) % RING], &evs[k + MID]);
+            prefetch_records(s, &ring[(k + MID) % RING]);
         if (k + NEAR < n)
-            prefetch_strings(s, &ring[(k + NEAR) % RING], &evs[k + NEAR]);
+            prefetch_strings(s, &ring[(k + NEAR) % RING]);
         bool dup;
         int rc = batch_add(b, &evs[k], -1, &ring[k % RING], &dup, field_out);
         if (rc != SEG_OK) {

@@ -39,5 +39,6 @@ int seg__load_finish(seg_db *db, bool ok); /* ends the load batch */
 int seg__load_customer(seg_db *db, const char *customer_id);
 int seg__load_attr(seg_db *db, const char *cust, const char *name, const seg_value *v);
 int seg__load_consent(seg_db *db, const char *cust, const char *channel, int state);
+int seg__load_declaration(seg_db *db, const char *name, const char *type);
 
 #endif /* SEGMENT_STORAGE_PRIVATE_H */

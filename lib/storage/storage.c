@@ -114,6 +114,8 @@ static int sink_meta(void *ctx, const char *key, const char *value)
         if (!value[0] || value[1] || value[0] < '0' || value[0] > '6')
             return seg__error(db, SEG_ESTORAGE, "load: bad currency_exponent '%s'", value);
         db->exponent = value[0] - '0';
+    } else if (strncmp(key, "attr:", 5) == 0) {
+        return seg__load_declaration(db, key + 5, value);
     }
     return SEG_OK;
 }

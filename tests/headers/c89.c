@@ -1,0 +1,31 @@
+/* The public headers as a C89 caller sees them: this file is compiled with
+ * -std=c89 -pedantic -Wall -Wextra -Werror (and -Wmissing-field-initializers,
+ * so every *_INIT macro must list all fields), then run. */
+#include <segment.h>
+
+#include <stdio.h>
+
+int main(void)
+{
+    seg_db_options db_opts = SEG_DB_OPTIONS_INIT;
+    seg_event event = SEG_EVENT_INIT;
+    seg_ingest_options ingest_opts = SEG_INGEST_OPTIONS_INIT;
+    seg_ingest_stats stats = SEG_INGEST_STATS_INIT;
+    seg_csv_options csv_opts = SEG_CSV_OPTIONS_INIT;
+    seg_customer_info info = SEG_CUSTOMER_INFO_INIT;
+    seg_db *db = NULL;
+    int ok = 1;
+
+    (void)event; (void)ingest_opts; (void)stats; (void)csv_opts; (void)info;
+    if (seg_db_open(&db, ":memory:", &db_opts) != SEG_OK) {
+        fprintf(stderr, "c89: seg_db_open failed\n");
+        return 1;
+    }
+    seg_db_close(db);
+#if SEG_VERSION_AT_LEAST(1, 0, 0)
+    ok = ok && seg_version() == SEG_VERSION_NUMBER;
+#else
+    ok = 0;
+#endif
+    return ok ? 0 : 1;
+}

@@ -1,0 +1,446 @@
+/*
+ * segment: the libsegment command-line tool.
+ *
+ * Built on the public API only (<segment.h>, the shared library), so it is
+ * also a worked example of using that API from C.
+ *
+ * Exit status: 0 success, 1 bad data or I/O error, 2 usage error.  Every
+ * error is exactly one line on stderr, starting "segment: ".
+ */
+#include <segment.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXIT_DATA 1
+#define EXIT_USAGE 2
+
+/* ---- errors ---- */
+
+static void die_line(int status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3), noreturn))
+#endif
+    ;
+
+/* Print "segment: MESSAGE" as exactly one line and exit. */
+static void die_line(int status, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    for (char *p = msg; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    fflush(stdout);
+    fprintf(stderr, "segment: %s\n", msg);
+    exit(status);
+}
+
+/* A failed library call on db: the handle's message names file:line:col. */
+static void die_db(const seg_db *db, int code)
+{
+    const char *msg = seg_errmsg(db);
+    die_line(EXIT_DATA, "%s", msg && *msg ? msg : seg_errstr(code));
+}
+
+/* ---- buffered standard output ---- */
+
+#define OUT_CAP (1u << 20)
+#define OUT_ROW_MAX 1024 /* longest row: a quoted 256-byte id is at most 514 bytes */
+
+static char out_buf[OUT_CAP];
+static size_t out_len;
+
+static void out_flush(void)
+{
+    if (out_len && fwrite(out_buf, 1, out_len, stdout) != out_len)
+        die_line(EXIT_DATA, "write error: %s", strerror(errno));
+    out_len = 0;
+}
+
+static void out_finish(void)
+{
+    out_flush();
+    if (fflush(stdout) != 0 || ferror(stdout))
+        die_line(EXIT_DATA, "write error: %s", strerror(errno));
+}
+
+/* Room for n more bytes (n <= OUT_CAP). */
+static char *out_reserve(size_t n)
+{
+    if (OUT_CAP - out_len < n)
+        out_flush();
+    return out_buf + out_len;
+}
+
+static void out_str(const char *s)
+{
+    size_t n = strlen(s);
+    while (n) {
+        size_t room = OUT_CAP - out_len, k = n < room ? n : room;
+        memcpy(out_buf + out_len, s, k);
+        out_len += k;
+        s += k;
+        n -= k;
+        if (n)
+            out_flush();
+    }
+}
+
+/* Decimal digits of v into p; returns the length. */
+static size_t fmt_u64(char *p, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        p[i] = tmp[n - 1 - i];
+    return n;
+}
+
+/* A CSV field, quoted per RFC 4180 when it holds a comma, quote, CR or LF. */
+static size_t fmt_csv_field(char *p, const char *s)
+{
+    if (strpbrk(s, ",\"\r\n") == NULL) {
+        size_t n = strlen(s);
+        memcpy(p, s, n);
+        return n;
+    }
+    char *q = p;
+    *q++ = '"';
+    for (; *s; s++) {
+        if (*s == '"')
+            *q++ = '"';
+        *q++ = *s;
+    }
+    *q++ = '"';
+    return (size_t)(q - p);
+}
+
+/* ---- option parsing ---- */
+
+/*
+ * Does argv[*i] name option `name` ("--events FILE" or "--events=FILE")?
+ * Returns 1 and sets *val (advancing *i past a separate value), or 0.
+ */
+static int opt_value(char **argv, int argc, int *i, const char *name, const char **val)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0)
+        return 0;
+    if (a[n] == '=') {
+        *val = a + n + 1;
+        return 1;
+    }
+    if (a[n] != '\0')
+        return 0;
+    if (*i + 1 >= argc)
+        die_line(EXIT_USAGE, "option '%s' needs a value (see 'segment customers --help')", name);
+    *val = argv[++*i];
+    return 1;
+}
+
+static int is_help(const char *a)
+{
+    return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
+}
+
+/* ---- help ---- */
+
+static const char main_help[] =
+    "Usage: segment COMMAND [OPTIONS]\n"
+    "       segment --help | --version\n"
+    "\n"
+    "The command-line tool of libsegment, customer segmentation as a C library.\n"
+    "\n"
+    "Commands:\n"
+    "  customers     print one CSV row of purchase aggregates per customer\n"
+    "  help [COMMAND]\n"
+    "                show this help, or the help of COMMAND\n"
+    "\n"
+    "Options:\n"
+    "  -h, --help    show this help and exit\n"
+    "  --version     show the versions of the tool and of the loaded library\n"
+    "\n"
+    "Run 'segment COMMAND --help' for the options of a command.\n"
+    "\n"
+    "Exit status: 0 on success, 1 when the input data or a file is bad (the\n"
+    "message names the file, line and column), 2 on a usage error.  Errors are\n"
+    "one line on standard error, starting with \"segment: \".\n";
+
+static const char customers_help[] =
+    "Usage: segment customers --events FILE [--events FILE ...] [FILE ...]\n"
+    "                         [--customers FILE] [--as-of TIME]\n"
+    "\n"
+    "Import events (and optionally customer attributes) into an in-memory\n"
+    "database and print one CSV row per customer to standard output, sorted by\n"
+    "customer_id (byte order).  Nothing is written anywhere else.\n"
+    "\n"
+    "Options (each also accepted as --option=VALUE):\n"
+    "  --events FILE     an event CSV file; repeat for several files.  FILE\n"
+    "                    arguments without an option (or after --) are event\n"
+    "                    files too; '-' reads standard input.  Each file is\n"
+    "                    imported as one atomic batch: one bad row fails the\n"
+    "                    command.  Events already imported (same event_id and\n"
+    "                    content, or the same derived id) are skipped, so a\n"
+    "                    file given twice counts once.\n"
+    "  --customers FILE  a customer CSV file (header customer_id, then NAME:TYPE\n"
+    "                    and consent:CHANNEL columns).  Every customer it names\n"
+    "                    is listed, with zero orders when it has no purchase.\n"
+    "                    May be repeated; read after all event files.\n"
+    "  --as-of TIME      compute every column as of TIME: only events with\n"
+    "                    ts < TIME count (an event at exactly TIME does not).\n"
+    "                    Customers whose events all come at or after TIME are\n"
+    "                    left out; customers with no events at all (from\n"
+    "                    --customers) are listed.  TIME is ISO-8601 UTC\n"
+    "                    (2024-03-01, 2024-03-01T10:00:00Z, an optional\n"
+    "                    +hh:mm offset) or integer seconds since the epoch.\n"
+    "  -h, --help        show this help and exit\n"
+    "\n"
+    "Event CSV: a header row naming the columns, in any order.  Required:\n"
+    "customer_id, ts, amount.  Optional: event_id, type (purchase, refund,\n"
+    "engagement), order_id, quantity, channel, category, sku, refund_of, name.\n"
+    "A row is one order line; lines sharing an order_id form one order.  A\n"
+    "negative amount is a refund; refund_of names the refunded order.  Amounts\n"
+    "are decimal strings (12.50) with at most 2 decimals.  See doc/guide.md.\n"
+    "\n"
+    "Output columns (header row first):\n"
+    "  customer_id     the customer's id, quoted as in RFC 4180 when it holds\n"
+    "                  a comma, a double quote, CR or LF\n"
+    "  orders          distinct orders with at least one line of positive amount\n"
+    "  purchase_days   distinct UTC calendar days with such a purchase\n"
+    "  first_purchase  time of the first purchase, YYYY-MM-DDTHH:MM:SSZ (UTC);\n"
+    "                  empty when orders is 0\n"
+    "  last_purchase   time of the last purchase; empty when orders is 0\n"
+    "  revenue         sum of the positive purchase amounts (gross)\n"
+    "  net_revenue     revenue plus refunds (refunds are negative amounts)\n"
+    "Money is printed with 2 decimals, without thousands separators.\n"
+    "\n"
+    "Exit status: 0 on success, 1 on bad data or an unreadable file (one line\n"
+    "on standard error naming file:line:column), 2 on a usage error.\n"
+    "\n"
+    "Example:\n"
+    "  segment customers --events examples/data/sample_events.csv \\\n"
+    "      --customers examples/data/sample_customers.csv --as-of 2024-07-01\n";
+
+static void print_help(const char *text)
+{
+    out_str(text);
+    out_finish();
+    exit(0);
+}
+
+/* ---- segment customers ---- */
+
+typedef struct row_ctx {
+    int exponent;
+    int failed; /* a formatter refused a value */
+} row_ctx;
+
+static int print_customer(const seg_customer_info *c, void *payload)
+{
+    row_ctx *ctx = payload;
+    char *p = out_reserve(OUT_ROW_MAX), *start = p;
+    size_t n;
+
+    p += fmt_csv_field(p, c->customer_id);
+    *p++ = ',';
+    p += fmt_u64(p, c->orders);
+    *p++ = ',';
+    p += fmt_u64(p, c->purchase_days);
+    *p++ = ',';
+    if (c->orders) {
+        if ((n = seg_time_format(p, 21, c->first_purchase)) == 0)
+            goto bad;
+        p += n;
+        *p++ = ',';
+        if ((n = seg_time_format(p, 21, c->last_purchase)) == 0)
+            goto bad;
+        p += n;
+        *p++ = ',';
+    } else {
+        *p++ = ','; /* empty first_purchase and last_purchase */
+        *p++ = ',';
+    }
+    if ((n = seg_money_format(p, 40, c->revenue, ctx->exponent)) == 0)
+        goto bad;
+    p += n;
+    *p++ = ',';
+    if ((n = seg_money_format(p, 40, c->net_revenue, ctx->exponent)) == 0)
+        goto bad;
+    p += n;
+    *p++ = '\n';
+    out_len += (size_t)(p - start);
+    return 0;
+bad:
+    ctx->failed = 1;
+    return 1;
+}
+
+/* Read all of standard input (for "-"). */
+static char *read_stdin(size_t *len_out)
+{
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        die_line(EXIT_DATA, "out of memory");
+    for (;;) {
+        if (len == cap) {
+            char *nb = cap > SIZE_MAX / 2 ? NULL : realloc(buf, cap * 2);
+            if (!nb)
+                die_line(EXIT_DATA, "out of memory reading standard input");
+            buf = nb;
+            cap *= 2;
+        }
+        size_t got = fread(buf + len, 1, cap - len, stdin);
+        len += got;
+        if (got == 0) {
+            if (ferror(stdin))
+                die_line(EXIT_DATA, "<stdin>: read error: %s", strerror(errno));
+            break;
+        }
+    }
+    *len_out = len;
+    return buf;
+}
+
+static int cmd_customers(int argc, char **argv)
+{
+    const char **events = calloc((size_t)argc + 1, sizeof *events);
+    const char **custs = calloc((size_t)argc + 1, sizeof *custs);
+    size_t nevents = 0, ncusts = 0;
+    const char *as_of_text = NULL, *val;
+    int only_files = 0;
+
+    if (!events || !custs)
+        die_line(EXIT_DATA, "out of memory");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (only_files || a[0] != '-' || strcmp(a, "-") == 0) {
+            events[nevents++] = a;
+        } else if (strcmp(a, "--") == 0) {
+            only_files = 1;
+        } else if (is_help(a)) {
+            print_help(customers_help);
+        } else if (opt_value(argv, argc, &i, "--events", &val)) {
+            events[nevents++] = val;
+        } else if (opt_value(argv, argc, &i, "--customers", &val)) {
+            custs[ncusts++] = val;
+        } else if (opt_value(argv, argc, &i, "--as-of", &val)) {
+            if (as_of_text)
+                die_line(EXIT_USAGE, "--as-of given twice");
+            as_of_text = val;
+        } else {
+            die_line(EXIT_USAGE, "customers: unknown option '%s' (see 'segment customers --help')", a);
+        }
+    }
+    if (nevents == 0)
+        die_line(EXIT_USAGE, "customers: no events file given (--events FILE; see 'segment customers --help')");
+    for (size_t i = 0; i < nevents; i++)
+        if (events[i][0] == '\0')
+            die_line(EXIT_USAGE, "customers: empty file name for --events");
+    for (size_t i = 0; i < ncusts; i++)
+        if (custs[i][0] == '\0')
+            die_line(EXIT_USAGE, "customers: empty file name for --customers");
+
+    int64_t as_of = 0;
+    if (as_of_text) {
+        int rc = seg_time_parse(&as_of, as_of_text, strlen(as_of_text));
+        if (rc == SEG_ERANGE)
+            die_line(EXIT_USAGE, "--as-of: time out of range: '%s'", as_of_text);
+        if (rc != SEG_OK)
+            die_line(EXIT_USAGE,
+                     "--as-of: not a time: '%s' (use 2024-03-01, 2024-03-01T10:00:00Z or epoch seconds)",
+                     as_of_text);
+    }
+
+    char errbuf[512] = "";
+    seg_db_options opts = SEG_DB_OPTIONS_INIT;
+    opts.errbuf = errbuf;
+    opts.errbuf_size = sizeof errbuf;
+    seg_db *db = NULL;
+    int rc = seg_db_open(&db, ":memory:", &opts);
+    if (rc != SEG_OK)
+        die_line(EXIT_DATA, "%s", errbuf[0] ? errbuf : seg_errstr(rc));
+
+    for (size_t i = 0; i < nevents; i++) {
+        if (strcmp(events[i], "-") == 0) {
+            size_t len;
+            char *data = read_stdin(&len);
+            seg_csv_options copts = SEG_CSV_OPTIONS_INIT;
+            copts.source_name = "<stdin>";
+            rc = seg_event_import_csv(db, data, len, &copts, NULL);
+            free(data);
+        } else {
+            rc = seg_event_import_csv_file(db, events[i], NULL, NULL);
+        }
+        if (rc != SEG_OK)
+            die_db(db, rc);
+    }
+    for (size_t i = 0; i < ncusts; i++) {
+        rc = seg_customer_import_csv_file(db, custs[i]);
+        if (rc != SEG_OK)
+            die_db(db, rc);
+    }
+
+    row_ctx ctx = { seg_db_currency_exponent(db), 0 };
+    out_str("customer_id,orders,purchase_days,first_purchase,last_purchase,revenue,net_revenue\n");
+    if (as_of_text)
+        rc = seg_customer_foreach_as_of(db, as_of, SEG_CUSTOMER_SORTED, print_customer, &ctx);
+    else
+        rc = seg_customer_foreach(db, SEG_CUSTOMER_SORTED, print_customer, &ctx);
+    if (rc != SEG_OK)
+        die_db(db, rc);
+    if (ctx.failed)
+        die_line(EXIT_DATA, "a time or amount could not be formatted");
+    out_finish();
+    seg_db_close(db);
+    free(events);
+    free(custs);
+    return 0;
+}
+
+/* ---- main ---- */
+
+static void print_version(void)
+{
+    char line[128];
+    snprintf(line, sizeof line, "segment %s (libsegment %s)\n", SEG_VERSION_STRING,
+             seg_version_string());
+    out_str(line);
+    out_finish();
+    exit(0);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        die_line(EXIT_USAGE, "no command given (see 'segment --help')");
+    const char *cmd = argv[1];
+    if (is_help(cmd))
+        print_help(main_help);
+    if (strcmp(cmd, "--version") == 0)
+        print_version();
+    if (strcmp(cmd, "help") == 0) {
+        if (argc < 3)
+            print_help(main_help);
+        if (strcmp(argv[2], "customers") == 0)
+            print_help(customers_help);
+        die_line(EXIT_USAGE, "help: unknown command '%s' (see 'segment --help')", argv[2]);
+    }
+    if (strcmp(cmd, "customers") == 0)
+        return cmd_customers(argc - 1, argv + 1);
+    if (cmd[0] == '-')
+        die_line(EXIT_USAGE, "unknown option '%s' (see 'segment --help')", cmd);
+    die_line(EXIT_USAGE, "unknown command '%s' (see 'segment --help')", cmd);
+}
