@@ -98,6 +98,16 @@ bool seg__utf8_valid(const char *s, size_t n)
     return true;
 }
 
+#define ONES UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+
+/* Does the word hold a byte >= 0x80, < 0x20 or == 0x7f? */
+static inline bool word_not_plain(uint64_t w)
+{
+    uint64_t del = w ^ (ONES * 0x7f);
+    return ((w | ((w - ONES * 0x20) & ~w) | ((del - ONES) & ~del)) & HIGHS) != 0;
+}
+
 int seg__check_id(seg_db *db, const char *what, seg__str s)
 {
     if (!s.p || s.n == 0)
@@ -105,7 +115,22 @@ int seg__check_id(seg_db *db, const char *what, seg__str s)
     if (s.n > SEG_ID_MAX)
         return seg__error(db, SEG_EINVAL, "%s: longer than %d bytes (%zu)", what, SEG_ID_MAX,
                           s.n);
-    for (size_t k = 0; k < s.n; k++) {
+    /* fast path: printable ASCII, 8 bytes at a time */
+    size_t k = 0;
+    bool plain = true;
+    for (; k + 8 <= s.n && plain; k += 8) {
+        uint64_t w;
+        memcpy(&w, s.p + k, 8);
+        plain = !word_not_plain(w);
+    }
+    if (plain && k < s.n) {
+        uint64_t w = ONES * 'A';
+        memcpy(&w, s.p + k, s.n - k);
+        plain = !word_not_plain(w);
+    }
+    if (plain)
+        return SEG_OK;
+    for (k = 0; k < s.n; k++) {
         uint8_t c = (uint8_t)s.p[k];
         if (c < 0x20 || c == 0x7f)
             return seg__error(db, SEG_EINVAL, "%s: control character 0x%02x at byte %zu", what,

@@ -74,11 +74,15 @@ void seg__arena_truncate(const seg__alloc *a, seg__arena *ar, seg__arena_mark m)
 void seg__arena_free(const seg__alloc *a, seg__arena *ar);
 
 /* ---- dictionaries: small string sets -> dense index (store.c) ---- */
+#define SEG__DICT_CACHE 64
 typedef struct seg__dict {
     seg__ref *refs;
     uint32_t count, cap;
     uint32_t limit;    /* largest count allowed */
     seg__htab tab;
+    /* recently used values by a cheap key (index + 1, 0 = empty): most
+     * lookups of low-cardinality values (channels, categories) stop here */
+    uint32_t cache[SEG__DICT_CACHE];
 } seg__dict;
 
 /* index of s or SEG__NONE */
@@ -227,6 +231,8 @@ uint32_t seg__order_find_h(const seg__store *s, seg__str order_id, uint64_t h);
 /* The 128-bit derived id of an event's content. */
 typedef struct seg__did { uint64_t h1, h2; } seg__did;
 seg__did seg__derive_id(const seg__ev *ev, uint32_t occurrence);
+/* its first half only: the hash the id table uses */
+uint64_t seg__derive_h1(const seg__ev *ev, uint32_t occurrence);
 /* the same for a stored event */
 seg__did seg__derive_stored(const seg__store *s, uint32_t i);
 /* render "~" + 32 hex digits + NUL into buf[34] */

@@ -86,8 +86,8 @@ static int validate(seg_db *db, const seg__ev *ev, int *field_out)
                     (unsigned)ev->kind);
     if (!ev->customer_id.n)
         return fail(db, field_out, SEG__F_CUSTOMER_ID, SEG_EINVAL, "customer_id: missing");
-    if ((rc = check_opt_id(db, field_out, SEG__F_CUSTOMER_ID, ev->customer_id)) != SEG_OK)
-        return rc;
+    if (ev->customer_id.n > SEG_ID_MAX)
+        return check_opt_id(db, field_out, SEG__F_CUSTOMER_ID, ev->customer_id);
     if ((rc = check_opt_id(db, field_out, SEG__F_EVENT_ID, ev->event_id)) != SEG_OK)
         return rc;
     if (ev->event_id.n && ev->event_id.p[0] == '~')
@@ -104,12 +104,9 @@ static int validate(seg_db *db, const seg__ev *ev, int *field_out)
         (ev->quantity < 0 || ev->quantity > SEG_QUANTITY_MAX))
         return fail(db, field_out, SEG__F_QUANTITY, ev->quantity < 0 ? SEG_EINVAL : SEG_ERANGE,
                     "quantity: %ld is not in 0..%d", (long)ev->quantity, SEG_QUANTITY_MAX);
-    if ((rc = check_opt_id(db, field_out, SEG__F_ORDER_ID, ev->order_id)) != SEG_OK ||
-        (rc = check_opt_id(db, field_out, SEG__F_CHANNEL, ev->channel)) != SEG_OK ||
-        (rc = check_opt_id(db, field_out, SEG__F_CATEGORY, ev->category)) != SEG_OK ||
-        (rc = check_opt_id(db, field_out, SEG__F_SKU, ev->sku)) != SEG_OK ||
-        (rc = check_opt_id(db, field_out, SEG__F_REFUND_OF, ev->refund_of)) != SEG_OK ||
-        (rc = check_opt_id(db, field_out, SEG__F_NAME, ev->name)) != SEG_OK)
+    /* customer_id, order_id and the dictionary values are checked by the
+     * caller only when they are new: a stored one was checked already */
+    if ((rc = check_opt_id(db, field_out, SEG__F_REFUND_OF, ev->refund_of)) != SEG_OK)
         return rc;
     switch (ev->kind) {
     case SEG_EVENT_PURCHASE:
@@ -386,13 +383,20 @@ static bool seen_eq(const void *ctx, uint32_t i)
 /* Occurrence bookkeeping for rows without an id (see the CSV contract):
  * returns the row's occurrence, or sets *dup when the row is a repeat of
  * an event stored before this batch. */
-static int occurrence_of(seg__batch *b, const seg__ev *ev, uint32_t ci, seg__did d0,
+static int occurrence_of(seg__batch *b, const seg__ev *ev, uint32_t ci, uint64_t h1,
                          uint32_t *occ_out, bool *dup)
 {
     seg__store *s = &b->db->store;
     const seg__alloc *a = &b->db->alloc;
-    seen_key sk = { b, d0 };
-    uint32_t si = seg__htab_find(&b->seen_tab, seg__tag(d0.h1), seen_eq, &sk);
+    /* the map of rows seen twice is keyed by the full 128-bit derived id;
+     * it is empty (and the second half not needed) until a repeat shows up */
+    seg__did d0 = { h1, 0 };
+    uint32_t si = SEG__NONE;
+    if (b->nseen) {
+        d0 = seg__derive_id(ev, 0);
+        seen_key sk = { b, d0 };
+        si = seg__htab_find(&b->seen_tab, seg__tag(d0.h1), seen_eq, &sk);
+    }
     uint32_t k;
     *dup = false;
     if (si == SEG__NONE) {
@@ -405,6 +409,8 @@ static int occurrence_of(seg__batch *b, const seg__ev *ev, uint32_t ci, seg__did
             return SEG_OK;
         }
         k = e >= b->ev0 ? 1 : 0;
+        if (!b->nseen)
+            d0 = seg__derive_id(ev, 0);
     } else {
         k = b->seen[si].count;
     }
@@ -436,7 +442,7 @@ static int occurrence_of(seg__batch *b, const seg__ev *ev, uint32_t ci, seg__did
 typedef struct pre {
     uint64_t cust_h, order_h;
     uint64_t eid_h;  /* explicit id */
-    seg__did d0;     /* derived id with occurrence 0 */
+    uint64_t d0;     /* derived id with occurrence 0, first half (the table hash) */
     bool have_d0;
 } pre;
 
@@ -460,11 +466,11 @@ static void precompute(const seg__ev *in, pre *p)
     p->order_h = ev->order_id.n ? seg__hash(ev->order_id.p, ev->order_id.n, SEG__SEED_ORDER) : 0;
     p->eid_h = ev->event_id.n ? seg__hash(ev->event_id.p, ev->event_id.n, SEG__SEED_EID) : 0;
     p->have_d0 = false;
-    p->d0.h1 = p->d0.h2 = 0;
+    p->d0 = 0;
     if (!ev->event_id.n && ev->customer_id.n <= SEG_ID_MAX && ev->order_id.n <= SEG_ID_MAX &&
         ev->channel.n <= SEG_ID_MAX && ev->category.n <= SEG_ID_MAX &&
         ev->sku.n <= SEG_ID_MAX && ev->refund_of.n <= SEG_ID_MAX && ev->name.n <= SEG_ID_MAX) {
-        p->d0 = seg__derive_id(ev, 0);
+        p->d0 = seg__derive_h1(ev, 0);
         p->have_d0 = true;
     }
 }
@@ -490,6 +496,21 @@ static int batch_add(seg__batch *b, const seg__ev *in, int occ_given, const pre 
         pc = &local;
     }
     uint32_t ci = seg__cust_find_h(s, ev.customer_id, pc->cust_h);
+    if (ci == SEG__NONE &&
+        (rc = check_opt_id(db, field_out, SEG__F_CUSTOMER_ID, ev.customer_id)) != SEG_OK)
+        return rc;
+    {
+        /* values new to their dictionary are checked; known ones are valid */
+        const seg__dict *dicts[4] = { &s->chan, &s->cat, &s->sku, &s->names };
+        const seg__str *vals[4] = { &ev.channel, &ev.category, &ev.sku, &ev.name };
+        static const int fields[4] = { SEG__F_CHANNEL, SEG__F_CATEGORY, SEG__F_SKU,
+                                       SEG__F_NAME };
+        for (int k = 0; k < 4; k++)
+            if (vals[k]->n && (vals[k]->n > SEG_ID_MAX ||
+                               seg__dict_find(&s->arena, dicts[k], *vals[k]) == SEG__NONE) &&
+                (rc = check_opt_id(db, field_out, fields[k], *vals[k])) != SEG_OK)
+                return rc;
+    }
     bool explicit_id = ev.event_id.n > 0;
 
     /* identity */
@@ -514,12 +535,12 @@ static int batch_add(seg__batch *b, const seg__ev *in, int occ_given, const pre 
             occ = (uint32_t)occ_given;
         } else if (b->flags & SEG__BATCH_COUNT_OCCURRENCES) {
             bool dup;
-            if ((rc = occurrence_of(b, &ev, ci, pc->d0, &occ, &dup)) != SEG_OK)
+            if ((rc = occurrence_of(b, &ev, ci, pc->have_d0 ? pc->d0 : seg__derive_h1(&ev, 0),
+                                    &occ, &dup)) != SEG_OK)
                 return fail(db, field_out, SEG__F_NONE, rc, "%s", seg_errstr(rc));
         }
-        seg__did d = occ == 0 && pc->have_d0 ? pc->d0 : seg__derive_id(&ev, occ);
-        idh = d.h1;
-        id_key k = { s, &ev, ci, occ, d };
+        idh = occ == 0 && pc->have_d0 ? pc->d0 : seg__derive_h1(&ev, occ);
+        id_key k = { s, &ev, ci, occ, { idh, 0 } };
         if (ci != SEG__NONE &&
             seg__htab_find(&s->id_tab, seg__tag(idh), derived_id_eq, &k) != SEG__NONE) {
             *dup_out = true;
@@ -534,6 +555,9 @@ static int batch_add(seg__batch *b, const seg__ev *in, int occ_given, const pre 
     if (ev.order_id.n) {
         order_h = pc->order_h;
         first_of_order = seg__order_find_h(s, ev.order_id, order_h);
+        if (first_of_order == SEG__NONE &&
+            (rc = check_opt_id(db, field_out, SEG__F_ORDER_ID, ev.order_id)) != SEG_OK)
+            return rc;
         if (first_of_order != SEG__NONE && seg__ev_cust(s, first_of_order) != ci)
             return fail(db, field_out, SEG__F_ORDER_ID, SEG_EINVAL,
                         "order_id '%.*s': the order belongs to another customer",
@@ -798,7 +822,7 @@ static void prefetch_slots(const seg__store *s, const pre *p, const seg__ev *ev)
     if (s->cust_tab.cap)
         prefetch(home_slot(&s->cust_tab, seg__tag(p->cust_h)));
     if (s->id_tab.cap)
-        prefetch(home_slot(&s->id_tab, seg__tag(ev->event_id.n ? p->eid_h : p->d0.h1)));
+        prefetch(home_slot(&s->id_tab, seg__tag(ev->event_id.n ? p->eid_h : p->d0)));
     if (p->order_h && s->order_tab.cap)
         prefetch(home_slot(&s->order_tab, seg__tag(p->order_h)));
 }

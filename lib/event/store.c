@@ -200,19 +200,36 @@ static bool dict_eq(const void *ctx, uint32_t i)
     return seg__arena_eq(k->ar, k->d->refs[i], k->s);
 }
 
+static inline uint32_t cache_slot(seg__str s)
+{
+    const uint8_t *p = (const uint8_t *)s.p;
+    return ((uint32_t)s.n * 0x9e37u ^ p[0] * 31u ^ p[s.n / 2] * 7u ^ p[s.n - 1] * 131u) &
+           (SEG__DICT_CACHE - 1);
+}
+
 uint32_t seg__dict_find(const seg__arena *ar, const seg__dict *d, seg__str s)
 {
+    if (!s.n || s.n > SEG_ID_MAX)
+        return SEG__NONE; /* never stored */
+    uint32_t c = d->cache[cache_slot(s)];
+    if (c && seg__arena_eq(ar, d->refs[c - 1], s))
+        return c - 1;
     dict_key k = { ar, d, s };
     return seg__htab_find(&d->tab, seg__tag(seg__hash(s.p, s.n, SEG__SEED_DICT)), dict_eq, &k);
 }
 
 uint32_t seg__dict_intern(const seg__alloc *a, seg__arena *ar, seg__dict *d, seg__str s, int *err)
 {
+    uint32_t slot = cache_slot(s), c = d->cache[slot];
+    if (c && seg__arena_eq(ar, d->refs[c - 1], s))
+        return c - 1;
     uint32_t tag = seg__tag(seg__hash(s.p, s.n, SEG__SEED_DICT));
     dict_key k = { ar, d, s };
     uint32_t i = seg__htab_find(&d->tab, tag, dict_eq, &k);
-    if (i != SEG__NONE)
+    if (i != SEG__NONE) {
+        d->cache[slot] = i + 1;
         return i;
+    }
     if (d->count >= d->limit) {
         *err = SEG_ELIMIT;
         return SEG__NONE;
@@ -239,11 +256,14 @@ uint32_t seg__dict_intern(const seg__alloc *a, seg__arena *ar, seg__dict *d, seg
     }
     d->refs[d->count] = r;
     seg__htab_insert(&d->tab, tag, d->count);
+    d->cache[slot] = d->count + 1;
     return d->count++;
 }
 
 void seg__dict_truncate(seg__dict *d, const seg__arena *ar, uint32_t count)
 {
+    if (d->count > count)
+        memset(d->cache, 0, sizeof d->cache);
     while (d->count > count) {
         d->count--;
         seg__str s = seg__arena_str(ar, d->refs[d->count]);
@@ -408,26 +428,32 @@ uint32_t seg__order_find(const seg__store *s, seg__str order_id)
 
 /* ---------------------------------------------------------- derived ids */
 
-static uint8_t *put_u64(uint8_t *p, uint64_t v)
+static inline uint8_t *put_u64(uint8_t *p, uint64_t v)
 {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(p, &v, 8);
+#else
     for (int k = 0; k < 8; k++)
-        *p++ = (uint8_t)(v >> (8 * k));
-    return p;
+        p[k] = (uint8_t)(v >> (8 * k));
+#endif
+    return p + 8;
 }
 
-static uint8_t *put_str(uint8_t *p, seg__str s)
+static inline uint8_t *put_str(uint8_t *p, seg__str s)
 {
-    /* length (2 bytes) then bytes; absent = length 0 */
-    *p++ = (uint8_t)(s.n & 0xff);
-    *p++ = (uint8_t)(s.n >> 8);
+    /* length (2 bytes, little-endian) then bytes; absent = length 0 */
+    p[0] = (uint8_t)(s.n & 0xff);
+    p[1] = (uint8_t)(s.n >> 8);
     if (s.n)
-        memcpy(p, s.p, s.n);
-    return p + s.n;
+        memcpy(p + 2, s.p, s.n);
+    return p + 2 + s.n;
 }
 
-seg__did seg__derive_id(const seg__ev *ev, uint32_t occurrence)
+/* The canonical bytes of an event's content: the input of its derived id.
+ * This layout is a stored format (ids derived from it are persisted), so
+ * it never changes; a new layout would need a new version byte. */
+static size_t serialize(const seg__ev *ev, uint32_t occurrence, uint8_t *buf)
 {
-    uint8_t buf[16 + 3 * 8 + 8 * (2 + SEG_ID_MAX)];
     uint8_t *p = buf;
     *p++ = 'v';
     *p++ = '1';
@@ -443,9 +469,23 @@ seg__did seg__derive_id(const seg__ev *ev, uint32_t occurrence)
     p = put_str(p, ev->refund_of);
     p = put_str(p, ev->name);
     p = put_u64(p, occurrence);
-    seg__did d = { seg__hash(buf, (size_t)(p - buf), SEG__SEED_DER1),
-                   seg__hash(buf, (size_t)(p - buf), SEG__SEED_DER2) };
+    return (size_t)(p - buf);
+}
+
+#define SERIAL_MAX (3 + 4 * 8 + 7 * (2 + SEG_ID_MAX))
+
+seg__did seg__derive_id(const seg__ev *ev, uint32_t occurrence)
+{
+    uint8_t buf[SERIAL_MAX];
+    size_t n = serialize(ev, occurrence, buf);
+    seg__did d = { seg__hash(buf, n, SEG__SEED_DER1), seg__hash(buf, n, SEG__SEED_DER2) };
     return d;
+}
+
+uint64_t seg__derive_h1(const seg__ev *ev, uint32_t occurrence)
+{
+    uint8_t buf[SERIAL_MAX];
+    return seg__hash(buf, serialize(ev, occurrence, buf), SEG__SEED_DER1);
 }
 
 void seg__ev_load(const seg__store *s, uint32_t i, seg__ev *ev, uint32_t *occ_out)
@@ -507,7 +547,10 @@ uint64_t seg__event_id_hash(const seg__store *s, uint32_t i)
         seg__str e = seg__arena_str(&s->arena, eid);
         return seg__hash(e.p, e.n, SEG__SEED_EID);
     }
-    return seg__derive_stored(s, i).h1;
+    seg__ev ev;
+    uint32_t occ;
+    seg__ev_load(s, i, &ev, &occ);
+    return seg__derive_h1(&ev, occ);
 }
 
 /* ------------------------------------------------ recomputed aggregates */
