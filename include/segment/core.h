@@ -76,7 +76,8 @@ SEG_BEGIN_DECLS
 #define SEG_ELIMIT   (-14) /**< a documented size limit was exceeded */
 /** @} */
 
-/** @name Limits @{ */
+/** @name Limits */
+/** @{ */
 #define SEG_ID_MAX 256          /**< longest id or name in bytes (event, customer, order, channel, ...) */
 #define SEG_TIME_MIN (INT64_C(-62135596800)) /**< 0001-01-01T00:00:00Z */
 #define SEG_TIME_MAX INT64_C(253402300799)  /**< 9999-12-31T23:59:59Z */
@@ -103,7 +104,8 @@ typedef struct seg_allocator {
     void *ud;                                        /**< passed to each call */
 } seg_allocator;
 
-/** @name seg_db_options.flags @{ */
+/** @name seg_db_options.flags */
+/** @{ */
 #define SEG_DB_CREATE   0x1u /**< create the database if it does not exist */
 #define SEG_DB_READONLY 0x2u /**< open read-only: every write returns SEG_EREADONLY */
 /** @} */
@@ -222,6 +224,9 @@ SEG_API size_t seg_time_format(char *buf, size_t size, int64_t t);
  * @since 1.0
  */
 SEG_API int seg_money_parse(int64_t *out, const char *text, size_t len, int exponent);
+
+/** A buffer of this size holds any seg_money_format() output. @since 1.0 */
+#define SEG_MONEY_BUFSIZE 32
 
 /**
  * Format minor units as a decimal string with @p exponent decimals

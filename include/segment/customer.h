@@ -56,10 +56,13 @@ SEG_API int seg_customer_get(seg_customer_info *out, seg_db *db, const char *cus
 /** Number of customers (prospects included). @since 1.0 */
 SEG_API uint64_t seg_customer_count(const seg_db *db);
 
-/** Return non-zero to stop. The info is valid during the call only. @since 1.0 */
+/** Return non-zero to stop. The info is valid during the call only.  The
+ *  callback may read the db (get, get_attr, ...) but not change it: a
+ *  change returns SEG_EMISUSE.  @since 1.0 */
 typedef int (*seg_customer_cb)(const seg_customer_info *customer, void *payload);
 
-/** @name seg_customer_foreach flags @{ */
+/** @name seg_customer_foreach flags */
+/** @{ */
 #define SEG_CUSTOMER_SORTED 0x1u /**< visit in byte order of customer_id (default: order of creation) */
 /** @} */
 
@@ -81,7 +84,8 @@ SEG_API int seg_customer_foreach(seg_db *db, uint32_t flags, seg_customer_cb cb,
 SEG_API int seg_customer_foreach_as_of(seg_db *db, int64_t as_of, uint32_t flags,
                                        seg_customer_cb cb, void *payload);
 
-/** @name Attribute value types (seg_value.type) @{ */
+/** @name Attribute value types (seg_value.type) */
+/** @{ */
 #define SEG_TYPE_NULL   0u /**< absent */
 #define SEG_TYPE_STRING 1u /**< UTF-8 text */
 #define SEG_TYPE_INT    2u /**< int64_t */
@@ -108,9 +112,11 @@ typedef struct seg_value {
 /**
  * Set a customer attribute; the customer is created if needed.  An
  * attribute name has one type in the whole database, fixed when it is first
- * set (or declared): setting another type is SEG_EINVAL.  A value of type
- * SEG_TYPE_NULL removes the attribute.
- * @return SEG_OK, SEG_EINVAL, SEG_ENOMEM, SEG_ESTORAGE, SEG_EREADONLY.
+ * set (or declared): setting another type is SEG_EINVAL.  The type is
+ * stored with the database.  A value of type SEG_TYPE_NULL removes the
+ * attribute.
+ * @return SEG_OK, SEG_EINVAL, SEG_ERANGE (time out of range), SEG_ENOMEM,
+ *         SEG_ESTORAGE, SEG_EREADONLY.
  * @since 1.0
  */
 SEG_API int seg_customer_set_attr(seg_db *db, const char *customer_id,
@@ -139,7 +145,8 @@ SEG_API int seg_attr_declare(seg_db *db, const char *name, uint32_t type);
  */
 SEG_API uint32_t seg_attr_type(seg_db *db, const char *name);
 
-/** @name Consent states @{ */
+/** @name Consent states */
+/** @{ */
 #define SEG_CONSENT_UNKNOWN 0 /**< never recorded */
 #define SEG_CONSENT_GRANTED 1 /**< opted in */
 #define SEG_CONSENT_DENIED  2 /**< opted out */

@@ -11,7 +11,8 @@ SEG_BEGIN_DECLS
 /** @defgroup event Events
  *  @{ */
 
-/** @name Event kinds (seg_event.kind) @{ */
+/** @name Event kinds (seg_event.kind) */
+/** @{ */
 #define SEG_EVENT_PURCHASE   1u /**< one order line: amount >= 0 */
 #define SEG_EVENT_REFUND     2u /**< money given back: amount < 0 */
 #define SEG_EVENT_ENGAGEMENT 3u /**< a named engagement event ("email_open") */
@@ -35,6 +36,15 @@ SEG_BEGIN_DECLS
  * event_id: a unique id; NULL derives a stable id from the content
  * ("~" followed by 32 hex digits), so ingesting the same content twice is a
  * no-op.  Ids given by the caller may not start with '~'.
+ *
+ * Orders: an order id belongs to the customer whose event first used it; a
+ * line or refund of another customer naming it is SEG_EINVAL.  A purchase
+ * without order_id but with an event_id is the order named by that id (later
+ * lines may join it, refunds may name it).  Quantities are 0..SEG_QUANTITY_MAX.
+ *
+ * Time order: events may arrive in any time order, with one exception: a
+ * refund that names an order (refund_of) must come after that order's
+ * purchase lines, since the refund is checked against them.
  * @since 1.0
  */
 typedef struct seg_event {
@@ -72,7 +82,8 @@ typedef struct seg_event {
 typedef void (*seg_event_reject_cb)(size_t index, int code, const char *reason,
                                     void *payload);
 
-/** @name seg_ingest_options.flags @{ */
+/** @name seg_ingest_options.flags */
+/** @{ */
 /** Per-event mode: accept every valid event, report each rejected one
  *  through on_reject, and return SEG_OK.  Without it a batch is atomic:
  *  the first bad event fails the whole batch and changes nothing. */
@@ -116,9 +127,11 @@ SEG_API int seg_ingest_options_init(seg_ingest_options *opts, size_t struct_size
  * same content changes nothing and returns SEG_OK; the same id with different
  * content is SEG_ECONFLICT.  Events may arrive in any time order.
  * @return SEG_OK, SEG_EINVAL (bad event, with a message naming the field),
- *         SEG_ERANGE, SEG_ECONFLICT, SEG_ENOTFOUND (refund of an unknown
- *         order), SEG_ENOMEM, SEG_ESTORAGE, SEG_EREADONLY, SEG_ELIMIT.
- *         On failure nothing changed.
+ *         SEG_ERANGE (time, amount, or a customer's revenue or refunds
+ *         beyond int64), SEG_ECONFLICT, SEG_ENOTFOUND (refund of an unknown
+ *         order), SEG_EVERSION (struct_size), SEG_ENOMEM, SEG_ESTORAGE,
+ *         SEG_EREADONLY, SEG_ELIMIT, SEG_EMISUSE (called from a foreach
+ *         callback).  On failure nothing changed.
  * @since 1.0
  */
 SEG_API int seg_event_ingest(seg_db *db, const seg_event *event);
@@ -136,7 +149,8 @@ SEG_API int seg_event_ingest_batch(seg_db *db, const seg_event *events, size_t n
                                    const seg_ingest_options *opts,
                                    seg_ingest_stats *stats_out);
 
-/** @name seg_csv_options.flags @{ */
+/** @name seg_csv_options.flags */
+/** @{ */
 #define SEG_CSV_PER_EVENT       0x1u /**< as SEG_INGEST_PER_EVENT: keep good rows, report bad ones */
 #define SEG_CSV_IGNORE_UNKNOWN  0x2u /**< ignore columns the importer does not know */
 /** @} */
@@ -219,7 +233,8 @@ typedef struct seg_event_info {
     const char *name;        /**< engagement name, or NULL */
 } seg_event_info;
 
-/** Return non-zero to stop the iteration. @since 1.0 */
+/** Return non-zero to stop the iteration.  The callback may read the db
+ *  but not change it (SEG_EMISUSE).  @since 1.0 */
 typedef int (*seg_event_cb)(const seg_event_info *event, void *payload);
 
 /**

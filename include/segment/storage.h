@@ -15,6 +15,13 @@
  * this backend does not persist that kind of data (the in-memory backend
  * keeps events and customers only in the engine's own memory).
  *
+ * Order of calls: open, then load (once, outside any transaction: the
+ * backend streams what it holds), then transactions of writes, then close.
+ * Opened with SEG_DB_READONLY, a backend gets no write calls and no
+ * transactions.  The core stores these meta entries: "currency_exponent"
+ * (0..6) and "attr:NAME" (the type of attribute NAME: string, int, number,
+ * bool, time); a backend stores meta entries as opaque text.
+ *
  * Calls: the core never calls one seg_storage from two threads at once.
  * Every change happens between begin and commit (or rollback); load and the
  * put_* calls of one batch form one transaction.  A backend reports a

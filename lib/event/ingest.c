@@ -807,13 +807,17 @@ static inline const uint64_t *home_slot(const seg__htab *t, uint32_t tag)
     return &t->slots[(uint32_t)(((uint64_t)tag * t->cap) >> 32)];
 }
 
-/* the index in the home slot when its tag matches, else SEG__NONE */
+/* the index of the first slot near home with a matching tag, else SEG__NONE */
 static inline uint32_t home_guess(const seg__htab *t, uint64_t h)
 {
     if (!t->cap)
         return SEG__NONE;
-    uint64_t slot = *home_slot(t, seg__tag(h));
-    return slot && (uint32_t)(slot >> 32) == seg__tag(h) ? (uint32_t)slot - 1 : SEG__NONE;
+    uint32_t tag = seg__tag(h);
+    const uint64_t *p = home_slot(t, tag), *end = t->slots + t->cap;
+    for (int k = 0; k < 4 && p < end && *p; k++, p++)
+        if ((uint32_t)(*p >> 32) == tag)
+            return (uint32_t)*p - 1;
+    return SEG__NONE;
 }
 
 /* stage 1: the table slots */
