@@ -103,13 +103,12 @@ static seg_event *generate(size_t n, char **pool_out)
             e.amount = -(int64_t)(100 + rnd() % 5000);
         } else {
             e.kind = SEG_EVENT_PURCHASE;
-            e.amount = (int64_t)(1 + rnd() % 20000);
+            /* lines of one order differ in amount, so no two events have the
+             * same content (identical content without an id is one event) */
+            e.amount = cont ? ev[i - 1].amount + 1 : (int64_t)(1 + rnd() % 20000);
         }
         e.channel = cont ? ev[i - 1].channel : channels[rnd() % 4];
         e.category = categories[rnd() % 20];
-        /* lines of one order differ by their line number, so no two events
-         * have the same content (identical content without an id is one event) */
-        e.quantity = cont ? ev[i - 1].quantity + 1 : 1;
         last_cust = e.customer_id;
         ev[i] = e;
     }
