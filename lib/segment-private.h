@@ -155,8 +155,7 @@ const seg__alloc *seg__db_alloc(const seg_db *db);
 /* ==================================================================
  * CSV tokenizer (lib/event/csv.c)
  * Shared by lib/event/csv.c, lib/customer/customer-csv.c and
- * lib/core/textfmt.c.  (Own include guard: this section sits after the
- * file's main guard.)
+ * lib/core/textfmt.c.
  * ================================================================== */
 #ifndef SEGMENT_PRIVATE_CSV_H
 #define SEGMENT_PRIVATE_CSV_H

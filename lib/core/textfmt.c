@@ -214,14 +214,18 @@ int seg__time_parse_cached(seg__time_cache *c, int64_t *out, const char *p, size
     int64_t t = 0;
     int rc;
     if (n == 20 && p[19] == 'Z' && p[10] == 'T' && p[13] == ':' && p[16] == ':') {
-        /* the common export form YYYY-MM-DDTHH:MM:SSZ */
+        /* the common export form YYYY-MM-DDTHH:MM:SSZ; the checks are
+         * combined without branches */
         int64_t day;
-        int hh = two_digits(p + 11), mi = two_digits(p + 14), ss = two_digits(p + 17);
-        if (parse_date_cached(c, p, &day) != SEG_OK || hh < 0 || hh > 23 || mi < 0 ||
-            mi > 59 || ss < 0 || ss > 59) {
+        unsigned h1 = DIGIT(p[11]), h2 = DIGIT(p[12]), m1 = DIGIT(p[14]), m2 = DIGIT(p[15]);
+        unsigned s1 = DIGIT(p[17]), s2 = DIGIT(p[18]);
+        unsigned hh = h1 * 10 + h2, mi = m1 * 10 + m2, ss = s1 * 10 + s2;
+        unsigned bad = (h1 > 9) | (h2 > 9) | (m1 > 9) | (m2 > 9) | (s1 > 9) | (s2 > 9) |
+                       (hh > 23) | (mi > 59) | (ss > 59);
+        if (bad || parse_date_cached(c, p, &day) != SEG_OK) {
             rc = SEG_EINVAL;
         } else {
-            t = day * SECS_PER_DAY + hh * 3600 + mi * 60 + ss;
+            t = day * SECS_PER_DAY + (int64_t)(hh * 3600 + mi * 60 + ss);
             rc = t < SEG_TIME_MIN ? SEG_ERANGE : SEG_OK; /* only year 0 */
         }
     } else if (n >= 10 && p[4] == '-' && DIGIT(p[0]) <= 9) {

@@ -19,6 +19,8 @@
  * - Data row indexes (on_reject) count rows after the header, empty lines
  *   not counted.
  * - A header problem (unknown, duplicate or missing column) is SEG_EINVAL.
+ * - SEG_ENOMEM, SEG_ELIMIT and SEG_ESTORAGE from the batch end the import in
+ *   per-event mode too (as in seg_event_ingest_batch).
  */
 #include "segment-private.h"
 
@@ -167,14 +169,26 @@ static int perr(seg__csv *c, const char *row, const char *at, const char *msg)
     return SEG_EPARSE;
 }
 
+/* Store a field's value.  The importer reads {p, n} right away, and some
+ * compilers read the pair as one 16-byte load: two 8-byte stores would then
+ * stall store-to-load forwarding, so store the pair at once where we can. */
+static inline void set_value(seg__csv_field *f, const char *p, size_t n)
+{
+#if CSV_SSE2 && (defined(__x86_64__) || defined(_M_X64)) /* 64-bit p and n */
+    _mm_storeu_si128((__m128i *)(void *)f, _mm_set_epi64x((long long)n, (long long)(uintptr_t)p));
+#else
+    f->p = p;
+    f->n = n;
+#endif
+}
+
 static inline int put_field(seg__csv *c, size_t i, const char *p, size_t n, const char *raw)
 {
     if (i < c->keep) {
         if (SEG_UNLIKELY(i >= c->cap) && grow_fields(c, i + 1) != SEG_OK)
             return SEG_ENOMEM;
         seg__csv_field *f = &c->fields[i];
-        f->p = p;
-        f->n = n;
+        set_value(f, p, n);
         f->raw = raw;
     }
     return SEG_OK;
@@ -497,6 +511,9 @@ static inline uint32_t *flatten(uint32_t *out, uint32_t base, uint64_t m)
 }
 
 /* Index the delimiters of the next INDEX_SPAN bytes from pos. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
 static void index_build(seg__csv *c)
 {
     size_t n = c->len - c->pos;
@@ -520,7 +537,10 @@ static void index_build(seg__csv *c)
 
 /* A row of exactly `expect` fields without quotes, ending with LF inside
  * the indexed span; anything else goes to the general path. */
-static int row_indexed(seg__csv *c)
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline int row_indexed(seg__csv *c)
 {
     const size_t e = c->expect;
     if (c->dn - c->di < e) {
@@ -540,14 +560,12 @@ static int row_indexed(seg__csv *c)
         const char *q = base + d[k];
         if (SEG_UNLIKELY(*q != ','))
             return ROW_SLOW;
-        f[k].p = fs;
-        f[k].n = (size_t)(q - fs);
+        set_value(&f[k], fs, (size_t)(q - fs));
         f[k].raw = fs;
         fs = q + 1;
     }
     const char *fe = nl > fs && nl[-1] == '\r' ? nl - 1 : nl;
-    f[e - 1].p = fs;
-    f[e - 1].n = (size_t)(fe - fs);
+    set_value(&f[e - 1], fs, (size_t)(fe - fs));
     f[e - 1].raw = fs;
     c->di += e;
     row_done(c, row, fe, nl + 1, e, 0);
@@ -564,7 +582,25 @@ static inline void index_resync(seg__csv *c)
     }
 }
 
+static int csv_next_general(seg__csv *c);
+
 int seg__csv_next(seg__csv *c)
+{
+    return csv_next_general(c);
+}
+
+/* seg__csv_next() for the import loop: the common row inline */
+static inline int csv_next(seg__csv *c)
+{
+    if (SEG_LIKELY(c->expect > 1 && c->pos < c->len && c->bom_done)) {
+        int r = row_indexed(c);
+        if (SEG_LIKELY(r == SEG__CSV_ROW))
+            return r; /* never an empty line: it has expect > 1 fields */
+    }
+    return csv_next_general(c);
+}
+
+static int csv_next_general(seg__csv *c)
 {
     if (SEG_UNLIKELY(!c->bom_done)) {
         static const char bom[3] = { '\xEF', '\xBB', '\xBF' };
@@ -620,6 +656,9 @@ static int open_file(seg_db *db, const char *path, int *fd_out, uint64_t *size_o
         close(fd);
         return seg__error(db, SEG_EIO, "cannot open '%s': %s", path, strerror(EISDIR));
     }
+#if defined(POSIX_FADV_SEQUENTIAL)
+    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL); /* a hint: more read-ahead */
+#endif
     *fd_out = fd;
     *size_out = S_ISREG(st.st_mode) && st.st_size > 0 ? (uint64_t)st.st_size : 0;
     return SEG_OK;
@@ -920,10 +959,13 @@ static int parse_quantity(const char *p, size_t n, int32_t *out)
     return SEG_OK;
 }
 
-/* An event error: atomic mode stops, per-event mode reports and goes on. */
+/* An event error: atomic mode stops, per-event mode reports and goes on.
+ * Failures that are not the event's fault stop both (as in
+ * seg_event_ingest_batch). */
 static int reject(csv_import *im, int code)
 {
-    if (!(im->o.flags & SEG_CSV_PER_EVENT))
+    bool fatal = code == SEG_ENOMEM || code == SEG_ELIMIT || code == SEG_ESTORAGE;
+    if (!(im->o.flags & SEG_CSV_PER_EVENT) || fatal)
         return code;
     im->rejected++;
     if (im->o.on_reject)
@@ -957,8 +999,7 @@ static int import_row(csv_import *im)
             return rc;
     }
     seg__csv_field *f = c->fields;
-    f[im->ncols].p = "";
-    f[im->ncols].n = 0;
+    set_value(&f[im->ncols], "", 0);
     f[im->ncols].raw = c->row;
     const size_t *col = im->col_of;
     int rc;
@@ -1071,7 +1112,7 @@ static int import_rows(csv_import *im)
 {
     seg__csv *c = &im->tok;
     for (;;) {
-        int r = seg__csv_next(c);
+        int r = csv_next(c);
         if (SEG_LIKELY(r == SEG__CSV_ROW)) {
             int rc;
             if (SEG_LIKELY(im->have_header)) {
