@@ -384,7 +384,7 @@ static bool seen_eq(const void *ctx, uint32_t i)
  * returns the row's occurrence, or sets *dup when the row is a repeat of
  * an event stored before this batch. */
 static int occurrence_of(seg__batch *b, const seg__ev *ev, uint32_t ci, uint64_t h1,
-                         uint32_t *occ_out, bool *dup)
+                         uint32_t *occ_out, bool *fresh)
 {
     seg__store *s = &b->db->store;
     const seg__alloc *a = &b->db->alloc;
@@ -398,7 +398,7 @@ static int occurrence_of(seg__batch *b, const seg__ev *ev, uint32_t ci, uint64_t
         si = seg__htab_find(&b->seen_tab, seg__tag(d0.h1), seen_eq, &sk);
     }
     uint32_t k;
-    *dup = false;
+    *fresh = false;
     if (si == SEG__NONE) {
         id_key ik = { s, ev, ci, 0, d0 };
         uint32_t e = ci == SEG__NONE ? SEG__NONE
@@ -406,6 +406,7 @@ static int occurrence_of(seg__batch *b, const seg__ev *ev, uint32_t ci, uint64_t
                                                       derived_id_eq, &ik);
         if (e == SEG__NONE) {
             *occ_out = 0; /* first time anywhere: nothing to remember */
+            *fresh = true;
             return SEG_OK;
         }
         k = e >= b->ev0 ? 1 : 0;
@@ -515,6 +516,7 @@ static int batch_add(seg__batch *b, const seg__ev *in, int occ_given, const pre 
 
     /* identity */
     uint32_t occ = 0;
+    bool fresh = false; /* known not to be stored (no duplicate check needed) */
     uint64_t idh;
     if (explicit_id) {
         idh = pc->eid_h;
@@ -534,14 +536,13 @@ static int batch_add(seg__batch *b, const seg__ev *in, int occ_given, const pre 
         if (occ_given >= 0) {
             occ = (uint32_t)occ_given;
         } else if (b->flags & SEG__BATCH_COUNT_OCCURRENCES) {
-            bool dup;
             if ((rc = occurrence_of(b, &ev, ci, pc->have_d0 ? pc->d0 : seg__derive_h1(&ev, 0),
-                                    &occ, &dup)) != SEG_OK)
+                                    &occ, &fresh)) != SEG_OK)
                 return fail(db, field_out, SEG__F_NONE, rc, "%s", seg_errstr(rc));
         }
         idh = occ == 0 && pc->have_d0 ? pc->d0 : seg__derive_h1(&ev, occ);
         id_key k = { s, &ev, ci, occ, { idh, 0 } };
-        if (ci != SEG__NONE &&
+        if (ci != SEG__NONE && !fresh &&
             seg__htab_find(&s->id_tab, seg__tag(idh), derived_id_eq, &k) != SEG__NONE) {
             *dup_out = true;
             b->duplicates++;
@@ -784,14 +785,12 @@ int seg__batch_add(seg__batch *b, const seg__ev *ev, bool *dup_out, int *field_o
     return batch_add(b, ev, -1, NULL, dup_out, field_out);
 }
 
-/* Lookups cost a cache miss each (three or four dependent ones per event),
- * so they are overlapped across events: hashes are computed AHEAD events in
- * advance and their table slots prefetched; MID events ahead the slots are
- * read and the records they point to prefetched; then events are applied in
- * order.  Prefetching never changes a result. */
+/* Lookups cost a cache miss each, so the hashes of an event are computed
+ * AHEAD events in advance and its table slots prefetched; then events are
+ * applied in order.  (Prefetching the records the slots point to as well
+ * measured slower here: it needs demand loads of the slots.)  Prefetching
+ * never changes a result. */
 #define AHEAD 16
-#define MID 10
-#define NEAR 5
 
 static inline void prefetch(const void *p)
 {
@@ -807,19 +806,6 @@ static inline const uint64_t *home_slot(const seg__htab *t, uint32_t tag)
     return &t->slots[(uint32_t)(((uint64_t)tag * t->cap) >> 32)];
 }
 
-/* the index of the first slot near home with a matching tag, else SEG__NONE */
-static inline uint32_t home_guess(const seg__htab *t, uint64_t h)
-{
-    if (!t->cap)
-        return SEG__NONE;
-    uint32_t tag = seg__tag(h);
-    const uint64_t *p = home_slot(t, tag), *end = t->slots + t->cap;
-    for (int k = 0; k < 4 && p < end && *p; k++, p++)
-        if ((uint32_t)(*p >> 32) == tag)
-            return (uint32_t)*p - 1;
-    return SEG__NONE;
-}
-
 /* stage 1: the table slots */
 static void prefetch_slots(const seg__store *s, const pre *p, const seg__ev *ev)
 {
@@ -829,41 +815,6 @@ static void prefetch_slots(const seg__store *s, const pre *p, const seg__ev *ev)
         prefetch(home_slot(&s->id_tab, seg__tag(ev->event_id.n ? p->eid_h : p->d0)));
     if (p->order_h && s->order_tab.cap)
         prefetch(home_slot(&s->order_tab, seg__tag(p->order_h)));
-}
-
-/* stage 2: the records the slots point to */
-static void prefetch_records(const seg__store *s, const pre *p)
-{
-    uint32_t ci = home_guess(&s->cust_tab, p->cust_h);
-    if (ci != SEG__NONE && ci < s->ncusts)
-        prefetch(&s->custs[ci]);
-    if (p->order_h) {
-        uint32_t f = home_guess(&s->order_tab, p->order_h);
-        if (f < s->nevents)
-            prefetch(&seg__ev_chunk(s, f)->ref[SEG__OFF(f)]);
-    }
-}
-
-/* stage 3: the strings and the chain link the records point to */
-static void prefetch_strings(const seg__store *s, const pre *p)
-{
-    uint32_t ci = home_guess(&s->cust_tab, p->cust_h);
-    if (ci != SEG__NONE && ci < s->ncusts) {
-        const seg__cust *c = &s->custs[ci];
-        if (c->id)
-            prefetch(seg__arena_ptr(&s->arena, c->id));
-        if (c->tail < s->nevents)
-            prefetch(&seg__ev_chunk(s, c->tail)->next[SEG__OFF(c->tail)]);
-    }
-    if (p->order_h) {
-        uint32_t f = home_guess(&s->order_tab, p->order_h);
-        if (f < s->nevents) {
-            uint32_t ref = seg__ev_ref(s, f);
-            if (ref && seg__ev_kind(s, f) != SEG_EVENT_ENGAGEMENT)
-                prefetch(seg__arena_ptr(&s->arena, ref));
-            prefetch(&seg__ev_chunk(s, f)->cust[SEG__OFF(f)]);
-        }
-    }
 }
 
 int seg__batch_add_many(seg__batch *b, const seg__ev *evs, size_t n, size_t *done,
@@ -882,10 +833,6 @@ int seg__batch_add_many(seg__batch *b, const seg__ev *evs, size_t n, size_t *don
             precompute(&evs[k + AHEAD], p);
             prefetch_slots(s, p, &evs[k + AHEAD]);
         }
-        if (k + MID < n)
-            prefetch_records(s, &ring[(k + MID) % RING]);
-        if (k + NEAR < n)
-            prefetch_strings(s, &ring[(k + NEAR) % RING]);
         bool dup;
         int rc = batch_add(b, &evs[k], -1, &ring[k % RING], &dup, field_out);
         if (rc != SEG_OK) {

@@ -6,7 +6,7 @@
 
 /* ---------------------------------------------------------------- htab */
 
-#define MAX_LOAD_NUM 17   /* grow above 85 % */
+#define MAX_LOAD_NUM 18   /* grow above 90 % */
 #define MAX_LOAD_DEN 20
 
 static inline uint32_t home_of(uint32_t tag, uint32_t cap)
