@@ -147,6 +147,10 @@ typedef struct seg__custop {
  * NULL) the op it is about ((size_t)-1 when no single op is to blame). */
 int seg__customer_apply(seg_db *db, const seg__custop *ops, size_t n, size_t *bad_index_out);
 
+/* SEG_OK when the db may change now, else the error (read-only, a batch
+ * open, inside a foreach) with its message set. */
+int seg__db_writable(seg_db *db);
+
 /* Currency exponent of a db (0..6). */
 int seg__db_exponent(const seg_db *db);
 /* The db's allocator. */

@@ -1866,6 +1866,47 @@ END_TEST
 
 /* ======================================================================== */
 
+/* A read-only db, or a call from inside a foreach callback, refuses an
+ * import even when the input has no rows. */
+START_TEST(import_refused_when_not_writable)
+{
+    static const char hdr[] = "customer_id,ts,amount\n";
+    static const char chdr[] = "customer_id,age:int\n";
+    seg_db *ro = NULL;
+    seg_db_options o = SEG_DB_OPTIONS_INIT;
+    seg_ingest_stats st = SEG_INGEST_STATS_INIT;
+    o.flags = SEG_DB_READONLY;
+    ck_assert_int_eq(seg_db_open(&ro, ":memory:", &o), SEG_OK);
+    st.accepted = 9;
+    ck_assert_int_eq(seg_event_import_csv(ro, hdr, sizeof hdr - 1, NULL, &st), SEG_EREADONLY);
+    ck_assert_uint_eq(st.accepted, 0);
+    ck_assert_ptr_nonnull(strstr(seg_errmsg(ro), "read-only"));
+    ck_assert_int_eq(seg_customer_import_csv(ro, chdr, sizeof chdr - 1, NULL), SEG_EREADONLY);
+    ck_assert_uint_eq(seg_customer_count(ro), 0);
+    seg_db_close(ro);
+}
+END_TEST
+
+static int import_from_callback(const seg_customer_info *c, void *payload)
+{
+    static const char rows[] = "customer_id,ts,amount\nx,2024-01-01,1.00\n";
+    (void)c;
+    *(int *)payload = seg_event_import_csv(db, rows, sizeof rows - 1, NULL, NULL);
+    return 1;
+}
+
+START_TEST(import_refused_inside_foreach)
+{
+    static const char rows[] = "customer_id,ts,amount\na,2024-01-01,1.00\n";
+    int rc = 12345;
+    ck_assert_int_eq(seg_event_import_csv(db, rows, sizeof rows - 1, NULL, NULL), SEG_OK);
+    ck_assert_int_eq(seg_customer_foreach(db, 0, import_from_callback, &rc), SEG_OK);
+    ck_assert_int_eq(rc, SEG_EMISUSE);
+    ck_assert_uint_eq(seg_event_count(db), 1);
+    ck_assert_uint_eq(seg_customer_count(db), 1);
+}
+END_TEST
+
 Suite *csv_suite(void)
 {
     Suite *s = suite_create("csv");
@@ -1939,6 +1980,8 @@ Suite *csv_suite(void)
     tcase_add_test(tc, cust_header_errors);
     tcase_add_test(tc, cust_refused_by_store);
     tcase_add_test(tc, cust_file);
+    tcase_add_test(tc, import_refused_when_not_writable);
+    tcase_add_test(tc, import_refused_inside_foreach);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("oom");

@@ -195,8 +195,15 @@ SEG_API int seg_csv_options_init(seg_csv_options *opts, size_t struct_size);
  * empty); a row without event_id gets a stable id derived from its content
  * and its occurrence among identical rows of the input, so importing the
  * same file twice is a no-op while repeated identical rows are all kept.
+ *
+ * In per-event mode a row with a bad cell is reported and skipped; a
+ * broken CSV structure (bad quoting, a wrong number of fields) still fails
+ * the whole import with SEG_EPARSE and changes nothing, as do SEG_ENOMEM,
+ * SEG_ELIMIT and SEG_ESTORAGE.  Header names match exactly (case-sensitive);
+ * completely empty lines are skipped.
  * @return SEG_OK, SEG_EPARSE (malformed CSV), SEG_EINVAL, SEG_ERANGE,
- *         SEG_ECONFLICT, SEG_ENOTFOUND, SEG_ENOMEM, SEG_ESTORAGE ...
+ *         SEG_ECONFLICT, SEG_ENOTFOUND, SEG_ENOMEM, SEG_ESTORAGE,
+ *         SEG_EREADONLY, SEG_EMISUSE (from a foreach callback) ...
  * @since 1.0
  */
 SEG_API int seg_event_import_csv(seg_db *db, const char *data, size_t len,

@@ -138,6 +138,17 @@ SEG_API int seg_db_currency_exponent(const seg_db *db)
 }
 
 int seg__db_exponent(const seg_db *db) { return db->exponent; }
+
+int seg__db_writable(seg_db *db)
+{
+    if ((db->flags & SEG_DB_READONLY) && !db->loading)
+        return seg__error(db, SEG_EREADONLY, "the database was opened read-only");
+    if (db->iterating)
+        return seg__error(db, SEG_EMISUSE, "the database cannot change during a foreach");
+    if (db->in_batch && !db->loading)
+        return seg__error(db, SEG_EMISUSE, "a batch is already open on this handle");
+    return SEG_OK;
+}
 const seg__alloc *seg__db_alloc(const seg_db *db) { return &db->alloc; }
 
 char *seg__db_scratch(seg_db *db, size_t n)

@@ -461,6 +461,9 @@ static int read_row(cust_import *im)
 
 static int import(seg_db *db, const char *data, size_t len, const char *src)
 {
+    int rc0 = seg__db_writable(db);
+    if (rc0 != SEG_OK)
+        return rc0;
     cust_import im;
     memset(&im, 0, sizeof im);
     im.db = db;

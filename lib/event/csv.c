@@ -789,6 +789,12 @@ static int import_begin(csv_import *im, seg_db *db, const seg_csv_options *opts,
     if (stats_out) {
         stats_out->accepted = stats_out->duplicates = stats_out->rejected = 0;
     }
+    {
+        /* refused up front, also for an input with no rows */
+        int wrc = seg__db_writable(db);
+        if (wrc != SEG_OK)
+            return wrc;
+    }
     if (opts && seg__struct_in(&im->o, sizeof im->o, opts, opts->struct_size,
                                CSV_OPTIONS_V1_SIZE) != SEG_OK)
         return seg__error(db, SEG_EVERSION,
