@@ -67,6 +67,9 @@ void seg__error_prefix(seg_db *db, const char *fmt, ...) SEG_PRINTF(2, 3);
  * `dst` of `ours` bytes already holding the defaults: accepts any size from
  * `min` up; a tail beyond `ours` must be zero.  Returns SEG_OK/SEG_EVERSION. */
 int seg__struct_in(void *dst, size_t ours, const void *src, size_t given, size_t min);
+/* The *_options_init functions: defaults (`ours` bytes, the 1.0 layout)
+ * into a caller's struct of struct_size bytes, zero tail. */
+int seg__options_init(void *opts, size_t struct_size, const void *defaults, size_t ours);
 /* Copy our filled struct out to a caller's of `given` bytes (given >= min). */
 int seg__struct_out(void *dst, size_t given, const void *src, size_t ours, size_t min);
 
@@ -146,6 +149,10 @@ typedef struct seg__custop {
  * changed, the db's message names the problem and *bad_index_out (if not
  * NULL) the op it is about ((size_t)-1 when no single op is to blame). */
 int seg__customer_apply(seg_db *db, const seg__custop *ops, size_t n, size_t *bad_index_out);
+
+/* An optionally signed decimal integer (lib/core/textfmt.c): SEG_OK,
+ * SEG_EINVAL (not one), SEG_ERANGE (beyond int64). */
+int seg__parse_int64(const char *p, size_t n, int64_t *out);
 
 /* SEG_OK when the db may change now, else the error (read-only, a batch
  * open, inside a foreach) with its message set. */

@@ -36,17 +36,22 @@ int seg__struct_out(void *dst, size_t given, const void *src, size_t ours, size_
 
 #define OPTS_V1_SIZE sizeof(seg_db_options)
 
-SEG_API int seg_db_options_init(seg_db_options *opts, size_t struct_size)
+int seg__options_init(void *opts, size_t struct_size, const void *defaults, size_t ours)
 {
     if (!opts)
         return SEG_EINVAL;
-    if (struct_size < OPTS_V1_SIZE)
+    if (struct_size < ours)
         return SEG_EVERSION;
-    seg_db_options d = SEG_DB_OPTIONS_INIT;
     memset(opts, 0, struct_size);
-    memcpy(opts, &d, sizeof d);
-    opts->struct_size = struct_size;
+    memcpy(opts, defaults, ours);
+    *(size_t *)opts = struct_size;
     return SEG_OK;
+}
+
+SEG_API int seg_db_options_init(seg_db_options *opts, size_t struct_size)
+{
+    seg_db_options d = SEG_DB_OPTIONS_INIT;
+    return seg__options_init(opts, struct_size, &d, OPTS_V1_SIZE);
 }
 
 static int open_fail(const seg_db_options *o, int code, const char *fmt, ...) SEG_PRINTF(3, 4);

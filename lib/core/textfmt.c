@@ -117,8 +117,7 @@ static inline int range_check(int64_t *out, int64_t t)
     return SEG_OK;
 }
 
-/* optional sign and decimal digits: epoch seconds */
-static int parse_epoch(int64_t *out, const char *p, size_t n)
+int seg__parse_int64(const char *p, size_t n, int64_t *out)
 {
     size_t i = 0;
     bool neg = false;
@@ -128,20 +127,29 @@ static int parse_epoch(int64_t *out, const char *p, size_t n)
     }
     if (i == n)
         return SEG_EINVAL;
-    uint64_t v = 0;
+    uint64_t v = 0, lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
     bool big = false;
     for (; i < n; i++) {
-        unsigned dg = DIGIT(p[i]);
+        unsigned dg = (unsigned)(unsigned char)p[i] - '0';
         if (dg > 9)
             return SEG_EINVAL;
-        if (v < UINT64_C(100000000000000)) /* 1e14: far beyond the range, no overflow */
-            v = v * 10 + dg;
-        else
+        if (big || v > (lim - dg) / 10)
             big = true;
+        else
+            v = v * 10 + dg;
     }
     if (big)
         return SEG_ERANGE;
-    return range_check(out, neg ? -(int64_t)v : (int64_t)v);
+    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    return SEG_OK;
+}
+
+/* optional sign and decimal digits: epoch seconds */
+static int parse_epoch(int64_t *out, const char *p, size_t n)
+{
+    int64_t v;
+    int rc = seg__parse_int64(p, n, &v);
+    return rc != SEG_OK ? rc : range_check(out, v);
 }
 
 /* ISO-8601 with a 10-byte date at p, n >= 10 */

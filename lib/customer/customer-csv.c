@@ -232,33 +232,6 @@ static int parse_yesno(const char *p, size_t n, const char *yes, const char *no)
     return -1;
 }
 
-static int parse_int64(const char *p, size_t n, int64_t *out)
-{
-    size_t i = 0;
-    bool neg = false;
-    if (n && (p[0] == '-' || p[0] == '+')) {
-        neg = p[0] == '-';
-        i = 1;
-    }
-    if (i == n)
-        return SEG_EINVAL;
-    uint64_t v = 0, lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
-    bool big = false;
-    for (; i < n; i++) {
-        unsigned dg = (unsigned)(unsigned char)p[i] - '0';
-        if (dg > 9)
-            return SEG_EINVAL;
-        if (big || v > (lim - dg) / 10)
-            big = true;
-        else
-            v = v * 10 + dg;
-    }
-    if (big)
-        return SEG_ERANGE;
-    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
-    return SEG_OK;
-}
-
 #define NUM_MAX_DIGITS 800 /* more significant digits cannot change the rounding */
 
 /* A finite decimal number, locale-independent. */
@@ -414,7 +387,7 @@ static int read_row(cust_import *im)
             op.type = cc->type;
             switch (cc->type) {
             case SEG_TYPE_INT:
-                rc = parse_int64(f->p, f->n, &op.i);
+                rc = seg__parse_int64(f->p, f->n, &op.i);
                 if (rc != SEG_OK)
                     return cell_err(im, rc, cc, f,
                                     rc == SEG_ERANGE ? "integer out of range"

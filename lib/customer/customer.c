@@ -791,13 +791,10 @@ SEG_API int seg_customer_erase(seg_db *db, const char *customer_id)
     if (!db)
         return SEG_EINVAL;
     seg__error_clear(db);
-    if (db->flags & SEG_DB_READONLY)
-        return seg__error(db, SEG_EREADONLY, "the database was opened read-only");
-    if (db->in_batch || db->iterating)
-        return seg__error(db, SEG_EMISUSE, "the database cannot change now (%s)",
-                          db->in_batch ? "a batch is open" : "inside a foreach");
     uint32_t ci;
-    int rc = find_cust(db, customer_id, &ci);
+    int rc = seg__db_writable(db);
+    if (rc == SEG_OK)
+        rc = find_cust(db, customer_id, &ci);
     if (rc != SEG_OK)
         return rc;
     rc = seg__st_begin(db);
@@ -906,13 +903,10 @@ SEG_API int seg_customer_anonymize(seg_db *db, const char *customer_id, char **n
     if (!db)
         return SEG_EINVAL;
     seg__error_clear(db);
-    if (db->flags & SEG_DB_READONLY)
-        return seg__error(db, SEG_EREADONLY, "the database was opened read-only");
-    if (db->in_batch || db->iterating)
-        return seg__error(db, SEG_EMISUSE, "the database cannot change now (%s)",
-                          db->in_batch ? "a batch is open" : "inside a foreach");
     uint32_t ci;
-    int rc = find_cust(db, customer_id, &ci);
+    int rc = seg__db_writable(db);
+    if (rc == SEG_OK)
+        rc = find_cust(db, customer_id, &ci);
     if (rc != SEG_OK)
         return rc;
     seg__store *s = &db->store;

@@ -940,28 +940,13 @@ static inline seg__str cell(const seg__csv_field *f)
 
 static int parse_quantity(const char *p, size_t n, int32_t *out)
 {
-    size_t i = 0;
-    bool neg = false;
-    if (n && (p[0] == '-' || p[0] == '+')) {
-        neg = p[0] == '-';
-        i = 1;
-    }
-    if (i == n)
-        return SEG_EINVAL;
-    uint64_t v = 0;
-    bool big = false;
-    for (; i < n; i++) {
-        unsigned dg = (unsigned)(unsigned char)p[i] - '0';
-        if (dg > 9)
-            return SEG_EINVAL;
-        if (v <= (uint64_t)SEG_QUANTITY_MAX)
-            v = v * 10 + dg;
-        else
-            big = true;
-    }
-    if (big || v > (uint64_t)SEG_QUANTITY_MAX)
+    int64_t v;
+    int rc = seg__parse_int64(p, n, &v);
+    if (rc != SEG_OK)
+        return rc;
+    if (v > SEG_QUANTITY_MAX || v < -(int64_t)SEG_QUANTITY_MAX)
         return SEG_ERANGE;
-    *out = neg ? -(int32_t)v : (int32_t)v;
+    *out = (int32_t)v; /* a negative one is refused by the ingest, naming the field */
     return SEG_OK;
 }
 
@@ -1166,15 +1151,8 @@ static int import_end(csv_import *im, int rc, seg_ingest_stats *stats_out)
 
 SEG_API int seg_csv_options_init(seg_csv_options *opts, size_t struct_size)
 {
-    if (!opts)
-        return SEG_EINVAL;
-    if (struct_size < CSV_OPTIONS_V1_SIZE)
-        return SEG_EVERSION;
     seg_csv_options d = SEG_CSV_OPTIONS_INIT;
-    memset(opts, 0, struct_size);
-    memcpy(opts, &d, sizeof d);
-    opts->struct_size = struct_size;
-    return SEG_OK;
+    return seg__options_init(opts, struct_size, &d, CSV_OPTIONS_V1_SIZE);
 }
 
 SEG_API int seg_event_import_csv(seg_db *db, const char *data, size_t len,

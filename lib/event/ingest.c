@@ -1064,15 +1064,8 @@ void seg__event_info(const seg__store *s, uint32_t i, seg_event_info *out, seg__
 
 SEG_API int seg_ingest_options_init(seg_ingest_options *opts, size_t struct_size)
 {
-    if (!opts)
-        return SEG_EINVAL;
-    if (struct_size < INGEST_OPTS_V1_SIZE)
-        return SEG_EVERSION;
     seg_ingest_options d = SEG_INGEST_OPTIONS_INIT;
-    memset(opts, 0, struct_size);
-    memcpy(opts, &d, sizeof d);
-    opts->struct_size = struct_size;
-    return SEG_OK;
+    return seg__options_init(opts, struct_size, &d, INGEST_OPTS_V1_SIZE);
 }
 
 static int event_in(seg_db *db, const seg_event *e, size_t size, seg__ev *out, int *field)
