@@ -30,9 +30,13 @@ static const char *type_name(uint32_t t)
 
 static void fill_info(seg_db *db, const seg__cust *c, seg_customer_info *o, char *idbuf)
 {
-    seg__str id = seg__arena_str(&db->store.arena, c->id);
-    memcpy(idbuf, id.p, id.n);
-    idbuf[id.n] = '\0';
+    if (c->idlen <= SEG__ID_INLINE) {
+        memcpy(idbuf, c->idin, c->idlen);
+    } else {
+        seg__str id = seg__arena_str(&db->store.arena, c->id);
+        memcpy(idbuf, id.p, id.n);
+    }
+    idbuf[c->idlen] = '\0';
     memset(o, 0, sizeof *o);
     o->struct_size = sizeof *o;
     o->customer_id = idbuf;
@@ -819,7 +823,7 @@ SEG_API int seg_customer_erase(seg_db *db, const char *customer_id)
     uint32_t ext = c->ext;
     memset(c, 0, sizeof *c);
     c->ext = ext;
-    c->head = c->tail = SEG__NONE;
+    c->head = SEG__NONE;
     s->live_custs--;
     return SEG_OK;
 }
@@ -871,12 +875,20 @@ static int put_customer_events(seg_db *db, uint32_t ci)
     if (!infos || !bufs) {
         rc = seg__error(db, SEG_ENOMEM, "out of memory");
     } else {
-        uint32_t j = s->custs[ci].head;
-        while (j != SEG__NONE && rc == SEG_OK) {
-            size_t n = 0;
-            for (; j != SEG__NONE && n < CH; j = seg__ev_next(s, j), n++)
-                seg__event_info(s, j, &infos[n], &bufs[n]);
-            rc = seg__st_put_events(db, infos, n);
+        /* in the order they were ingested, as a fresh import would store them */
+        const seg__cust *c = &s->custs[ci];
+        uint32_t *order = seg__malloc(&db->alloc, ((size_t)c->events + 1) * sizeof *order);
+        if (!order) {
+            rc = seg__error(db, SEG_ENOMEM, "out of memory");
+        } else {
+            seg__cust_events(s, c, order);
+            for (uint32_t k = 0; k < c->events && rc == SEG_OK;) {
+                size_t n = 0;
+                for (; k < c->events && n < CH; k++, n++)
+                    seg__event_info(s, order[k], &infos[n], &bufs[n]);
+                rc = seg__st_put_events(db, infos, n);
+            }
+            seg__free(&db->alloc, order);
         }
     }
     seg__free(&db->alloc, infos);
@@ -890,8 +902,8 @@ static void rekey(seg__store *s, uint32_t ci, seg__ref to)
     remove_ids(s, ci);
     seg__str id = seg__arena_str(&s->arena, c->id);
     seg__htab_remove(&s->cust_tab, seg__tag(seg__hash(id.p, id.n, SEG__SEED_CUST)), ci);
-    c->id = to;
     id = seg__arena_str(&s->arena, to);
+    seg__cust_set_id(c, to, id);
     seg__htab_insert(&s->cust_tab, seg__tag(seg__hash(id.p, id.n, SEG__SEED_CUST)), ci);
     insert_ids(s, ci);
 }

@@ -119,12 +119,15 @@ typedef struct seg__evchunk {
 #define SEG__CHAN_LIMIT 16383u
 #define SEG__CAT_LIMIT 65535u
 
-/* A customer and its incrementally kept aggregates. */
+/* A customer and its incrementally kept aggregates.  96 bytes. */
+#define SEG__ID_INLINE 10
 typedef struct seg__cust {
     seg__ref id;          /* 0 = erased */
-    uint32_t head, tail;  /* event chain */
+    uint32_t head;        /* newest event; the chain runs back in time of ingestion */
     uint32_t orders, days, events, engagements;
     uint32_t ext;         /* index into the store's ext array + 1, 0 = none */
+    uint16_t idlen;       /* length of the id */
+    char idin[SEG__ID_INLINE]; /* the id itself when it fits (compared without the arena) */
     int64_t first_purchase, last_purchase; /* valid when orders > 0 */
     int64_t first_seen, last_seen;         /* valid when events > 0 */
     int64_t revenue, refunds, units;
@@ -242,6 +245,33 @@ uint64_t seg__event_id_hash(const seg__store *s, uint32_t i);
 
 /* Fill a seg__ev (strings pointing into the store) from a stored event. */
 void seg__ev_load(const seg__store *s, uint32_t i, seg__ev *ev, uint32_t *occ_out);
+
+/* Is customer c's id equal to s? */
+static inline bool seg__cust_id_eq(const seg__arena *ar, const seg__cust *c, seg__str s)
+{
+    if (c->idlen != s.n || !c->id)
+        return false;
+    if (s.n <= SEG__ID_INLINE)
+        return memcmp(c->idin, s.p, s.n) == 0;
+    return seg__arena_eq(ar, c->id, s);
+}
+/* Set customer c's id (ref r holds the same bytes). */
+static inline void seg__cust_set_id(seg__cust *c, seg__ref r, seg__str s)
+{
+    c->id = r;
+    c->idlen = (uint16_t)s.n;
+    memset(c->idin, 0, sizeof c->idin);
+    if (s.n <= SEG__ID_INLINE)
+        memcpy(c->idin, s.p, s.n);
+}
+/* The customer's events in the order they were ingested: fills out[0..events).
+ * The chain is newest first, so it is walked into the array from its end. */
+static inline void seg__cust_events(const seg__store *s, const seg__cust *c, uint32_t *out)
+{
+    uint32_t n = c->events;
+    for (uint32_t j = c->head; j != SEG__NONE && n; j = s->chunks[j >> SEG__CHUNK_BITS].next[j & (SEG__CHUNK - 1)])
+        out[--n] = j;
+}
 
 /* Recompute a customer's aggregates from its events with ts < as_of
  * (INT64_MAX: all).  Returns SEG_OK or SEG_ENOMEM. */

@@ -690,7 +690,6 @@ static int batch_add(seg__batch *b, const seg__ev *in, int occ_given, const pre 
         c->amt64[off] = ev.amount;
     c->cust[off] = ci;
     c->ref[off] = ref;
-    c->next[off] = SEG__NONE;
     c->kindchan[off] = (uint16_t)(ev.kind << 14 | chan);
     c->cat[off] = (uint16_t)cat;
     if (c->qty) c->qty[off] = ev.quantity;
@@ -706,11 +705,8 @@ static int batch_add(seg__batch *b, const seg__ev *in, int occ_given, const pre 
 
     /* chain and aggregates */
     seg__cust *cu = &s->custs[ci];
-    if (cu->tail != SEG__NONE)
-        seg__ev_chunk(s, cu->tail)->next[SEG__OFF(cu->tail)] = i;
-    else
-        cu->head = i;
-    cu->tail = i;
+    c->next[off] = cu->head; /* newest first: no write to an older event */
+    cu->head = i;
     if (!cu->events || ev.ts < cu->first_seen)
         cu->first_seen = ev.ts;
     if (!cu->events || ev.ts > cu->last_seen)
@@ -729,8 +725,8 @@ static int batch_add(seg__batch *b, const seg__ev *in, int occ_given, const pre 
                 counted = seg__ev_kind(s, first_of_order) == SEG_EVENT_PURCHASE &&
                           seg__ev_amount(s, first_of_order) > 0;
                 if (!counted) {
-                    /* look for another positive line (i is last in the chain) */
-                    for (uint32_t j = cu->head; j != SEG__NONE && j != i;
+                    /* look for another positive line (i heads the chain) */
+                    for (uint32_t j = seg__ev_next(s, i); j != SEG__NONE;
                          j = seg__ev_next(s, j))
                         if (seg__ev_ref(s, j) == ref && seg__ev_kind(s, j) == SEG_EVENT_PURCHASE &&
                             seg__ev_amount(s, j) > 0) {
@@ -752,7 +748,7 @@ static int batch_add(seg__batch *b, const seg__ev *in, int occ_given, const pre 
                 } else if (d != df && d != dl) {
                     /* inside the known range: look at the other purchases */
                     bool seen = false;
-                    for (uint32_t j = cu->head; j != SEG__NONE && j != i; j = seg__ev_next(s, j))
+                    for (uint32_t j = seg__ev_next(s, i); j != SEG__NONE; j = seg__ev_next(s, j))
                         if (seg__ev_kind(s, j) == SEG_EVENT_PURCHASE &&
                             seg__ev_amount(s, j) > 0 && seg__day_of(seg__ev_ts(s, j)) == d) {
                             seen = true;
@@ -848,16 +844,14 @@ static void prefetch_records(const seg__store *s, const pre *p)
     }
 }
 
-/* stage 3: the customer's id and the link to its last event */
+/* stage 3: the customer's id, when it is not kept inline */
 static void prefetch_strings(const seg__store *s, const pre *p)
 {
     uint32_t ci = slot_guess(&s->cust_tab, p->cust_h);
     if (ci < s->ncusts) {
         const seg__cust *c = &s->custs[ci];
-        if (c->id)
+        if (c->id && c->idlen > SEG__ID_INLINE)
             prefetch(seg__arena_ptr(&s->arena, c->id));
-        if (c->tail < s->nevents)
-            prefetch(&seg__ev_chunk(s, c->tail)->next[SEG__OFF(c->tail)]);
     }
 }
 
@@ -908,12 +902,9 @@ static void undo(seg__batch *b)
     }
     s->live_events -= s->nevents - b->ev0;
     s->nevents = b->ev0;
-    for (size_t k = b->nsaved; k-- > 0;) {
-        seg__cust *c = &s->custs[b->saved[k].ci];
-        *c = b->saved[k].rec;
-        if (c->tail != SEG__NONE)
-            seg__ev_chunk(s, c->tail)->next[SEG__OFF(c->tail)] = SEG__NONE;
-    }
+    /* new events sit in front of the chains: restoring the heads drops them */
+    for (size_t k = b->nsaved; k-- > 0;)
+        s->custs[b->saved[k].ci] = b->saved[k].rec;
     for (uint32_t ci = s->ncusts; ci-- > b->cust0;) {
         seg__str id = seg__arena_str(&s->arena, s->custs[ci].id);
         seg__htab_remove(&s->cust_tab, seg__tag(seg__hash(id.p, id.n, SEG__SEED_CUST)), ci);
@@ -1282,12 +1273,20 @@ SEG_API int seg_event_foreach(seg_db *db, const char *customer_id, seg_event_cb 
             return seg__error(db, SEG_ENOTFOUND, "customer_id '%s': no such customer",
                               customer_id);
         }
+        const seg__cust *c = &s->custs[ci];
+        uint32_t *order = seg__malloc(&db->alloc, ((size_t)c->events + 1) * sizeof *order);
+        if (!order) {
+            seg__free(&db->alloc, bufs);
+            return seg__error(db, SEG_ENOMEM, "out of memory");
+        }
+        seg__cust_events(s, c, order);
         db->iterating = true;
-        for (uint32_t i = s->custs[ci].head; i != SEG__NONE; i = seg__ev_next(s, i)) {
-            seg__event_info(s, i, &info, bufs);
+        for (uint32_t k = 0; k < c->events; k++) {
+            seg__event_info(s, order[k], &info, bufs);
             if (cb(&info, payload))
                 break;
         }
+        seg__free(&db->alloc, order);
     } else {
         db->iterating = true;
         for (uint32_t i = 0; i < s->nevents; i++) {

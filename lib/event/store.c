@@ -354,7 +354,7 @@ typedef struct str_key {
 static bool cust_eq(const void *ctx, uint32_t i)
 {
     const str_key *k = ctx;
-    return seg__arena_eq(&k->s->arena, k->s->custs[i].id, k->k);
+    return seg__cust_id_eq(&k->s->arena, &k->s->custs[i], k->k);
 }
 
 uint32_t seg__cust_find_h(const seg__store *s, seg__str id, uint64_t h)
@@ -400,8 +400,8 @@ uint32_t seg__cust_intern(const seg__alloc *a, seg__store *s, seg__str id, int *
     ci = s->ncusts++;
     seg__cust *c = &s->custs[ci];
     memset(c, 0, sizeof *c);
-    c->id = r;
-    c->head = c->tail = SEG__NONE;
+    seg__cust_set_id(c, r, id);
+    c->head = SEG__NONE;
     seg__htab_insert(&s->cust_tab, seg__tag(seg__hash(id.p, id.n, SEG__SEED_CUST)), ci);
     s->live_custs++;
     return ci;
@@ -578,8 +578,9 @@ int seg__cust_compute(const seg__alloc *a, const seg__store *s, uint32_t ci, int
     const seg__cust *c = &s->custs[ci];
     memset(out, 0, sizeof *out);
     out->id = c->id;
+    out->idlen = c->idlen;
+    memcpy(out->idin, c->idin, sizeof out->idin);
     out->head = c->head;
-    out->tail = c->tail;
     size_t n = c->events ? c->events : 1;
     uint64_t *orders = seg__malloc(a, n * sizeof *orders);
     uint64_t *days = seg__malloc(a, n * sizeof *days);
