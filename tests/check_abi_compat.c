@@ -854,6 +854,27 @@ START_TEST(v1_backend_declared_type_survives_reopen)
 }
 END_TEST
 
+START_TEST(v1_backend_refund_with_own_order_id_survives_reopen)
+{
+    /* a refund whose order_id is its own event id keeps it across a reopen,
+     * so ingesting it again is still a duplicate, not a conflict */
+    seg_db *d;
+    seg_event r = tu_refund("R1", "c1", TU_DAYN(1), -50, NULL);
+    seg_ingest_stats st = SEG_INGEST_STATS_INIT;
+    r.order_id = "R1";
+    disk_reset();
+    d = open_disk(2);
+    TU_OK(d, seg_event_ingest(d, &r));
+    seg_db_close(d);
+    d = open_disk(2);
+    TU_OK(d, seg_event_ingest_batch(d, &r, 1, NULL, &st));
+    ck_assert_uint_eq(st.duplicates, 1);
+    ck_assert_uint_eq(st.accepted, 0);
+    ck_assert_uint_eq(seg_event_count(d), 1);
+    seg_db_close(d);
+}
+END_TEST
+
 /* ======================================================================== */
 
 Suite *abi_compat_suite(void)
@@ -885,6 +906,7 @@ Suite *abi_compat_suite(void)
     tcase_add_test(tc, v1_backend_round_trip);
     tcase_add_test(tc, v1_backend_rollback_on_error);
     tcase_add_test(tc, v1_backend_declared_type_survives_reopen);
+    tcase_add_test(tc, v1_backend_refund_with_own_order_id_survives_reopen);
     suite_add_tcase(s, tc);
 
     return s;

@@ -1523,9 +1523,101 @@ END_TEST
 
 /* ======================================================================== */
 
+/* Regression: erasing a customer with a multi-line order left the order in
+ * the order table; the order id must be free for another customer after. */
+START_TEST(erase_frees_multiline_order_ids)
+{
+    seg_event a1 = tu_purchase("a1", "A", TU_DAYN(1), 100, "O1");
+    seg_event a2 = tu_purchase("a2", "A", TU_DAYN(1), 50, "O1");
+    seg_event b1 = tu_purchase("b1", "B", TU_DAYN(2), 70, "O1");
+    seg_customer_info info = SEG_CUSTOMER_INFO_INIT;
+    TU_OK(db, seg_event_ingest(db, &a1));
+    TU_OK(db, seg_event_ingest(db, &a2));
+    TU_RC(db, seg_event_ingest(db, &b1), SEG_EINVAL); /* O1 is A's */
+    TU_OK(db, seg_customer_erase(db, "A"));
+    TU_OK(db, seg_event_ingest(db, &b1));
+    TU_OK(db, seg_customer_get(&info, db, "B"));
+    ck_assert_uint_eq(info.orders, 1);
+}
+END_TEST
+
+/* Regression: after anonymization a refund naming an order-less purchase by
+ * its derived id still counts against that purchase under its new id. */
+static int first_id_cb(const seg_event_info *e, void *payload)
+{
+    if (e->kind == SEG_EVENT_PURCHASE)
+        snprintf((char *)payload, 64, "%s", e->event_id);
+    return 0;
+}
+
+START_TEST(anonymize_relinks_refunds_of_derived_purchases)
+{
+    seg_event p = tu_purchase(NULL, "alice", TU_DAYN(1), 100, NULL);
+    char pid[64] = "", nid_pid[64] = "";
+    char *nid = NULL;
+    seg_customer_info info = SEG_CUSTOMER_INFO_INIT;
+    TU_OK(db, seg_event_ingest(db, &p));
+    TU_OK(db, seg_event_foreach(db, "alice", first_id_cb, pid));
+    ck_assert_int_eq(pid[0], '~');
+    seg_event r = tu_refund(NULL, "alice", TU_DAYN(2), -100, pid);
+    TU_OK(db, seg_event_ingest(db, &r));
+    TU_OK(db, seg_customer_anonymize(db, "alice", &nid));
+    TU_OK(db, seg_event_foreach(db, nid, first_id_cb, nid_pid));
+    ck_assert_str_ne(pid, nid_pid);
+    /* the purchase is fully refunded: a further refund is refused */
+    seg_event r2 = tu_refund("r2", nid, TU_DAYN(3), -1, nid_pid);
+    TU_RC(db, seg_event_ingest(db, &r2), SEG_EINVAL);
+    TU_MSG_HAS(db, "exceeds");
+    TU_OK(db, seg_customer_get(&info, db, nid));
+    ck_assert_int_eq(info.net_revenue, 0);
+    seg_free(nid);
+}
+END_TEST
+
+/* Regression: growing the attribute-type array after a failed growth. */
+START_TEST(attr_types_grow_after_enomem)
+{
+    tu_alloc ta;
+    seg_allocator al;
+    seg_db_options o = SEG_DB_OPTIONS_INIT;
+    seg_db *d = NULL;
+    char name[32];
+    long fails = 0;
+    memset(&ta, 0, sizeof ta);
+    ta.fail_after = -1;
+    al = tu_allocator(&ta);
+    o.allocator = &al;
+    ck_assert_int_eq(seg_db_open(&d, ":memory:", &o), SEG_OK);
+    for (int k = 0; k < 100; k++) {
+        snprintf(name, sizeof name, "a%d", k);
+        /* every few declarations, make one allocation fail, then retry */
+        if (k % 7 == 3) {
+            ta.fail_after = (long)ta.attempts + 1;
+            if (seg_attr_declare(d, name, SEG_TYPE_INT) != SEG_OK)
+                fails++;
+            ta.fail_after = -1;
+        }
+        TU_OK(d, seg_attr_declare(d, name, SEG_TYPE_INT));
+    }
+    for (int k = 0; k < 100; k++) {
+        snprintf(name, sizeof name, "a%d", k);
+        ck_assert_uint_eq(seg_attr_type(d, name), SEG_TYPE_INT);
+    }
+    ck_assert_int_ge(fails, 1);
+    seg_db_close(d);
+    ck_assert_int_eq(ta.live_blocks, 0);
+}
+END_TEST
+
 Suite *customer_suite(void)
 {
     Suite *s = suite_create("customer");
+    TCase *tr = tcase_create("regressions");
+    tcase_add_checked_fixture(tr, setup, teardown);
+    tcase_add_test(tr, erase_frees_multiline_order_ids);
+    tcase_add_test(tr, anonymize_relinks_refunds_of_derived_purchases);
+    tcase_add_test(tr, attr_types_grow_after_enomem);
+    suite_add_tcase(s, tr);
     TCase *tc;
 
     tc = tcase_create("aggregates");

@@ -1819,9 +1819,63 @@ END_TEST
 #define REG_BAD_ID_FIELD(f) BAD_ID_PROBLEMS(REG_BAD_ID, f)
 #define REG_MAX_LEN(f) tcase_add_test(tc, max_len_##f);
 
+/* Regression: an over-long order_id on an event without an id used to be
+ * serialized for its derived id before its length was checked. */
+START_TEST(overlong_order_id_without_event_id)
+{
+    char *o = tu_repeat('o', 5000);
+    seg_event e = tu_purchase(NULL, "c1", TU_DAYN(1), 100, o);
+    tu_snapshot before;
+    tu_snap_take(&before, db, 0);
+    TU_RC(db, seg_event_ingest(db, &e), SEG_EINVAL);
+    TU_MSG_HAS(db, "order_id");
+    TU_UNCHANGED(db, &before);
+    tu_snap_free(&before);
+    e.order_id = NULL;
+    e.channel = o;
+    TU_RC(db, seg_event_ingest(db, &e), SEG_EINVAL);
+    TU_MSG_HAS(db, "channel");
+    free(o);
+}
+END_TEST
+
+static int nested_noop(const seg_event_info *e, void *payload)
+{
+    (void)e;
+    (void)payload;
+    return 0;
+}
+
+static int nested_then_write(const seg_event_info *e, void *payload)
+{
+    seg_event n = tu_purchase(NULL, "someone-new", TU_DAYN(3), 100, NULL);
+    (void)e;
+    seg_event_foreach(db, NULL, nested_noop, NULL);
+    *(int *)payload = seg_event_ingest(db, &n);
+    return 1;
+}
+
+/* Regression: a foreach inside another's callback re-enabled writes. */
+START_TEST(nested_foreach_keeps_writes_refused)
+{
+    seg_event e = tu_purchase("e1", "A", TU_DAYN(1), 100, NULL);
+    int rc = 12345;
+    TU_OK(db, seg_event_ingest(db, &e));
+    TU_OK(db, seg_event_foreach(db, "A", nested_then_write, &rc));
+    ck_assert_int_eq(rc, SEG_EMISUSE);
+    ck_assert_uint_eq(seg_event_count(db), 1);
+    TU_OK(db, seg_event_ingest(db, &e)); /* writable again after the walk */
+}
+END_TEST
+
 Suite *event_suite(void)
 {
     Suite *s = suite_create("event");
+    TCase *tr = tcase_create("regressions");
+    tcase_add_checked_fixture(tr, setup, teardown);
+    tcase_add_test(tr, overlong_order_id_without_event_id);
+    tcase_add_test(tr, nested_foreach_keeps_writes_refused);
+    suite_add_tcase(s, tr);
     TCase *tc;
 
     tc = tcase_create("kinds");

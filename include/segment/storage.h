@@ -106,7 +106,8 @@ struct seg_storage_methods {
     int (*put_events)(seg_storage *st, const seg_event_info *events, size_t n);
     /** Store a customer that has no events yet (a prospect). */
     int (*put_customer)(seg_storage *st, const char *customer_id);
-    /** Store an attribute; value->type SEG_TYPE_NULL deletes it. */
+    /** Store an attribute; value->type SEG_TYPE_NULL deletes it.  The customer
+     *  may be new to the backend (put_attr and put_consent create it). */
     int (*put_attr)(seg_storage *st, const char *customer_id, const char *name,
                     const seg_value *value);
     /** Store a consent state; SEG_CONSENT_UNKNOWN deletes it. */

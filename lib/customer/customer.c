@@ -263,7 +263,8 @@ static int txn_set(cust_txn *t, uint32_t ci, uint32_t key, uint32_t type, int64_
         nv.v.s = seg__malloc(a, str.n + 1);
         if (!nv.v.s)
             return SEG_ENOMEM;
-        memcpy(nv.v.s, str.p, str.n);
+        if (str.n)
+            memcpy(nv.v.s, str.p, str.n);
         nv.v.s[str.n] = '\0';
     } else if (!consent && type == SEG_TYPE_NUMBER) {
         nv.v.d = d;
@@ -415,19 +416,19 @@ static int attr_key(seg_db *db, seg__str name, uint32_t type, bool create, uint3
             return SEG_OK;
         }
         int err = SEG_OK;
-        uint32_t cap = s->attr_names.cap;
         k = seg__dict_intern(&db->alloc, &s->arena, &s->attr_names, name, &err);
         if (k == SEG__NONE)
             return seg__error(db, err, "attribute '%.*s': %s", (int)name.n, name.p,
                               seg_errstr(err));
-        if (s->attr_names.cap != cap || !s->attr_types) {
-            uint32_t *p = seg__realloc_array(&db->alloc, s->attr_types, s->attr_names.cap,
-                                             sizeof *p);
+        if (k >= s->attr_types_cap) {
+            uint32_t cap = s->attr_types_cap ? s->attr_types_cap * 2 : 16;
+            uint32_t *p = seg__realloc_array(&db->alloc, s->attr_types, cap, sizeof *p);
             if (!p) {
                 seg__dict_truncate(&s->attr_names, &s->arena, k);
                 return seg__error(db, SEG_ENOMEM, "out of memory");
             }
             s->attr_types = p;
+            s->attr_types_cap = cap;
         }
         s->attr_types[k] = type;
     } else if (type != SEG_TYPE_NULL && s->attr_types[k] != type) {
@@ -446,6 +447,16 @@ static int apply_mem(cust_txn *t, const seg__custop *op)
     if (rc != SEG_OK)
         return rc;
     int err = SEG_OK;
+    bool removal = (op->op == SEG__OP_ATTR && op->type == SEG_TYPE_NULL) ||
+                   (op->op == SEG__OP_CONSENT && op->consent == SEG_CONSENT_UNKNOWN);
+    if (removal && seg__cust_find(s, op->customer_id) == SEG__NONE) {
+        /* nothing to remove, and no customer to create; still validated */
+        if (op->op == SEG__OP_ATTR && (rc = seg__check_id(db, "attribute name", op->name)) != SEG_OK)
+            return rc;
+        if (op->op == SEG__OP_CONSENT && (rc = seg__check_id(db, "channel", op->name)) != SEG_OK)
+            return rc;
+        return SEG_OK;
+    }
     uint32_t ci = seg__cust_intern(&db->alloc, s, op->customer_id, &err);
     if (ci == SEG__NONE)
         return seg__error(db, err, "customer_id: %s", seg_errstr(err));
@@ -759,16 +770,22 @@ static void insert_ids(seg__store *s, uint32_t ci)
 
 static void wipe_events(seg__store *s, uint32_t ci)
 {
+    /* first the order table (lines share their order's id string, which
+     * the second pass wipes) */
+    for (uint32_t j = s->custs[ci].head; j != SEG__NONE; j = seg__ev_next(s, j)) {
+        uint32_t ref = seg__ev_ref(s, j);
+        if (ref && seg__ev_kind(s, j) != SEG_EVENT_ENGAGEMENT) {
+            seg__str o = seg__arena_str(&s->arena, ref);
+            seg__htab_remove(&s->order_tab, seg__tag(seg__hash(o.p, o.n, SEG__SEED_ORDER)), j);
+        }
+    }
     for (uint32_t j = s->custs[ci].head; j != SEG__NONE;) {
         seg__evchunk *c = seg__ev_chunk(s, j);
         uint32_t off = SEG__OFF(j), next = c->next[off];
         uint32_t kind = c->kindchan[off] >> 14;
         uint32_t ref = c->ref[off];
-        if (ref && kind != SEG_EVENT_ENGAGEMENT) {
-            seg__str o = seg__arena_str(&s->arena, ref);
-            seg__htab_remove(&s->order_tab, seg__tag(seg__hash(o.p, o.n, SEG__SEED_ORDER)), j);
+        if (ref && kind != SEG_EVENT_ENGAGEMENT)
             seg__arena_wipe(&s->arena, ref);
-        }
         if (c->eid)
             seg__arena_wipe(&s->arena, c->eid[off]);
         if (c->refund_of)
@@ -896,7 +913,72 @@ static int put_customer_events(seg_db *db, uint32_t ci)
     return rc;
 }
 
-static void rekey(seg__store *s, uint32_t ci, seg__ref to)
+/* A refund of the customer naming one of the customer's own order-less
+ * purchases by its derived id: that id changes with the customer's id, so
+ * the refund's refund_of must follow it. */
+typedef struct relink {
+    uint32_t refund;
+    seg__ref old_ref, new_ref;
+} relink;
+
+/* Find the refunds to relink and store the new id texts (before anything
+ * changes, so a failure changes nothing but the arena's tail). */
+static int plan_relinks(seg_db *db, uint32_t ci, seg__str new_id, relink **out, size_t *n_out)
+{
+    seg__store *s = &db->store;
+    *out = NULL;
+    *n_out = 0;
+    size_t n = 0, cap = 0;
+    relink *rl = NULL;
+    for (uint32_t i = s->custs[ci].head; i != SEG__NONE; i = seg__ev_next(s, i)) {
+        uint32_t rf = seg__ev_refund_of(s, i);
+        if (!rf || seg__ev_kind(s, i) != SEG_EVENT_REFUND)
+            continue;
+        seg__str text = seg__arena_str(&s->arena, rf);
+        if (text.n != 33 || text.p[0] != '~')
+            continue;
+        for (uint32_t j = s->custs[ci].head; j != SEG__NONE; j = seg__ev_next(s, j)) {
+            if (seg__ev_kind(s, j) != SEG_EVENT_PURCHASE || seg__ev_eid(s, j) || seg__ev_ref(s, j))
+                continue;
+            char old[34], neu[34];
+            seg__did_format(old, seg__derive_stored(s, j));
+            if (memcmp(old, text.p, 33) != 0)
+                continue;
+            seg__ev ev;
+            uint32_t occ;
+            seg__ev_load(s, j, &ev, &occ);
+            ev.customer_id = new_id;
+            seg__did_format(neu, seg__derive_id(&ev, occ));
+            if (n == cap) {
+                cap = cap ? cap * 2 : 8;
+                relink *p = seg__realloc_array(&db->alloc, rl, cap, sizeof *p);
+                if (!p) {
+                    seg__free(&db->alloc, rl);
+                    return SEG_ENOMEM;
+                }
+                rl = p;
+            }
+            seg__ref nr = seg__arena_add(&db->alloc, &s->arena, neu, 33);
+            if (!nr) {
+                seg__free(&db->alloc, rl);
+                return SEG_ENOMEM;
+            }
+            rl[n].refund = i;
+            rl[n].old_ref = rf;
+            rl[n].new_ref = nr;
+            n++;
+            break;
+        }
+    }
+    *out = rl;
+    *n_out = n;
+    return SEG_OK;
+}
+
+/* Give customer ci the id in arena ref `to`: its derived event ids (and the
+ * refund_of texts in rl, forward or back) change with it. */
+static void rekey(seg__store *s, uint32_t ci, seg__ref to, const relink *rl, size_t nrl,
+                  bool forward)
 {
     seg__cust *c = &s->custs[ci];
     remove_ids(s, ci);
@@ -905,6 +987,9 @@ static void rekey(seg__store *s, uint32_t ci, seg__ref to)
     id = seg__arena_str(&s->arena, to);
     seg__cust_set_id(c, to, id);
     seg__htab_insert(&s->cust_tab, seg__tag(seg__hash(id.p, id.n, SEG__SEED_CUST)), ci);
+    for (size_t k = 0; k < nrl; k++)
+        seg__ev_chunk(s, rl[k].refund)->refund_of[SEG__OFF(rl[k].refund)] =
+            forward ? rl[k].new_ref : rl[k].old_ref;
     insert_ids(s, ci);
 }
 
@@ -945,7 +1030,13 @@ SEG_API int seg_customer_anonymize(seg_db *db, const char *customer_id, char **n
         return seg__error(db, SEG_ENOMEM, "out of memory");
     }
     seg__ref from = s->custs[ci].id;
-    rekey(s, ci, to);
+    relink *rl;
+    size_t nrl;
+    if (plan_relinks(db, ci, seg__cstr(nid), &rl, &nrl) != SEG_OK) {
+        seg_free(user);
+        return seg__error(db, SEG_ENOMEM, "out of memory");
+    }
+    rekey(s, ci, to, rl, nrl, true);
     rc = seg__st_begin(db);
     if (rc == SEG_OK) {
         rc = seg__st_erase_customer(db, customer_id);
@@ -959,11 +1050,15 @@ SEG_API int seg_customer_anonymize(seg_db *db, const char *customer_id, char **n
             seg__st_rollback(db);
     }
     if (rc != SEG_OK) {
-        rekey(s, ci, from);
+        rekey(s, ci, from, rl, nrl, false);
         seg__arena_wipe(&s->arena, to);
+        seg__free(&db->alloc, rl);
         seg_free(user);
         return rc;
     }
+    for (size_t k = 0; k < nrl; k++)
+        seg__arena_wipe(&s->arena, rl[k].old_ref);
+    seg__free(&db->alloc, rl);
     seg__arena_wipe(&s->arena, from);
     drop_ext(db, ci);
     if (new_id_out)

@@ -161,6 +161,7 @@ typedef struct seg__store {
     seg__dict chan, cat, sku, names;
     seg__dict attr_names, consent_chans;
     uint32_t *attr_types;   /* per attr_names index */
+    uint32_t attr_types_cap;
     seg__custext *exts;
     uint32_t nexts, capexts;
 } seg__store;

@@ -104,8 +104,19 @@ static int validate(seg_db *db, const seg__ev *ev, int *field_out)
         (ev->quantity < 0 || ev->quantity > SEG_QUANTITY_MAX))
         return fail(db, field_out, SEG__F_QUANTITY, ev->quantity < 0 ? SEG_EINVAL : SEG_ERANGE,
                     "quantity: %ld is not in 0..%d", (long)ev->quantity, SEG_QUANTITY_MAX);
-    /* customer_id, order_id and the dictionary values are checked by the
-     * caller only when they are new: a stored one was checked already */
+    /* customer_id, order_id and the dictionary values are checked in full
+     * by the caller only when they are new (a stored one was checked
+     * already); their lengths are checked here, before anything hashes or
+     * serializes them */
+    {
+        const seg__str *v[5] = { &ev->order_id, &ev->channel, &ev->category, &ev->sku,
+                                 &ev->name };
+        static const int f[5] = { SEG__F_ORDER_ID, SEG__F_CHANNEL, SEG__F_CATEGORY, SEG__F_SKU,
+                                  SEG__F_NAME };
+        for (int k = 0; k < 5; k++)
+            if (v[k]->n > SEG_ID_MAX && (rc = check_opt_id(db, field_out, f[k], *v[k])) != SEG_OK)
+                return rc;
+    }
     if ((rc = check_opt_id(db, field_out, SEG__F_REFUND_OF, ev->refund_of)) != SEG_OK)
         return rc;
     switch (ev->kind) {
@@ -309,19 +320,23 @@ static int prepare_slot(const seg__alloc *a, seg__store *s, const seg__ev *ev, u
             s->chunks = c;
             s->capchunks = cap;
         }
-        seg__evchunk *c = &s->chunks[s->nchunks];
-        memset(c, 0, sizeof *c);
-        c->ts32 = seg__malloc(a, SEG__CHUNK * sizeof *c->ts32);
-        c->amt32 = seg__malloc(a, SEG__CHUNK * sizeof *c->amt32);
-        c->cust = seg__malloc(a, SEG__CHUNK * sizeof *c->cust);
-        c->ref = seg__malloc(a, SEG__CHUNK * sizeof *c->ref);
-        c->next = seg__malloc(a, SEG__CHUNK * sizeof *c->next);
-        c->kindchan = seg__malloc(a, SEG__CHUNK * sizeof *c->kindchan);
-        c->cat = seg__malloc(a, SEG__CHUNK * sizeof *c->cat);
-        s->nchunks++; /* counted even when incomplete, so it is freed */
-        if (!c->ts32 || !c->amt32 || !c->cust || !c->ref || !c->next || !c->kindchan || !c->cat)
+        seg__evchunk c;
+        memset(&c, 0, sizeof c);
+        c.ts32 = seg__malloc(a, SEG__CHUNK * sizeof *c.ts32);
+        c.amt32 = seg__malloc(a, SEG__CHUNK * sizeof *c.amt32);
+        c.cust = seg__malloc(a, SEG__CHUNK * sizeof *c.cust);
+        c.ref = seg__malloc(a, SEG__CHUNK * sizeof *c.ref);
+        c.next = seg__malloc(a, SEG__CHUNK * sizeof *c.next);
+        c.kindchan = seg__malloc(a, SEG__CHUNK * sizeof *c.kindchan);
+        c.cat = seg__malloc(a, SEG__CHUNK * sizeof *c.cat);
+        if (!c.ts32 || !c.amt32 || !c.cust || !c.ref || !c.next || !c.kindchan || !c.cat) {
+            seg__free(a, c.ts32); seg__free(a, c.amt32); seg__free(a, c.cust);
+            seg__free(a, c.ref); seg__free(a, c.next); seg__free(a, c.kindchan);
+            seg__free(a, c.cat);
             return SEG_ENOMEM;
-        c->ts_base = ev->ts;
+        }
+        c.ts_base = ev->ts;
+        s->chunks[s->nchunks++] = c; /* published only when complete */
     }
     seg__evchunk *c = &s->chunks[ck];
     if (c->ts32) {
@@ -1014,7 +1029,7 @@ int seg__load_event(seg_db *db, const seg_event_info *in)
     seg__did want;
     if (parse_did(id, &want)) {
         /* a derived id: an order-less purchase carries its id as order id */
-        if (order.n == id.n && memcmp(order.p, id.p, id.n) == 0)
+        if (in->kind == SEG_EVENT_PURCHASE && order.n == id.n && memcmp(order.p, id.p, id.n) == 0)
             order = SEG__STR_NULL;
         ev.order_id = order;
         if (ev.quantity == SEG_QUANTITY_DEFAULT)
@@ -1029,8 +1044,9 @@ int seg__load_event(seg_db *db, const seg_event_info *in)
                               "load: event '%s' does not match its content (corrupt store?)",
                               in->event_id);
     } else {
-        if (order.n == id.n && id.n && memcmp(order.p, id.p, id.n) == 0)
-            order = SEG__STR_NULL;
+        if (in->kind == SEG_EVENT_PURCHASE && order.n == id.n && id.n &&
+            memcmp(order.p, id.p, id.n) == 0)
+            order = SEG__STR_NULL; /* normalize() gives it back */
         ev.event_id = id;
         ev.order_id = order;
     }
@@ -1266,6 +1282,7 @@ SEG_API int seg_event_foreach(seg_db *db, const char *customer_id, seg_event_cb 
     if (!bufs)
         return seg__error(db, SEG_ENOMEM, "out of memory");
     seg_event_info info;
+    bool was = db->iterating; /* a foreach may run inside another's callback */
     if (customer_id) {
         uint32_t ci = seg__cust_find(s, seg__cstr(customer_id));
         if (ci == SEG__NONE) {
@@ -1273,15 +1290,15 @@ SEG_API int seg_event_foreach(seg_db *db, const char *customer_id, seg_event_cb 
             return seg__error(db, SEG_ENOTFOUND, "customer_id '%s': no such customer",
                               customer_id);
         }
-        const seg__cust *c = &s->custs[ci];
-        uint32_t *order = seg__malloc(&db->alloc, ((size_t)c->events + 1) * sizeof *order);
+        uint32_t nev = s->custs[ci].events;
+        uint32_t *order = seg__malloc(&db->alloc, ((size_t)nev + 1) * sizeof *order);
         if (!order) {
             seg__free(&db->alloc, bufs);
             return seg__error(db, SEG_ENOMEM, "out of memory");
         }
-        seg__cust_events(s, c, order);
+        seg__cust_events(s, &s->custs[ci], order);
         db->iterating = true;
-        for (uint32_t k = 0; k < c->events; k++) {
+        for (uint32_t k = 0; k < nev; k++) {
             seg__event_info(s, order[k], &info, bufs);
             if (cb(&info, payload))
                 break;
@@ -1297,7 +1314,7 @@ SEG_API int seg_event_foreach(seg_db *db, const char *customer_id, seg_event_cb 
                 break;
         }
     }
-    db->iterating = false;
+    db->iterating = was;
     seg__free(&db->alloc, bufs);
     return SEG_OK;
 }

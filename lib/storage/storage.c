@@ -61,7 +61,7 @@ void seg__st_rollback(seg_db *db)
         return;
     /* keep the error that caused the rollback */
     int code = db->errcode;
-    char keep[1024];
+    char keep[2048];
     snprintf(keep, sizeof keep, "%s", seg_errmsg(db));
     M(db)->rollback(db->st);
     if (code != SEG_OK)
@@ -183,12 +183,13 @@ int seg__storage_open(seg_db *db, const char *uri)
     if (!(db->flags & SEG_DB_READONLY)) {
         char v[2] = { (char)('0' + db->exponent), 0 };
         rc = seg__st_begin(db);
-        if (rc == SEG_OK)
+        if (rc == SEG_OK) {
             rc = seg__st_put_meta(db, "currency_exponent", v);
-        if (rc == SEG_OK)
-            rc = seg__st_commit(db);
-        else
-            seg__st_rollback(db);
+            if (rc == SEG_OK)
+                rc = seg__st_commit(db);
+            if (rc != SEG_OK)
+                seg__st_rollback(db);
+        }
         if (rc != SEG_OK)
             return rc;
     }
