@@ -124,6 +124,8 @@ int seg__batch_add(seg__batch *b, const seg__ev *ev, bool *dup_out, int *field_o
  * *field_out. */
 int seg__batch_add_many(seg__batch *b, const seg__ev *evs, size_t n, size_t *done,
                         int *field_out);
+/* The batch's counts so far: events accepted, duplicates skipped. */
+void seg__batch_counts(const seg__batch *b, uint64_t *accepted, uint64_t *duplicates);
 /* Commit: writes to storage; on failure everything of the batch is undone
  * and the batch is freed either way. */
 int seg__batch_commit(seg__batch *b);

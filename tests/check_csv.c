@@ -1907,6 +1907,66 @@ START_TEST(import_refused_inside_foreach)
 }
 END_TEST
 
+/* Rows reach the store in groups; errors still come in row order, with
+ * the position of the row they are about. */
+static void collect_index(size_t index, int code, const char *reason, void *payload)
+{
+    size_t *v = payload;
+    (void)code;
+    (void)reason;
+    v[++v[0]] = index;
+}
+
+START_TEST(grouped_rows_report_in_order)
+{
+    static const char rows[] =
+        "customer_id,ts,amount,refund_of\n"
+        "a,2024-01-01,1.00,\n"          /* row 0 */
+        "a,2024-01-02,-1.00,nope\n"     /* row 1: unknown order (found by the store) */
+        "b,2024-01-03,2.00,\n"          /* row 2 */
+        "b,2024-01-04,2.00,\n"          /* row 3 */
+        "c,2024-13-01,3.00,\n";         /* row 4: bad time (found by the parser) */
+    size_t got[8] = { 0 };
+    seg_csv_options o = SEG_CSV_OPTIONS_INIT;
+    seg_ingest_stats st = SEG_INGEST_STATS_INIT;
+    ck_assert_int_eq(seg_event_import_csv(db, rows, sizeof rows - 1, NULL, NULL), SEG_ENOTFOUND);
+    ck_assert_ptr_nonnull(strstr(seg_errmsg(db), "<buffer>:3:"));
+    ck_assert_uint_eq(seg_event_count(db), 0);
+    o.flags = SEG_CSV_PER_EVENT;
+    o.on_reject = collect_index;
+    o.payload = got;
+    ck_assert_int_eq(seg_event_import_csv(db, rows, sizeof rows - 1, &o, &st), SEG_OK);
+    ck_assert_uint_eq(got[0], 2);
+    ck_assert_uint_eq(got[1], 1);
+    ck_assert_uint_eq(got[2], 4);
+    ck_assert_uint_eq(st.accepted, 3);
+    ck_assert_uint_eq(st.rejected, 2);
+    ck_assert_uint_eq(seg_event_count(db), 3);
+}
+END_TEST
+
+/* More rows than one group, with escaped fields in some of them. */
+START_TEST(grouped_rows_with_escapes)
+{
+    char *buf = malloc(200000);
+    size_t n = 0;
+    seg_ingest_stats st = SEG_INGEST_STATS_INIT;
+    n += (size_t)sprintf(buf + n, "customer_id,ts,amount,category\n");
+    for (int k = 0; k < 1000; k++)
+        n += (size_t)sprintf(buf + n, k % 7 == 0 ? "c%d,2024-01-01T00:00:%02dZ,1.%02d,\"x\"\"%d\"\n"
+                                                 : "c%d,2024-01-01T00:00:%02dZ,1.%02d,plain%d\n",
+                             k % 50, k % 60, k % 100, k % 3);
+    ck_assert_int_eq(seg_event_import_csv(db, buf, n, NULL, &st), SEG_OK);
+    ck_assert_uint_eq(st.accepted + st.duplicates, 1000);
+    ck_assert_uint_eq(seg_customer_count(db), 50);
+    st.accepted = 77;
+    ck_assert_int_eq(seg_event_import_csv(db, buf, n, NULL, &st), SEG_OK);
+    ck_assert_uint_eq(st.accepted, 0);
+    ck_assert_uint_eq(st.duplicates, 1000);
+    free(buf);
+}
+END_TEST
+
 Suite *csv_suite(void)
 {
     Suite *s = suite_create("csv");
@@ -1982,6 +2042,8 @@ Suite *csv_suite(void)
     tcase_add_test(tc, cust_file);
     tcase_add_test(tc, import_refused_when_not_writable);
     tcase_add_test(tc, import_refused_inside_foreach);
+    tcase_add_test(tc, grouped_rows_report_in_order);
+    tcase_add_test(tc, grouped_rows_with_escapes);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("oom");

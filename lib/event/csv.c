@@ -757,6 +757,17 @@ static int known_field(const char *p, size_t n)
     return -1;
 }
 
+/* Rows are handed to the store in groups (seg__batch_add_many prefetches
+ * the lookups of later rows while earlier ones are applied).  A pending row
+ * keeps what an error message needs: where the row and its fields are. */
+#define PENDING 64
+typedef struct pending_row {
+    const char *row;
+    uint64_t row_line;
+    size_t row_index;
+    const char *raw[NFIELDS];
+} pending_row;
+
 typedef struct csv_import {
     seg_db *db;
     seg_csv_options o;
@@ -773,6 +784,9 @@ typedef struct csv_import {
     size_t row_index;
     uint64_t input_size;    /* bytes of the whole input, 0 when unknown */
     uint64_t window_offset; /* offset of the window in the input */
+    size_t npending;        /* rows parsed, not yet given to the store */
+    seg__ev pending_ev[PENDING];
+    pending_row pending[PENDING];
 } csv_import;
 
 static int import_begin(csv_import *im, seg_db *db, const seg_csv_options *opts,
@@ -953,15 +967,64 @@ static int parse_quantity(const char *p, size_t n, int32_t *out)
 /* An event error: atomic mode stops, per-event mode reports and goes on.
  * Failures that are not the event's fault stop both (as in
  * seg_event_ingest_batch). */
-static int reject(csv_import *im, int code)
+static int reject_at(csv_import *im, int code, size_t row_index)
 {
     bool fatal = code == SEG_ENOMEM || code == SEG_ELIMIT || code == SEG_ESTORAGE;
     if (!(im->o.flags & SEG_CSV_PER_EVENT) || fatal)
         return code;
     im->rejected++;
     if (im->o.on_reject)
-        im->o.on_reject(im->row_index, code, seg_errmsg(im->db), im->o.payload);
+        im->o.on_reject(row_index, code, seg_errmsg(im->db), im->o.payload);
     return SEG_OK;
+}
+
+static int reject(csv_import *im, int code)
+{
+    return reject_at(im, code, im->row_index);
+}
+
+/* A bad cell: the pending rows go first, so errors come in row order. */
+#define ROW_FAIL(code_expr)                      \
+    do {                                         \
+        int fr_ = flush_pending(im);             \
+        if (fr_ != SEG_OK)                       \
+            return fr_;                          \
+        return reject(im, (code_expr));          \
+    } while (0)
+
+static int flush_pending(csv_import *im);
+
+/* Give the pending rows to the store.  A row the store refuses gets its
+ * message prefixed with its position and is rejected as a bad cell is. */
+static int flush_pending(csv_import *im)
+{
+    size_t base = 0, n = im->npending;
+    int rc = SEG_OK;
+    while (base < n) {
+        uint64_t acc0, dup0, acc1, dup1;
+        size_t done = 0;
+        int field = SEG__F_NONE;
+        seg__batch_counts(im->batch, &acc0, &dup0);
+        rc = seg__batch_add_many(im->batch, im->pending_ev + base, n - base, &done, &field);
+        seg__batch_counts(im->batch, &acc1, &dup1);
+        im->accepted += acc1 - acc0;
+        im->duplicates += dup1 - dup0;
+        if (rc == SEG_OK)
+            break;
+        const pending_row *pr = &im->pending[base + done];
+        const char *at = pr->row;
+        if (field > SEG__F_NONE && field < NFIELDS && im->col_of[field] < im->ncols)
+            at = pr->raw[field];
+        uint64_t line, colno;
+        seg__csv_locate(pr->row, pr->row_line, at, &line, &colno);
+        seg__error_prefix(im->db, "%s:%" PRIu64 ":%" PRIu64 ": ", im->src, line, colno);
+        rc = reject_at(im, rc, pr->row_index);
+        if (rc != SEG_OK)
+            break;
+        base += done + 1;
+    }
+    im->npending = 0;
+    return rc;
 }
 
 static int begin_batch(csv_import *im)
@@ -1008,10 +1071,10 @@ static int import_row(csv_import *im)
 
     const seg__csv_field *ts = &f[col[SEG__F_TS]];
     if (SEG_UNLIKELY(ts->n == 0))
-        return reject(im, cell_error(im, SEG_EINVAL, SEG__F_TS, "missing time"));
+        ROW_FAIL(cell_error(im, SEG_EINVAL, SEG__F_TS, "missing time"));
     rc = seg__time_parse_cached(&im->tcache, &ev.ts, ts->p, ts->n);
     if (SEG_UNLIKELY(rc != SEG_OK))
-        return reject(im, cell_error(im, rc, SEG__F_TS,
+        ROW_FAIL(cell_error(im, rc, SEG__F_TS,
                                      rc == SEG_ERANGE ? "time out of range" : "invalid time"));
 
     const seg__csv_field *am = &f[col[SEG__F_AMOUNT]];
@@ -1025,7 +1088,7 @@ static int import_row(csv_import *im)
                 snprintf(what, sizeof what, "amount out of range");
             else
                 snprintf(what, sizeof what, "invalid amount (at most %d decimals)", im->exponent);
-            return reject(im, cell_error(im, rc, SEG__F_AMOUNT, what));
+            ROW_FAIL(cell_error(im, rc, SEG__F_AMOUNT, what));
         }
     }
 
@@ -1043,30 +1106,30 @@ static int import_row(csv_import *im)
     } else if (seg__str_eq(cell(ty), "engagement", 10)) {
         kind = SEG_EVENT_ENGAGEMENT;
     } else {
-        return reject(im, cell_error(im, SEG_EINVAL, SEG__F_KIND, "unknown event type"));
+        ROW_FAIL(cell_error(im, SEG_EINVAL, SEG__F_KIND, "unknown event type"));
     }
     switch (kind) {
     case SEG_EVENT_PURCHASE:
         if (!has_amount)
-            return reject(im, cell_error(im, SEG_EINVAL, SEG__F_AMOUNT,
+            ROW_FAIL(cell_error(im, SEG_EINVAL, SEG__F_AMOUNT,
                                          "missing amount (required for a purchase)"));
         if (ev.amount < 0)
-            return reject(im, cell_error(im, SEG_EINVAL, SEG__F_AMOUNT,
+            ROW_FAIL(cell_error(im, SEG_EINVAL, SEG__F_AMOUNT,
                                          "a purchase needs an amount >= 0"));
         break;
     case SEG_EVENT_REFUND:
         if (!has_amount)
-            return reject(im, cell_error(im, SEG_EINVAL, SEG__F_AMOUNT,
+            ROW_FAIL(cell_error(im, SEG_EINVAL, SEG__F_AMOUNT,
                                          "missing amount (required for a refund)"));
         if (ev.amount == 0)
-            return reject(im, cell_error(im, SEG_EINVAL, SEG__F_AMOUNT,
+            ROW_FAIL(cell_error(im, SEG_EINVAL, SEG__F_AMOUNT,
                                          "a refund needs a non-zero amount"));
         if (ev.amount > 0)
             ev.amount = -ev.amount; /* a refund is stored negative */
         break;
     default:
         if (ev.amount != 0)
-            return reject(im, cell_error(im, SEG_EINVAL, SEG__F_AMOUNT,
+            ROW_FAIL(cell_error(im, SEG_EINVAL, SEG__F_AMOUNT,
                                          "an engagement event has no amount"));
         break;
     }
@@ -1076,25 +1139,23 @@ static int import_row(csv_import *im)
     if (qt->n) {
         rc = parse_quantity(qt->p, qt->n, &ev.quantity);
         if (rc != SEG_OK)
-            return reject(im, cell_error(im, rc, SEG__F_QUANTITY,
+            ROW_FAIL(cell_error(im, rc, SEG__F_QUANTITY,
                                          rc == SEG_ERANGE ? "quantity out of range"
                                                           : "invalid quantity"));
     }
 
-    bool dup = false;
-    int field = SEG__F_NONE;
-    rc = seg__batch_add(im->batch, &ev, &dup, &field);
-    if (SEG_LIKELY(rc == SEG_OK)) {
-        if (dup)
-            im->duplicates++;
-        else
-            im->accepted++;
-        return SEG_OK;
-    }
-    uint64_t line, colno;
-    field_pos(im, field, &line, &colno);
-    seg__error_prefix(im->db, "%s:%" PRIu64 ":%" PRIu64 ": ", im->src, line, colno);
-    return reject(im, rc);
+    /* pending until the group is full, or at once when a field lives in
+     * the tokenizer's scratch (reused by the next row) */
+    pending_row *pr = &im->pending[im->npending];
+    pr->row = c->row;
+    pr->row_line = c->row_line;
+    pr->row_index = im->row_index;
+    for (int k = 0; k < NFIELDS; k++)
+        pr->raw[k] = f[col[k]].raw;
+    im->pending_ev[im->npending++] = ev;
+    if (im->npending == PENDING || c->scratch_len)
+        return flush_pending(im);
+    return SEG_OK;
 }
 
 /* Read rows until the end of the window: SEG_OK at the end of the input,
@@ -1116,10 +1177,10 @@ static int import_rows(csv_import *im)
                 return rc;
             continue;
         }
-        if (r == SEG__CSV_END)
-            return SEG_OK;
-        if (r == SEG__CSV_MORE)
-            return r;
+        if (r == SEG__CSV_END || r == SEG__CSV_MORE) {
+            int rc = im->npending ? flush_pending(im) : SEG_OK;
+            return rc != SEG_OK ? rc : (r == SEG__CSV_END ? SEG_OK : r);
+        }
         if (r == SEG_EPARSE)
             return seg__error(im->db, SEG_EPARSE, "%s:%" PRIu64 ":%" PRIu64 ": %s", im->src,
                               c->err_line, c->err_col, c->err_msg);

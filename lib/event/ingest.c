@@ -901,6 +901,12 @@ int seg__batch_add_many(seg__batch *b, const seg__ev *evs, size_t n, size_t *don
     return SEG_OK;
 }
 
+void seg__batch_counts(const seg__batch *b, uint64_t *accepted, uint64_t *duplicates)
+{
+    *accepted = b->accepted;
+    *duplicates = b->duplicates;
+}
+
 /* Undo everything the batch did to memory. */
 static void undo(seg__batch *b)
 {
