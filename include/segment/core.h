@@ -3,8 +3,8 @@
  * memory.
  *
  * Threads: libsegment has no mutable global state.  Separate seg_db handles
- * may be used on separate threads at the same time; one seg_db (and anything
- * created from it) is used by one thread at a time, and its error message is
+ * may be used on separate threads at the same time; one seg_db, with anything
+ * created from it, is used by one thread at a time, and its error message is
  * read before the next call on that handle.
  *
  * Time is always int64_t seconds since the Unix epoch, UTC, and always given
