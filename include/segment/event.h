@@ -42,6 +42,9 @@ SEG_BEGIN_DECLS
  * without order_id but with an event_id is the order named by that id (later
  * lines may join it, refunds may name it).  Quantities are 0..SEG_QUANTITY_MAX.
  *
+ * Limits: a database holds at most 16,383 distinct channels and 65,535
+ * distinct categories (SEG_ELIMIT beyond), and fewer than 2^32 events.
+ *
  * Time order: events may arrive in any time order, with one exception: a
  * refund that names an order (refund_of) must come after that order's
  * purchase lines, since the refund is checked against them.
