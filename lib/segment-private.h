@@ -105,16 +105,17 @@ enum {
 
 typedef struct seg__batch seg__batch;
 
-/* flags for seg__batch_begin */
-#define SEG__BATCH_PER_EVENT 0x1u
+/* flags for seg__batch_begin (whether a bad event ends the batch is the
+ * caller's choice: see seg__is_fatal) */
 #define SEG__BATCH_COUNT_OCCURRENCES 0x2u /* derived ids count identical events within the batch (CSV) */
 
 /* Start a batch (one storage transaction).  *out is NULL on failure. */
 int seg__batch_begin(seg__batch **out, seg_db *db, uint32_t flags, size_t size_hint);
 /* Add one event.  SEG_OK: accepted, or a duplicate when *dup_out is set.
- * Negative: rejected (message in the db, field in *field_out); nothing of
- * this event changed and the batch stays usable (the caller decides whether
- * to go on (per-event mode) or roll back (atomic)). */
+ * Negative: rejected (message in the db, field in *field_out).  When the
+ * code is not fatal (seg__is_fatal) nothing of this event changed and the
+ * batch stays usable: the caller goes on (per-event mode) or rolls back
+ * (atomic).  After a fatal code the caller must roll back. */
 int seg__batch_add(seg__batch *b, const seg__ev *ev, bool *dup_out, int *field_out);
 /* Add events evs[0..n) in order, faster than one by one (lookups of
  * later events are prefetched while earlier ones are applied).  Returns
@@ -133,6 +134,13 @@ int seg__batch_commit(seg__batch *b);
 void seg__batch_rollback(seg__batch *b);
 
 const char *seg__field_name(int field);
+
+/* Failures that are not the event's fault (memory, limits, storage): they
+ * end a batch even in per-event mode. */
+static inline bool seg__is_fatal(int code)
+{
+    return code == SEG_ENOMEM || code == SEG_ELIMIT || code == SEG_ESTORAGE;
+}
 
 
 /* ---- customer operations applied atomically (lib/customer/) ---- */

@@ -1868,6 +1868,32 @@ START_TEST(nested_foreach_keeps_writes_refused)
 }
 END_TEST
 
+/* The store holds at most 16,383 distinct channels: one more fails the
+ * batch with SEG_ELIMIT naming the field, even in per-event mode, and
+ * changes nothing. */
+START_TEST(channel_limit)
+{
+    enum { N = 16384 };
+    seg_event *ev = calloc(N, sizeof *ev);
+    char (*chan)[16] = calloc(N, sizeof *chan);
+    seg_ingest_options o = SEG_INGEST_OPTIONS_INIT;
+    for (int k = 0; k < N; k++) {
+        snprintf(chan[k], sizeof chan[k], "ch%d", k);
+        ev[k] = tu_purchase(NULL, "c1", TU_DAYN(1) + k, 100, NULL);
+        ev[k].channel = chan[k];
+    }
+    TU_OK(db, seg_event_ingest_batch(db, ev, N - 1, NULL, NULL));
+    TU_RC(db, seg_event_ingest(db, &ev[N - 1]), SEG_ELIMIT);
+    TU_MSG_HAS(db, "channel");
+    ck_assert_uint_eq(seg_event_count(db), N - 1);
+    o.flags = SEG_INGEST_PER_EVENT;
+    TU_RC(db, seg_event_ingest_batch(db, &ev[N - 1], 1, &o, NULL), SEG_ELIMIT);
+    ck_assert_uint_eq(seg_event_count(db), N - 1);
+    free(ev);
+    free(chan);
+}
+END_TEST
+
 Suite *event_suite(void)
 {
     Suite *s = suite_create("event");
@@ -1875,6 +1901,7 @@ Suite *event_suite(void)
     tcase_add_checked_fixture(tr, setup, teardown);
     tcase_add_test(tr, overlong_order_id_without_event_id);
     tcase_add_test(tr, nested_foreach_keeps_writes_refused);
+    tcase_add_test(tr, channel_limit);
     suite_add_tcase(s, tr);
     TCase *tc;
 

@@ -30,13 +30,8 @@ struct seg_db {
     struct seg__batch *load_batch; /* open while the backend loads */
     /* store */
     seg__store store;
-    /* scratch for strings handed out (borrowed until the next call) */
-    char *scratch;
-    size_t scratch_cap;
     char idbuf[SEG_ID_MAX + 1];
 };
 
-/* grow db->scratch to n bytes; NULL on ENOMEM */
-char *seg__db_scratch(seg_db *db, size_t n);
 
 #endif /* SEGMENT_CORE_PRIVATE_H */

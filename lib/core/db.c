@@ -133,7 +133,6 @@ SEG_API void seg_db_close(seg_db *db)
     seg__store_free(&db->alloc, &db->store);
     seg__alloc a = db->alloc;
     seg__free(&a, db->errmsg);
-    seg__free(&a, db->scratch);
     seg__free(&a, db);
 }
 
@@ -156,15 +155,3 @@ int seg__db_writable(seg_db *db)
 }
 const seg__alloc *seg__db_alloc(const seg_db *db) { return &db->alloc; }
 
-char *seg__db_scratch(seg_db *db, size_t n)
-{
-    if (n > db->scratch_cap) {
-        size_t cap = n < 4096 ? 4096 : n;
-        char *p = seg__realloc(&db->alloc, db->scratch, cap);
-        if (!p)
-            return NULL;
-        db->scratch = p;
-        db->scratch_cap = cap;
-    }
-    return db->scratch;
-}

@@ -826,8 +826,7 @@ static int import_begin(csv_import *im, seg_db *db, const seg_csv_options *opts,
         }
     }
     im->src = im->o.source_name ? im->o.source_name : default_src;
-    im->batch_flags = SEG__BATCH_COUNT_OCCURRENCES |
-                      ((im->o.flags & SEG_CSV_PER_EVENT) ? SEG__BATCH_PER_EVENT : 0);
+    im->batch_flags = SEG__BATCH_COUNT_OCCURRENCES;
     im->exponent = seg__db_exponent(db);
     seg__csv_init(&im->tok, seg__db_alloc(db));
     return SEG_OK;
@@ -969,8 +968,7 @@ static int parse_quantity(const char *p, size_t n, int32_t *out)
  * seg_event_ingest_batch). */
 static int reject_at(csv_import *im, int code, size_t row_index)
 {
-    bool fatal = code == SEG_ENOMEM || code == SEG_ELIMIT || code == SEG_ESTORAGE;
-    if (!(im->o.flags & SEG_CSV_PER_EVENT) || fatal)
+    if (!(im->o.flags & SEG_CSV_PER_EVENT) || seg__is_fatal(code))
         return code;
     im->rejected++;
     if (im->o.on_reject)

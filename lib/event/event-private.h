@@ -35,7 +35,6 @@ uint32_t seg__htab_find(const seg__htab *t, uint32_t tag, seg__htab_eq eq, const
 void seg__htab_insert(seg__htab *t, uint32_t tag, uint32_t index);
 /* remove the entry (tag, index) if present */
 void seg__htab_remove(seg__htab *t, uint32_t tag, uint32_t index);
-/* rewrite an entry's index in place (after moving an item) */
 void seg__htab_free(const seg__alloc *a, seg__htab *t);
 
 /* ---- string arena (store.c) ---- */

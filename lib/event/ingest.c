@@ -1191,7 +1191,7 @@ SEG_API int seg_event_ingest_batch(seg_db *db, const seg_event *events, size_t n
                           "is %zu)", stride, (size_t)EVENT_V1_SIZE);
     bool per_event = o.flags & SEG_INGEST_PER_EVENT;
     seg__batch *b;
-    int rc = seg__batch_begin(&b, db, per_event ? SEG__BATCH_PER_EVENT : 0, n);
+    int rc = seg__batch_begin(&b, db, 0, n);
     if (rc != SEG_OK)
         return rc;
     enum { GROUP = 256 };
@@ -1219,8 +1219,7 @@ SEG_API int seg_event_ingest_batch(seg_db *db, const seg_event *events, size_t n
         base = bad;
         if (rc == SEG_OK)
             continue;
-        bool fatal = rc == SEG_ENOMEM || rc == SEG_ELIMIT || rc == SEG_ESTORAGE;
-        if (per_event && !fatal) {
+        if (per_event && !seg__is_fatal(rc)) {
             b->rejected++;
             if (o.on_reject)
                 o.on_reject(bad, rc, seg_errmsg(db), o.payload);
