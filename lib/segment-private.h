@@ -74,7 +74,59 @@ int seg__options_init(void *opts, size_t struct_size, const void *defaults, size
 int seg__struct_out(void *dst, size_t given, const void *src, size_t ours, size_t min);
 
 /* ---- hashing and text (lib/core/util.c) ---- */
-uint64_t seg__hash(const void *data, size_t n, uint64_t seed);
+/* A 64-bit hash of n bytes.  The same on every machine (derived event ids
+ * are built from it, so it never changes); inline because it is on every
+ * hot path.  Reads whole words, never past the end of the data. */
+static inline uint64_t seg__rd64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    return v;
+}
+static inline uint64_t seg__rd32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap32(v);
+#endif
+    return v;
+}
+static inline uint64_t seg__fold(uint64_t a, uint64_t b)
+{
+    __uint128_t r = (__uint128_t)a * b;
+    return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+static inline uint64_t seg__hash(const void *data, size_t n, uint64_t seed)
+{
+    const uint64_t k0 = UINT64_C(0x9e3779b97f4a7c15), k1 = UINT64_C(0xc2b2ae3d27d4eb4f),
+                   k2 = UINT64_C(0x165667b19e3779f9), k3 = UINT64_C(0xd6e8feb86659fd93);
+    const uint8_t *p = data;
+    uint64_t h = seg__fold(seed ^ k0, (uint64_t)n ^ k1), a, b;
+    while (n >= 16) {
+        h = seg__fold(seg__rd64(p) ^ k2 ^ h, seg__rd64(p + 8) ^ k3);
+        p += 16;
+        n -= 16;
+    }
+    /* the last 0..15 bytes: two (possibly overlapping) words */
+    if (n >= 8) {
+        a = seg__rd64(p);
+        b = seg__rd64(p + n - 8);
+    } else if (n >= 4) {
+        a = seg__rd32(p);
+        b = seg__rd32(p + n - 4);
+    } else if (n) {
+        a = (uint64_t)p[0] | (uint64_t)p[n / 2] << 8 | (uint64_t)p[n - 1] << 16;
+        b = 0;
+    } else {
+        a = b = 0;
+    }
+    h = seg__fold(a ^ k2 ^ h, b ^ k3 ^ n);
+    return seg__fold(h ^ k1, h ^ k2 ^ seed);
+}
 /* true when [p, p+n) is valid UTF-8 without NUL bytes */
 bool seg__utf8_valid(const char *p, size_t n);
 /* validate an id: 1..SEG_ID_MAX bytes, valid UTF-8, no NUL, no control chars.

@@ -3,48 +3,6 @@
 
 #include <stdio.h>
 
-/* Read 8 bytes as little-endian, so hashes (and the derived event ids
- * built from them) are the same on every machine. */
-static inline uint64_t rd64(const uint8_t *p)
-{
-    return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24 |
-           (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 | (uint64_t)p[6] << 48 |
-           (uint64_t)p[7] << 56;
-}
-
-static inline uint64_t fold(uint64_t a, uint64_t b)
-{
-    __uint128_t r = (__uint128_t)a * b;
-    return (uint64_t)r ^ (uint64_t)(r >> 64);
-}
-
-#define K0 UINT64_C(0x9e3779b97f4a7c15)
-#define K1 UINT64_C(0xc2b2ae3d27d4eb4f)
-#define K2 UINT64_C(0x165667b19e3779f9)
-#define K3 UINT64_C(0xd6e8feb86659fd93)
-
-uint64_t seg__hash(const void *data, size_t n, uint64_t seed)
-{
-    const uint8_t *p = data;
-    uint64_t h = fold(seed ^ K0, (uint64_t)n ^ K1);
-    while (n >= 16) {
-        h = fold(rd64(p) ^ K2 ^ h, rd64(p + 8) ^ K3);
-        p += 16;
-        n -= 16;
-    }
-    if (n >= 8) {
-        h = fold(rd64(p) ^ K2 ^ h, K1);
-        p += 8;
-        n -= 8;
-    }
-    if (n) {
-        uint8_t t[8] = { 0 };
-        memcpy(t, p, n);
-        h = fold(rd64(t) ^ K3 ^ h, K0 ^ (uint64_t)n);
-    }
-    return fold(h ^ K1, h ^ K2 ^ seed);
-}
-
 bool seg__utf8_valid(const char *s, size_t n)
 {
     const uint8_t *p = (const uint8_t *)s, *e = p + n;

@@ -757,8 +757,8 @@ static int known_field(const char *p, size_t n)
     return -1;
 }
 
-/* Rows are handed to the store in groups (seg__batch_add_many prefetches
- * the lookups of later rows while earlier ones are applied).  A pending row
+/* Rows are handed to the store in groups (seg__batch_add_many overlaps the
+ * lookups of a group's rows before applying them).  A pending row
  * keeps what an error message needs: where the row and its fields are. */
 #define PENDING 64
 typedef struct pending_row {

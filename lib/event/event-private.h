@@ -30,7 +30,30 @@ typedef struct seg__htab {
 typedef bool (*seg__htab_eq)(const void *ctx, uint32_t index);
 
 int seg__htab_reserve(const seg__alloc *a, seg__htab *t, size_t n);
-uint32_t seg__htab_find(const seg__htab *t, uint32_t tag, seg__htab_eq eq, const void *ctx);
+/* Inline, so that each caller's `eq` is inlined into its own copy. */
+static inline uint32_t seg__htab_find(const seg__htab *t, uint32_t tag, seg__htab_eq eq,
+                                      const void *ctx)
+{
+    if (!t->cap)
+        return SEG__NONE;
+    uint32_t cap = t->cap, i = (uint32_t)(((uint64_t)tag * cap) >> 32), d = 0;
+    for (;;) {
+        uint64_t s = t->slots[i];
+        if (!s)
+            return SEG__NONE;
+        uint32_t st = (uint32_t)(s >> 32);
+        if (st == tag && eq(ctx, (uint32_t)s - 1))
+            return (uint32_t)s - 1;
+        /* Robin Hood: stop where an entry sits closer to its home than
+         * the key would */
+        uint32_t h = (uint32_t)(((uint64_t)st * cap) >> 32);
+        if ((i >= h ? i - h : i + cap - h) < d)
+            return SEG__NONE;
+        if (++i == cap)
+            i = 0;
+        d++;
+    }
+}
 /* insert (key known absent); table must have room (reserve first) */
 void seg__htab_insert(seg__htab *t, uint32_t tag, uint32_t index);
 /* remove the entry (tag, index) if present */

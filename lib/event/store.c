@@ -47,7 +47,7 @@ int seg__htab_reserve(const seg__alloc *a, seg__htab *t, size_t n)
     if (need <= (uint64_t)t->cap * MAX_LOAD_NUM / MAX_LOAD_DEN && t->cap)
         return SEG_OK;
     uint64_t cap = need * MAX_LOAD_DEN / MAX_LOAD_NUM + 8;
-    uint64_t grown = (uint64_t)t->cap + t->cap / 2; /* grow by at least 1.5x */
+    uint64_t grown = (uint64_t)t->cap * 2; /* grow by at least 2x */
     if (cap < grown)
         cap = grown; /* (an empty table is sized exactly to the hint) */
     if (cap < 16)
@@ -64,23 +64,6 @@ int seg__htab_reserve(const seg__alloc *a, seg__htab *t, size_t n)
     t->slots = slots;
     t->cap = (uint32_t)cap;
     return SEG_OK;
-}
-
-uint32_t seg__htab_find(const seg__htab *t, uint32_t tag, seg__htab_eq eq, const void *ctx)
-{
-    if (!t->cap)
-        return SEG__NONE;
-    uint32_t cap = t->cap, i = home_of(tag, cap), d = 0;
-    for (;;) {
-        uint64_t s = t->slots[i];
-        if (!s || dist_of(s, i, cap) < d)
-            return SEG__NONE;
-        if ((uint32_t)(s >> 32) == tag && eq(ctx, (uint32_t)s - 1))
-            return (uint32_t)s - 1;
-        if (++i == cap)
-            i = 0;
-        d++;
-    }
 }
 
 void seg__htab_insert(seg__htab *t, uint32_t tag, uint32_t index)
@@ -444,9 +427,18 @@ static inline uint8_t *put_str(uint8_t *p, seg__str s)
     /* length (2 bytes, little-endian) then bytes; absent = length 0 */
     p[0] = (uint8_t)(s.n & 0xff);
     p[1] = (uint8_t)(s.n >> 8);
-    if (s.n)
-        memcpy(p + 2, s.p, s.n);
-    return p + 2 + s.n;
+    uint8_t *d = p + 2;
+    const uint8_t *q = (const uint8_t *)s.p;
+    if (s.n >= 8 && s.n <= 16) { /* most ids: two overlapping word copies */
+        memcpy(d, q, 8);
+        memcpy(d + s.n - 8, q + s.n - 8, 8);
+    } else if (s.n < 8) {
+        for (size_t k = 0; k < s.n; k++)
+            d[k] = q[k];
+    } else {
+        memcpy(d, q, s.n);
+    }
+    return d + s.n;
 }
 
 /* The canonical bytes of an event's content: the input of its derived id.
