@@ -9,7 +9,8 @@
  *   bench_ingest csv FILE        import FILE, then import it again
  *
  * Each run prints one line per phase:
- *   phase=ingest events=... seconds=... events_per_s=... rss_bytes_per_event=...
+ *   phase=ingest events=... seconds=... events_per_s=... cpu_seconds=...
+ *   events_per_cpu_s=... rss_bytes_per_event=...
  * Resident bytes per event = (RSS after the first ingest - RSS before the
  * database was opened) / events.  Single-threaded, like the library.
  */
@@ -21,12 +22,23 @@
 #include <time.h>
 #include <stdbool.h>
 #include <unistd.h>
+#include <sys/resource.h>
 
 static double now_s(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* CPU time of this process (user + system): on a shared machine the wall
+ * time also counts time the core spent on other processes */
+static double cpu_s(void)
+{
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return (double)u.ru_utime.tv_sec + (double)u.ru_utime.tv_usec / 1e6 +
+           (double)u.ru_stime.tv_sec + (double)u.ru_stime.tv_usec / 1e6;
 }
 
 static long rss_bytes(void)
@@ -116,10 +128,11 @@ static seg_event *generate(size_t n, char **pool_out)
     return ev;
 }
 
-static void report(const char *phase, size_t events, double secs, long rss_delta)
+static void report(const char *phase, size_t events, double secs, double cpu, long rss_delta)
 {
-    printf("phase=%s events=%zu seconds=%.3f events_per_s=%.0f", phase, events, secs,
-           (double)events / secs);
+    printf("phase=%s events=%zu seconds=%.3f events_per_s=%.0f cpu_seconds=%.3f "
+           "events_per_cpu_s=%.0f", phase, events, secs, (double)events / secs, cpu,
+           (double)events / cpu);
     if (rss_delta >= 0)
         printf(" rss_bytes_per_event=%.1f", (double)rss_delta / (double)events);
     printf("\n");
@@ -142,7 +155,7 @@ static int run_api(size_t n, uint64_t seed)
     seg_ingest_stats st = SEG_INGEST_STATS_INIT;
     for (int pass = 0; pass < 2; pass++) {
         uint64_t acc = 0, dup = 0;
-        double t = now_s();
+        double t = now_s(), c = cpu_s();
         for (size_t i = 0; i < n; i += batch) {
             size_t m = n - i < batch ? n - i : batch;
             if ((rc = seg_event_ingest_batch(db, ev + i, m, NULL, &st)) != SEG_OK)
@@ -151,6 +164,7 @@ static int run_api(size_t n, uint64_t seed)
             dup += st.duplicates;
         }
         t = now_s() - t;
+        c = cpu_s() - c;
         if (pass == 0 && (acc != n || seg_event_count(db) != n)) {
             fprintf(stderr, "bench_ingest: accepted %llu of %zu\n", (unsigned long long)acc, n);
             return 1;
@@ -160,7 +174,7 @@ static int run_api(size_t n, uint64_t seed)
                     (unsigned long long)dup, n);
             return 1;
         }
-        report(pass == 0 ? "api_ingest" : "api_reingest_duplicates", n, t,
+        report(pass == 0 ? "api_ingest" : "api_reingest_duplicates", n, t, c,
                pass == 0 ? rss_bytes() - rss0 : -1);
     }
     printf("customers=%llu events=%llu\n", (unsigned long long)seg_customer_count(db),
@@ -180,17 +194,18 @@ static int run_csv(const char *path)
         die(NULL, "open", rc);
     for (int pass = 0; pass < 2; pass++) {
         seg_ingest_stats st = SEG_INGEST_STATS_INIT;
-        double t = now_s();
+        double t = now_s(), c = cpu_s();
         if ((rc = seg_event_import_csv_file(db, path, NULL, &st)) != SEG_OK)
             die(db, "import", rc);
         t = now_s() - t;
+        c = cpu_s() - c;
         size_t rows = (size_t)(st.accepted + st.duplicates);
         if (pass == 1 && st.accepted != 0) {
             fprintf(stderr, "bench_ingest: re-import stored %llu new events\n",
                     (unsigned long long)st.accepted);
             return 1;
         }
-        report(pass == 0 ? "csv_import" : "csv_reimport_duplicates", rows, t,
+        report(pass == 0 ? "csv_import" : "csv_reimport_duplicates", rows, t, c,
                pass == 0 ? rss_bytes() - rss0 : -1);
     }
     printf("customers=%llu events=%llu\n", (unsigned long long)seg_customer_count(db),

@@ -32,8 +32,32 @@ static inline seg__str seg__cstr(const char *s) {
     seg__str r = { s, s ? strlen(s) : 0 };
     return r;
 }
+/* memcmp(a, b, n) == 0, inline for the short strings ids are */
+static inline bool seg__mem_eq(const void *a, const void *b, size_t n)
+{
+    const unsigned char *x = a, *y = b;
+    uint64_t u, v, w, z;
+    if (n >= 8 && n <= 16) {
+        memcpy(&u, x, 8); memcpy(&v, y, 8);
+        memcpy(&w, x + n - 8, 8); memcpy(&z, y + n - 8, 8);
+        return ((u ^ v) | (w ^ z)) == 0;
+    }
+    if (n >= 4 && n < 8) {
+        uint32_t p, q, r, t;
+        memcpy(&p, x, 4); memcpy(&q, y, 4);
+        memcpy(&r, x + n - 4, 4); memcpy(&t, y + n - 4, 4);
+        return ((p ^ q) | (r ^ t)) == 0;
+    }
+    if (n < 4) {
+        for (size_t k = 0; k < n; k++)
+            if (x[k] != y[k])
+                return false;
+        return true;
+    }
+    return memcmp(a, b, n) == 0;
+}
 static inline bool seg__str_eq(seg__str a, const char *b, size_t bn) {
-    return a.n == bn && (bn == 0 || memcmp(a.p, b, bn) == 0);
+    return a.n == bn && seg__mem_eq(a.p, b, bn);
 }
 
 /* ---- memory (lib/core/alloc.c) ---- */

@@ -87,7 +87,7 @@ static inline seg__str seg__arena_str(const seg__arena *ar, seg__ref r) {
 }
 static inline bool seg__arena_eq(const seg__arena *ar, seg__ref r, seg__str s) {
     const uint8_t *p = seg__arena_ptr(ar, r);
-    return (size_t)p[0] + 1 == s.n && memcmp(p + 1, s.p, s.n) == 0;
+    return (size_t)p[0] + 1 == s.n && seg__mem_eq(p + 1, s.p, s.n);
 }
 /* overwrite the bytes of an entry (erasure) */
 void seg__arena_wipe(seg__arena *ar, seg__ref r);
@@ -275,7 +275,7 @@ static inline bool seg__cust_id_eq(const seg__arena *ar, const seg__cust *c, seg
     if (c->idlen != s.n || !c->id)
         return false;
     if (s.n <= SEG__ID_INLINE)
-        return memcmp(c->idin, s.p, s.n) == 0;
+        return seg__mem_eq(c->idin, s.p, s.n);
     return seg__arena_eq(ar, c->id, s);
 }
 /* Set customer c's id (ref r holds the same bytes). */

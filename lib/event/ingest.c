@@ -456,6 +456,7 @@ static int occurrence_of(seg__batch *b, const seg__ev *ev, uint32_t ci, uint64_t
 /* Hashes of an event, computed ahead of its turn so its lookups can be
  * touched early (see TGROUP). */
 typedef struct pre {
+    seg__ev ev;      /* the event, normalized */
     uint64_t cust_h, order_h;
     uint64_t eid_h;  /* explicit id */
     uint64_t d0;     /* derived id with occurrence 0, first half (the table hash) */
@@ -475,9 +476,9 @@ static void normalize(seg__ev *ev)
 
 static void precompute(const seg__ev *in, pre *p)
 {
-    seg__ev norm = *in;
-    normalize(&norm);
-    const seg__ev *ev = &norm;
+    p->ev = *in;
+    normalize(&p->ev);
+    const seg__ev *ev = &p->ev;
     p->cust_h = seg__hash(ev->customer_id.p, ev->customer_id.n, SEG__SEED_CUST);
     p->order_h = ev->order_id.n ? seg__hash(ev->order_id.p, ev->order_id.n, SEG__SEED_ORDER) : 0;
     p->eid_h = ev->event_id.n ? seg__hash(ev->event_id.p, ev->event_id.n, SEG__SEED_EID) : 0;
@@ -502,25 +503,26 @@ static int batch_add(seg__batch *b, const seg__ev *in, int occ_given, const pre 
     if (field_out)
         *field_out = SEG__F_NONE;
 
-    if ((rc = validate(db, in, field_out)) != SEG_OK)
-        return rc;
-    seg__ev ev = *in;
-    normalize(&ev);
     pre local;
     if (!pc) {
-        precompute(&ev, &local);
+        precompute(in, &local);
         pc = &local;
     }
-    uint32_t ci = seg__cust_find_h(s, ev.customer_id, pc->cust_h);
+    /* (validation of the normalized event is validation of the event:
+     * normalizing only fills defaults with valid values) */
+    const seg__ev *ev = &pc->ev;
+    if ((rc = validate(db, ev, field_out)) != SEG_OK)
+        return rc;
+    uint32_t ci = seg__cust_find_h(s, ev->customer_id, pc->cust_h);
     if (ci == SEG__NONE &&
-        (rc = check_opt_id(db, field_out, SEG__F_CUSTOMER_ID, ev.customer_id)) != SEG_OK)
+        (rc = check_opt_id(db, field_out, SEG__F_CUSTOMER_ID, ev->customer_id)) != SEG_OK)
         return rc;
     /* dictionary values: looked up once; a value new to its dictionary is
      * checked (a known one is valid) and interned when the event is written */
     uint32_t dix[4] = { SEG__NONE, SEG__NONE, SEG__NONE, SEG__NONE };
     {
         const seg__dict *dicts[4] = { &s->chan, &s->cat, &s->sku, &s->names };
-        const seg__str *vals[4] = { &ev.channel, &ev.category, &ev.sku, &ev.name };
+        const seg__str *vals[4] = { &ev->channel, &ev->category, &ev->sku, &ev->name };
         static const int fields[4] = { SEG__F_CHANNEL, SEG__F_CATEGORY, SEG__F_SKU,
                                        SEG__F_NAME };
         for (int k = 0; k < 4; k++) {
@@ -533,7 +535,7 @@ static int batch_add(seg__batch *b, const seg__ev *in, int occ_given, const pre 
                 return rc;
         }
     }
-    bool explicit_id = ev.event_id.n > 0;
+    bool explicit_id = ev->event_id.n > 0;
 
     /* identity */
     uint32_t occ = 0;
@@ -541,28 +543,28 @@ static int batch_add(seg__batch *b, const seg__ev *in, int occ_given, const pre 
     uint64_t idh;
     if (explicit_id) {
         idh = pc->eid_h;
-        id_key k = { s, &ev, ci, 0, { 0, 0 } };
+        id_key k = { s, ev, ci, 0, { 0, 0 } };
         uint32_t j = seg__htab_find(&s->id_tab, seg__tag(idh), explicit_id_eq, &k);
         if (j != SEG__NONE) {
-            if (same_content(s, j, &ev, ci, 0, false)) {
+            if (same_content(s, j, ev, ci, 0, false)) {
                 *dup_out = true;
                 b->duplicates++;
                 return SEG_OK;
             }
             return fail(db, field_out, SEG__F_EVENT_ID, SEG_ECONFLICT,
                         "event_id '%.*s': already stored with different content",
-                        (int)ev.event_id.n, ev.event_id.p);
+                        (int)ev->event_id.n, ev->event_id.p);
         }
     } else {
         if (occ_given >= 0) {
             occ = (uint32_t)occ_given;
         } else if (b->flags & SEG__BATCH_COUNT_OCCURRENCES) {
-            if ((rc = occurrence_of(b, &ev, ci, pc->have_d0 ? pc->d0 : seg__derive_h1(&ev, 0),
+            if ((rc = occurrence_of(b, ev, ci, pc->have_d0 ? pc->d0 : seg__derive_h1(ev, 0),
                                     &occ, &fresh)) != SEG_OK)
                 return fail(db, field_out, SEG__F_NONE, rc, "%s", seg_errstr(rc));
         }
-        idh = occ == 0 && pc->have_d0 ? pc->d0 : seg__derive_h1(&ev, occ);
-        id_key k = { s, &ev, ci, occ, { idh, 0 } };
+        idh = occ == 0 && pc->have_d0 ? pc->d0 : seg__derive_h1(ev, occ);
+        id_key k = { s, ev, ci, occ, { idh, 0 } };
         if (ci != SEG__NONE && !fresh &&
             seg__htab_find(&s->id_tab, seg__tag(idh), derived_id_eq, &k) != SEG__NONE) {
             *dup_out = true;
@@ -574,36 +576,36 @@ static int batch_add(seg__batch *b, const seg__ev *in, int occ_given, const pre 
     /* the order this line belongs to */
     uint32_t first_of_order = SEG__NONE;
     uint64_t order_h = 0;
-    if (ev.order_id.n) {
+    if (ev->order_id.n) {
         order_h = pc->order_h;
-        first_of_order = seg__order_find_h(s, ev.order_id, order_h);
+        first_of_order = seg__order_find_h(s, ev->order_id, order_h);
         if (first_of_order == SEG__NONE &&
-            (rc = check_opt_id(db, field_out, SEG__F_ORDER_ID, ev.order_id)) != SEG_OK)
+            (rc = check_opt_id(db, field_out, SEG__F_ORDER_ID, ev->order_id)) != SEG_OK)
             return rc;
         if (first_of_order != SEG__NONE && seg__ev_cust(s, first_of_order) != ci)
             return fail(db, field_out, SEG__F_ORDER_ID, SEG_EINVAL,
                         "order_id '%.*s': the order belongs to another customer",
-                        (int)ev.order_id.n, ev.order_id.p);
+                        (int)ev->order_id.n, ev->order_id.p);
     }
 
     /* a refund of a known order, within what is left of it */
-    if (ev.refund_of.n) {
-        uint32_t r = seg__order_find(s, ev.refund_of);
+    if (ev->refund_of.n) {
+        uint32_t r = seg__order_find(s, ev->refund_of);
         uint32_t order_ref = SEG__NONE;
         if (r != SEG__NONE) {
             order_ref = seg__ev_ref(s, r);
         } else {
-            r = find_event_by_id(s, ev.refund_of);
+            r = find_event_by_id(s, ev->refund_of);
             if (r != SEG__NONE && (seg__ev_kind(s, r) != SEG_EVENT_PURCHASE || seg__ev_ref(s, r)))
                 r = SEG__NONE; /* only an order-less purchase is an order named by its id */
         }
         if (r == SEG__NONE)
             return fail(db, field_out, SEG__F_REFUND_OF, SEG_ENOTFOUND,
-                        "refund_of: unknown order '%.*s'", (int)ev.refund_of.n, ev.refund_of.p);
+                        "refund_of: unknown order '%.*s'", (int)ev->refund_of.n, ev->refund_of.p);
         if (seg__ev_cust(s, r) != ci)
             return fail(db, field_out, SEG__F_REFUND_OF, SEG_EINVAL,
                         "refund_of: order '%.*s' belongs to another customer",
-                        (int)ev.refund_of.n, ev.refund_of.p);
+                        (int)ev->refund_of.n, ev->refund_of.p);
         const seg__cust *c = &s->custs[ci];
         int64_t total = 0, refunded = 0;
         for (uint32_t j = c->head; j != SEG__NONE; j = seg__ev_next(s, j)) {
@@ -612,17 +614,17 @@ static int batch_add(seg__batch *b, const seg__ev *in, int occ_given, const pre 
                 (order_ref == SEG__NONE ? j == r : seg__ev_ref(s, j) == order_ref)) {
                 total += seg__ev_amount(s, j);
             } else if (kind == SEG_EVENT_REFUND && seg__ev_refund_of(s, j) &&
-                       seg__arena_eq(&s->arena, seg__ev_refund_of(s, j), ev.refund_of)) {
+                       seg__arena_eq(&s->arena, seg__ev_refund_of(s, j), ev->refund_of)) {
                 refunded -= seg__ev_amount(s, j);
             }
         }
-        if (-ev.amount > total - refunded) {
+        if (-ev->amount > total - refunded) {
             char m1[40], m2[40];
-            fmt_money(m1, sizeof m1, -ev.amount, db->exponent);
+            fmt_money(m1, sizeof m1, -ev->amount, db->exponent);
             fmt_money(m2, sizeof m2, total - refunded, db->exponent);
             return fail(db, field_out, SEG__F_AMOUNT, SEG_EINVAL,
                         "amount: refund of %s exceeds the %s left to refund on order '%.*s'", m1,
-                        m2, (int)ev.refund_of.n, ev.refund_of.p);
+                        m2, (int)ev->refund_of.n, ev->refund_of.p);
         }
     }
 
@@ -630,11 +632,11 @@ static int batch_add(seg__batch *b, const seg__ev *in, int occ_given, const pre 
     if (ci != SEG__NONE) {
         const seg__cust *c = &s->custs[ci];
         int64_t sum;
-        if ((ev.kind == SEG_EVENT_PURCHASE && __builtin_add_overflow(c->revenue, ev.amount, &sum)) ||
-            (ev.kind == SEG_EVENT_REFUND && __builtin_add_overflow(c->refunds, ev.amount, &sum)))
+        if ((ev->kind == SEG_EVENT_PURCHASE && __builtin_add_overflow(c->revenue, ev->amount, &sum)) ||
+            (ev->kind == SEG_EVENT_REFUND && __builtin_add_overflow(c->refunds, ev->amount, &sum)))
             return fail(db, field_out, SEG__F_AMOUNT, SEG_ERANGE,
                         "amount: the customer's %s would overflow",
-                        ev.kind == SEG_EVENT_PURCHASE ? "revenue" : "refunds");
+                        ev->kind == SEG_EVENT_PURCHASE ? "revenue" : "refunds");
         if (c->events == UINT32_MAX)
             return fail(db, field_out, SEG__F_CUSTOMER_ID, SEG_ELIMIT,
                         "customer_id: too many events for one customer");
@@ -642,14 +644,14 @@ static int batch_add(seg__batch *b, const seg__ev *in, int occ_given, const pre 
 
     /* ---- from here on: changes (failures are resource errors, undone by
      * the batch's rollback) ---- */
-    if ((rc = prepare_slot(a, s, &ev, occ, explicit_id, ev.refund_of.n > 0)) != SEG_OK ||
+    if ((rc = prepare_slot(a, s, ev, occ, explicit_id, ev->refund_of.n > 0)) != SEG_OK ||
         (rc = seg__htab_reserve(a, &s->id_tab, 1)) != SEG_OK ||
-        (first_of_order == SEG__NONE && ev.order_id.n &&
+        (first_of_order == SEG__NONE && ev->order_id.n &&
          (rc = seg__htab_reserve(a, &s->order_tab, 1)) != SEG_OK))
         goto resource;
     bool new_cust = ci == SEG__NONE;
     if (new_cust) {
-        ci = seg__cust_intern(a, s, ev.customer_id, &err);
+        ci = seg__cust_intern(a, s, ev->customer_id, &err);
         if (ci == SEG__NONE) {
             rc = err ? err : SEG_ENOMEM;
             goto resource;
@@ -670,31 +672,31 @@ static int batch_add(seg__batch *b, const seg__ev *in, int occ_given, const pre 
         }                                                                  \
         out = x_ + 1;                                                      \
     }
-    INTERN(chan, ev.channel, chan, SEG__F_CHANNEL, dix[0])
-    INTERN(cat, ev.category, cat, SEG__F_CATEGORY, dix[1])
-    INTERN(sku, ev.sku, sku, SEG__F_SKU, dix[2])
-    if (ev.kind == SEG_EVENT_ENGAGEMENT) {
-        INTERN(names, ev.name, ref, SEG__F_NAME, dix[3])
+    INTERN(chan, ev->channel, chan, SEG__F_CHANNEL, dix[0])
+    INTERN(cat, ev->category, cat, SEG__F_CATEGORY, dix[1])
+    INTERN(sku, ev->sku, sku, SEG__F_SKU, dix[2])
+    if (ev->kind == SEG_EVENT_ENGAGEMENT) {
+        INTERN(names, ev->name, ref, SEG__F_NAME, dix[3])
         ref -= 1; /* the name's index itself */
     }
 #undef INTERN
-    if (explicit_id && !(eid = seg__arena_add(a, &s->arena, ev.event_id.p, ev.event_id.n))) {
+    if (explicit_id && !(eid = seg__arena_add(a, &s->arena, ev->event_id.p, ev->event_id.n))) {
         rc = SEG_ENOMEM;
         goto resource;
     }
-    if (ev.order_id.n) {
+    if (ev->order_id.n) {
         if (first_of_order != SEG__NONE)
             ref = seg__ev_ref(s, first_of_order);
-        else if (ev.order_id.p == ev.event_id.p && eid)
+        else if (ev->order_id.p == ev->event_id.p && eid)
             ref = eid; /* an order named by its own purchase's id: one copy */
         else
-            ref = seg__arena_add(a, &s->arena, ev.order_id.p, ev.order_id.n);
+            ref = seg__arena_add(a, &s->arena, ev->order_id.p, ev->order_id.n);
         if (!ref) {
             rc = SEG_ENOMEM;
             goto resource;
         }
     }
-    if (ev.refund_of.n && !(rf = seg__arena_add(a, &s->arena, ev.refund_of.p, ev.refund_of.n))) {
+    if (ev->refund_of.n && !(rf = seg__arena_add(a, &s->arena, ev->refund_of.p, ev->refund_of.n))) {
         rc = SEG_ENOMEM;
         goto resource;
     }
@@ -704,18 +706,18 @@ static int batch_add(seg__batch *b, const seg__ev *in, int occ_given, const pre 
     seg__evchunk *c = seg__ev_chunk(s, i);
     uint32_t off = SEG__OFF(i);
     if (c->ts32)
-        c->ts32[off] = (int32_t)(ev.ts - c->ts_base);
+        c->ts32[off] = (int32_t)(ev->ts - c->ts_base);
     else
-        c->ts64[off] = ev.ts;
+        c->ts64[off] = ev->ts;
     if (c->amt32)
-        c->amt32[off] = (int32_t)ev.amount;
+        c->amt32[off] = (int32_t)ev->amount;
     else
-        c->amt64[off] = ev.amount;
+        c->amt64[off] = ev->amount;
     c->cust[off] = ci;
     c->ref[off] = ref;
-    c->kindchan[off] = (uint16_t)(ev.kind << 14 | chan);
+    c->kindchan[off] = (uint16_t)(ev->kind << 14 | chan);
     c->cat[off] = (uint16_t)cat;
-    if (c->qty) c->qty[off] = ev.quantity;
+    if (c->qty) c->qty[off] = ev->quantity;
     if (c->sku) c->sku[off] = sku;
     if (c->refund_of) c->refund_of[off] = rf;
     if (c->eid) c->eid[off] = eid;
@@ -723,26 +725,26 @@ static int batch_add(seg__batch *b, const seg__ev *in, int occ_given, const pre 
     s->nevents++;
     s->live_events++;
     seg__htab_insert(&s->id_tab, seg__tag(idh), i);
-    if (ev.order_id.n && first_of_order == SEG__NONE)
+    if (ev->order_id.n && first_of_order == SEG__NONE)
         seg__htab_insert(&s->order_tab, seg__tag(order_h), i);
 
     /* chain and aggregates */
     seg__cust *cu = &s->custs[ci];
     c->next[off] = cu->head; /* newest first: no write to an older event */
     cu->head = i;
-    if (!cu->events || ev.ts < cu->first_seen)
-        cu->first_seen = ev.ts;
-    if (!cu->events || ev.ts > cu->last_seen)
-        cu->last_seen = ev.ts;
+    if (!cu->events || ev->ts < cu->first_seen)
+        cu->first_seen = ev->ts;
+    if (!cu->events || ev->ts > cu->last_seen)
+        cu->last_seen = ev->ts;
     cu->events++;
-    if (ev.kind == SEG_EVENT_ENGAGEMENT) {
+    if (ev->kind == SEG_EVENT_ENGAGEMENT) {
         cu->engagements++;
-    } else if (ev.kind == SEG_EVENT_REFUND) {
-        cu->refunds += ev.amount;
-        cu->units -= ev.quantity;
+    } else if (ev->kind == SEG_EVENT_REFUND) {
+        cu->refunds += ev->amount;
+        cu->units -= ev->quantity;
     } else {
-        cu->units += ev.quantity;
-        if (ev.amount > 0) {
+        cu->units += ev->quantity;
+        if (ev->amount > 0) {
             bool counted = false;
             if (first_of_order != SEG__NONE) {
                 counted = seg__ev_kind(s, first_of_order) == SEG_EVENT_PURCHASE &&
@@ -760,10 +762,10 @@ static int batch_add(seg__batch *b, const seg__ev *in, int occ_given, const pre 
             }
             if (!counted)
                 cu->orders++;
-            int64_t d = seg__day_of(ev.ts);
+            int64_t d = seg__day_of(ev->ts);
             if (!cu->days) {
                 cu->days = 1;
-                cu->first_purchase = cu->last_purchase = ev.ts;
+                cu->first_purchase = cu->last_purchase = ev->ts;
             } else {
                 int64_t df = seg__day_of(cu->first_purchase), dl = seg__day_of(cu->last_purchase);
                 if (d > dl || d < df) {
@@ -780,12 +782,12 @@ static int batch_add(seg__batch *b, const seg__ev *in, int occ_given, const pre 
                     if (!seen)
                         cu->days++;
                 }
-                if (ev.ts < cu->first_purchase)
-                    cu->first_purchase = ev.ts;
-                if (ev.ts > cu->last_purchase)
-                    cu->last_purchase = ev.ts;
+                if (ev->ts < cu->first_purchase)
+                    cu->first_purchase = ev->ts;
+                if (ev->ts > cu->last_purchase)
+                    cu->last_purchase = ev->ts;
             }
-            cu->revenue += ev.amount;
+            cu->revenue += ev->amount;
         }
     }
     b->accepted++;

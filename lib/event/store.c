@@ -6,6 +6,22 @@
 
 /* ---------------------------------------------------------------- htab */
 
+#include <sys/mman.h>
+/* Large tables are read at random: ask for huge pages, so that their
+ * lookups do not each miss the TLB as well (a hint; Linux only). */
+static void seg__advise_huge(void *p, size_t n)
+{
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    uintptr_t b = ((uintptr_t)p + huge - 1) & ~(huge - 1), e = ((uintptr_t)p + n) & ~(huge - 1);
+    if (n >= 4 * huge && e > b)
+        (void)madvise((void *)b, e - b, MADV_HUGEPAGE);
+#else
+    SEG_UNUSED(p);
+    SEG_UNUSED(n);
+#endif
+}
+
 #define MAX_LOAD_NUM 18   /* grow above 90 % */
 #define MAX_LOAD_DEN 20
 
@@ -20,6 +36,10 @@ static inline uint32_t dist_of(uint64_t slot, uint32_t i, uint32_t cap)
     return i >= h ? i - h : i + cap - h;
 }
 
+/* Robin Hood insert: the entry goes to the first slot whose entry sits
+ * closer to its home than the new one would (or an empty slot), and the
+ * rest of that run moves up by one slot (one memmove, not a chain of
+ * swaps: entries keep their order, which is the order of their homes). */
 static void raw_insert(uint64_t *slots, uint32_t cap, uint64_t e)
 {
     uint32_t i = home_of((uint32_t)(e >> 32), cap), d = 0;
@@ -29,16 +49,24 @@ static void raw_insert(uint64_t *slots, uint32_t cap, uint64_t e)
             slots[i] = e;
             return;
         }
-        uint32_t ds = dist_of(s, i, cap);
-        if (ds < d) {
-            slots[i] = e;
-            e = s;
-            d = ds;
-        }
+        if (dist_of(s, i, cap) < d)
+            break;
         if (++i == cap)
             i = 0;
         d++;
     }
+    uint32_t j = i; /* the next empty slot (the table is never full) */
+    while (slots[j])
+        if (++j == cap)
+            j = 0;
+    if (j > i) {
+        memmove(&slots[i + 1], &slots[i], (size_t)(j - i) * sizeof *slots);
+    } else { /* the run wraps around the end of the table */
+        memmove(&slots[1], &slots[0], (size_t)j * sizeof *slots);
+        slots[0] = slots[cap - 1];
+        memmove(&slots[i + 1], &slots[i], (size_t)(cap - 1 - i) * sizeof *slots);
+    }
+    slots[i] = e;
 }
 
 int seg__htab_reserve(const seg__alloc *a, seg__htab *t, size_t n)
@@ -57,6 +85,7 @@ int seg__htab_reserve(const seg__alloc *a, seg__htab *t, size_t n)
     uint64_t *slots = seg__calloc(a, (size_t)cap, sizeof *slots);
     if (!slots)
         return SEG_ENOMEM;
+    seg__advise_huge(slots, (size_t)cap * sizeof *slots);
     for (uint32_t i = 0; i < t->cap; i++)
         if (t->slots[i])
             raw_insert(slots, (uint32_t)cap, t->slots[i]);
@@ -367,6 +396,7 @@ uint32_t seg__cust_intern(const seg__alloc *a, seg__store *s, seg__str id, int *
             *err = SEG_ENOMEM;
             return SEG__NONE;
         }
+        seg__advise_huge(c, (size_t)cap * sizeof *c);
         s->custs = c;
         s->capcusts = cap;
     }
@@ -432,7 +462,10 @@ static inline uint8_t *put_str(uint8_t *p, seg__str s)
     if (s.n >= 8 && s.n <= 16) { /* most ids: two overlapping word copies */
         memcpy(d, q, 8);
         memcpy(d + s.n - 8, q + s.n - 8, 8);
-    } else if (s.n < 8) {
+    } else if (s.n >= 4 && s.n < 8) {
+        memcpy(d, q, 4);
+        memcpy(d + s.n - 4, q + s.n - 4, 4);
+    } else if (s.n < 4) {
         for (size_t k = 0; k < s.n; k++)
             d[k] = q[k];
     } else {
