@@ -1129,6 +1129,38 @@ START_TEST(csv_identical_rows_are_all_kept)
 }
 END_TEST
 
+/* occurrences count per content, whatever rows come between them */
+START_TEST(csv_identical_rows_interleaved)
+{
+    const char *one = "customer_id,ts,amount\nC1,2024-03-01,1.00\n";
+    const char *mixed = "customer_id,ts,amount\nC1,2024-03-01,1.00\nC2,2024-03-01,2.00\n"
+                        "C1,2024-03-01,1.00\nC2,2024-03-01,2.00\nC1,2024-03-01,1.00\n";
+    const char *reordered = "customer_id,ts,amount\nC2,2024-03-01,2.00\nC1,2024-03-01,1.00\n"
+                            "C1,2024-03-01,1.00\nC1,2024-03-01,1.00\nC2,2024-03-01,2.00\n";
+    seg_ingest_stats st = SEG_INGEST_STATS_INIT;
+    TU_OK(db, imp(one, NULL, &st));
+    ck_assert_uint_eq(st.accepted, 1);
+    /* C1 three times (one stored already), C2 twice */
+    TU_OK(db, imp(mixed, NULL, &st));
+    ck_assert_uint_eq(st.accepted, 4);
+    ck_assert_uint_eq(st.duplicates, 1);
+    ck_assert_uint_eq(seg_event_count(db), 5);
+    /* the same multiset of rows in another order: nothing new */
+    TU_OK(db, imp(reordered, NULL, &st));
+    ck_assert_uint_eq(st.accepted, 0);
+    ck_assert_uint_eq(st.duplicates, 5);
+    TU_OK(db, imp(mixed, NULL, &st));
+    ck_assert_uint_eq(st.accepted, 0);
+    ck_assert_uint_eq(st.duplicates, 5);
+    ck_assert_uint_eq(seg_event_count(db), 5);
+    seg_customer_info ci;
+    TU_GET(db, "C1", &ci);
+    ck_assert_int_eq(ci.revenue, 300);
+    TU_GET(db, "C2", &ci);
+    ck_assert_int_eq(ci.revenue, 400);
+}
+END_TEST
+
 START_TEST(csv_currency_exponent)
 {
     seg_db *d0 = open_exp(0), *d3 = open_exp(3);
@@ -2018,6 +2050,7 @@ Suite *csv_suite(void)
     tcase_add_test(tc, csv_atomic_failure_changes_nothing);
     tcase_add_test(tc, csv_reimport_is_noop);
     tcase_add_test(tc, csv_identical_rows_are_all_kept);
+    tcase_add_test(tc, csv_identical_rows_interleaved);
     tcase_add_test(tc, csv_currency_exponent);
     tcase_add_test(tc, csv_null_arguments);
     tcase_add_test(tc, csv_options_versions);

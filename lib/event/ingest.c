@@ -31,6 +31,7 @@ struct seg__batch {
     saved_cust *saved;
     size_t nsaved, capsaved;
     uint8_t *saved_bits;       /* one bit per customer < cust0 */
+    uint8_t *matched;          /* one bit per event < ev0 matched by a row (CSV) */
     seen_row *seen;            /* occurrence counting (CSV) */
     uint32_t nseen, capseen;
     seg__htab seen_tab;
@@ -396,41 +397,49 @@ static bool seen_eq(const void *ctx, uint32_t i)
 }
 
 /* Occurrence bookkeeping for rows without an id (see the CSV contract):
- * returns the row's occurrence, or sets *dup when the row is a repeat of
- * an event stored before this batch. */
+ * the k-th row of a batch with a given content (k = 0, 1, ...) has the
+ * derived id of (content, k).
+ *
+ * Most contents appear once in a batch, so the common cases need no map:
+ * (content, 0) is either not stored (a new event, occurrence 0), or stored
+ * before this batch and not yet matched by an earlier row of it (a
+ * duplicate, occurrence 0; the stored event is then marked in a bitmap of
+ * the events older than the batch).  Only when (content, 0) was stored by
+ * this batch or already matched is the content repeated within the batch;
+ * then a map keyed by the full 128-bit derived id counts its rows. */
+enum { OCC_UNKNOWN, OCC_FRESH, OCC_DUPLICATE };
 static int occurrence_of(seg__batch *b, const seg__ev *ev, uint32_t ci, uint64_t h1,
-                         uint32_t *occ_out, bool *fresh)
+                         uint32_t *occ_out, int *state)
 {
     seg__store *s = &b->db->store;
     const seg__alloc *a = &b->db->alloc;
-    /* the map of rows seen twice is keyed by the full 128-bit derived id;
-     * it is empty (and the second half not needed) until a repeat shows up */
-    seg__did d0 = { h1, 0 };
-    uint32_t si = SEG__NONE;
-    if (b->nseen) {
-        d0 = seg__derive_id(ev, 0);
-        seen_key sk = { b, d0 };
-        si = seg__htab_find(&b->seen_tab, seg__tag(d0.h1), seen_eq, &sk);
+    *state = OCC_UNKNOWN;
+    *occ_out = 0;
+    id_key ik = { s, ev, ci, 0, { h1, 0 } };
+    uint32_t e = ci == SEG__NONE
+                     ? SEG__NONE
+                     : seg__htab_find(&s->id_tab, seg__tag(h1), derived_id_eq, &ik);
+    if (e == SEG__NONE) {
+        *state = OCC_FRESH; /* first time anywhere */
+        return SEG_OK;
     }
-    uint32_t k;
-    *fresh = false;
-    if (si == SEG__NONE) {
-        id_key ik = { s, ev, ci, 0, d0 };
-        uint32_t e = ci == SEG__NONE ? SEG__NONE
-                                     : seg__htab_find(&s->id_tab, seg__tag(d0.h1),
-                                                      derived_id_eq, &ik);
-        if (e == SEG__NONE) {
-            *occ_out = 0; /* first time anywhere: nothing to remember */
-            *fresh = true;
+    if (e < b->ev0) {
+        if (!b->matched) {
+            b->matched = seg__calloc(a, ((size_t)b->ev0 + 7) / 8, 1);
+            if (!b->matched)
+                return SEG_ENOMEM;
+        }
+        uint8_t bit = (uint8_t)(1u << (e % 8));
+        if (!(b->matched[e / 8] & bit)) {
+            b->matched[e / 8] |= bit; /* the first such row: a duplicate */
+            *state = OCC_DUPLICATE;
             return SEG_OK;
         }
-        k = e >= b->ev0 ? 1 : 0;
-        if (!b->nseen)
-            d0 = seg__derive_id(ev, 0);
-    } else {
-        k = b->seen[si].count;
     }
-    /* remember that this row's content has now been seen k+1 times */
+    /* a repeated row: count it */
+    seg__did d0 = seg__derive_id(ev, 0);
+    seen_key sk = { b, d0 };
+    uint32_t si = seg__htab_find(&b->seen_tab, seg__tag(d0.h1), seen_eq, &sk);
     if (si == SEG__NONE) {
         if (b->nseen == b->capseen) {
             uint32_t cap = b->capseen ? b->capseen * 2 : 256;
@@ -446,10 +455,10 @@ static int occurrence_of(seg__batch *b, const seg__ev *ev, uint32_t ci, uint64_t
         si = b->nseen++;
         b->seen[si].h1 = d0.h1;
         b->seen[si].h2 = d0.h2;
+        b->seen[si].count = 1; /* the row that took occurrence 0 */
         seg__htab_insert(&b->seen_tab, seg__tag(d0.h1), si);
     }
-    b->seen[si].count = k + 1;
-    *occ_out = k;
+    *occ_out = b->seen[si].count++;
     return SEG_OK;
 }
 
@@ -559,9 +568,16 @@ static int batch_add(seg__batch *b, const seg__ev *in, int occ_given, const pre 
         if (occ_given >= 0) {
             occ = (uint32_t)occ_given;
         } else if (b->flags & SEG__BATCH_COUNT_OCCURRENCES) {
+            int state;
             if ((rc = occurrence_of(b, ev, ci, pc->have_d0 ? pc->d0 : seg__derive_h1(ev, 0),
-                                    &occ, &fresh)) != SEG_OK)
+                                    &occ, &state)) != SEG_OK)
                 return fail(db, field_out, SEG__F_NONE, rc, "%s", seg_errstr(rc));
+            if (state == OCC_DUPLICATE) {
+                *dup_out = true;
+                b->duplicates++;
+                return SEG_OK;
+            }
+            fresh = state == OCC_FRESH;
         }
         idh = occ == 0 && pc->have_d0 ? pc->d0 : seg__derive_h1(ev, occ);
         id_key k = { s, ev, ci, occ, { idh, 0 } };
@@ -954,6 +970,7 @@ static void batch_free(seg__batch *b)
     seg__free(&db->alloc, b->saved);
     seg__free(&db->alloc, b->saved_bits);
     seg__free(&db->alloc, b->seen);
+    seg__free(&db->alloc, b->matched);
     seg__htab_free(&db->alloc, &b->seen_tab);
     db->in_batch = false;
     seg__free(&db->alloc, b);
@@ -1213,6 +1230,13 @@ SEG_API int seg_event_ingest_batch(seg_db *db, const seg_event *events, size_t n
         size_t m = 0, k;
         int field = SEG__F_NONE;
         rc = SEG_OK;
+        /* the caller's customer ids may sit anywhere in its memory: read
+         * the group's first (independent loads, see TGROUP) */
+        for (k = base; k < n && k - base < GROUP; k++) {
+            const seg_event *e = (const seg_event *)((const char *)events + k * stride);
+            if (stride >= EVENT_V1_SIZE && e->struct_size == stride && e->customer_id)
+                touch(e->customer_id);
+        }
         for (k = base; k < n && m < GROUP; k++, m++) {
             const seg_event *e = (const seg_event *)((const char *)events + k * stride);
             rc = e->struct_size != stride
