@@ -801,7 +801,9 @@ static void wipe_events(seg__store *s, uint32_t ci)
         if (c->sku) c->sku[off] = 0;
         if (c->refund_of) c->refund_of[off] = 0;
         if (c->eid) c->eid[off] = 0;
-        if (c->occ) c->occ[off] = 0;
+        uint32_t ok = seg__occ_pos(s, j);
+        if (ok != SEG__NONE)
+            s->occ_val[ok] = 0;
         s->live_events--;
         j = next;
     }

@@ -6,8 +6,10 @@
  *   arena, referenced by a 32-bit handle (seg__ref);
  * - events are columns in chunks of 65536: time and amount are 32-bit
  *   (time relative to a per-chunk base) until a value does not fit, then the
- *   chunk's column widens to 64 bits; rarely used fields (quantity, sku,
- *   refund_of, explicit id, occurrence) are columns allocated on first use;
+ *   chunk's column widens to 64 bits; the seven columns every event has
+ *   share one allocation; rarely used fields (quantity, sku, refund_of,
+ *   explicit id) are columns allocated on first use, and the occurrence
+ *   numbers of repeated rows (nearly always 0) are a sorted side list;
  * - each customer's events form a chain through the `next` column;
  * - hash tables store a 32-bit tag and a 32-bit index per slot (Robin Hood
  *   probing), so a lookup rarely touches the data it indexes.
@@ -119,7 +121,10 @@ void seg__dict_free(const seg__alloc *a, seg__dict *d);
 #define SEG__CHUNK (1u << SEG__CHUNK_BITS)
 #define SEG__KIND_DELETED 0u
 
+/* bytes per event of the columns every event has (ts32 .. cat) */
+#define SEG__CHUNK_COLS_BYTES 24
 typedef struct seg__evchunk {
+    void *block;         /* the columns below up to cat, in one allocation */
     int64_t ts_base;
     int32_t *ts32;       /* ts - ts_base, or NULL when ts64 is used */
     int64_t *ts64;
@@ -135,7 +140,6 @@ typedef struct seg__evchunk {
     uint32_t *sku;       /* sku dict index + 1 */
     uint32_t *refund_of; /* order id ref */
     uint32_t *eid;       /* explicit event id ref; 0 = derived */
-    uint32_t *occ;       /* occurrence number of a derived id */
 } seg__evchunk;
 
 #define SEG__CHAN_LIMIT 16383u
@@ -186,6 +190,8 @@ typedef struct seg__store {
     uint32_t attr_types_cap;
     seg__custext *exts;
     uint32_t nexts, capexts;
+    uint32_t *occ_ev, *occ_val; /* occurrences other than 0 (seg__ev_occ) */
+    uint32_t nocc, capocc;
 } seg__store;
 
 int seg__store_init(const seg__alloc *a, seg__store *s);
@@ -231,8 +237,29 @@ static inline int32_t seg__ev_qty(const seg__store *s, uint32_t i) {
 SEG__EV_OPT(sku)
 SEG__EV_OPT(refund_of)
 SEG__EV_OPT(eid)
-SEG__EV_OPT(occ)
 #undef SEG__EV_OPT
+
+/* The occurrence number of a derived id (0 for nearly every event): kept
+ * apart, as (event, occurrence) pairs in event order, because a column
+ * would cost 4 bytes for every event of a chunk with one repeated row. */
+/* position of event i in the pairs, or SEG__NONE (its occurrence is 0) */
+static inline uint32_t seg__occ_pos(const seg__store *s, uint32_t i)
+{
+    uint32_t lo = 0, hi = s->nocc;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (s->occ_ev[mid] < i)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < s->nocc && s->occ_ev[lo] == i ? lo : SEG__NONE;
+}
+static inline uint32_t seg__ev_occ(const seg__store *s, uint32_t i)
+{
+    uint32_t k = seg__occ_pos(s, i);
+    return k == SEG__NONE ? 0 : s->occ_val[k];
+}
 
 /* ---- hashing of keys ---- */
 #define SEG__SEED_CUST  UINT64_C(0x243f6a8885a308d3)

@@ -307,20 +307,13 @@ int seg__store_init(const seg__alloc *a, seg__store *s)
 
 static void chunk_free(const seg__alloc *a, seg__evchunk *c)
 {
-    seg__free(a, c->ts32);
+    seg__free(a, c->block); /* ts32, amt32, cust, ref, next, kindchan, cat */
     seg__free(a, c->ts64);
-    seg__free(a, c->amt32);
     seg__free(a, c->amt64);
-    seg__free(a, c->cust);
-    seg__free(a, c->ref);
-    seg__free(a, c->next);
-    seg__free(a, c->kindchan);
-    seg__free(a, c->cat);
     seg__free(a, c->qty);
     seg__free(a, c->sku);
     seg__free(a, c->refund_of);
     seg__free(a, c->eid);
-    seg__free(a, c->occ);
     memset(c, 0, sizeof *c);
 }
 
@@ -343,6 +336,8 @@ void seg__store_free(const seg__alloc *a, seg__store *s)
     }
     seg__free(a, s->exts);
     seg__free(a, s->custs);
+    seg__free(a, s->occ_ev);
+    seg__free(a, s->occ_val);
     seg__free(a, s->attr_types);
     seg__htab_free(a, &s->cust_tab);
     seg__htab_free(a, &s->id_tab);
