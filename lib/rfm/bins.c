@@ -91,7 +91,7 @@ int seg__rfm_group(const seg__alloc *a, const int64_t *v, size_t n, seg__rfm_gro
     }
     uint64_t range = (uint64_t)mx - (uint64_t)mn; /* no overflow in unsigned */
     g->n = n;
-    if (range < (uint64_t)1 << 26 && range <= 4 * (uint64_t)n + 65536) {
+    if (range < (uint64_t)1 << 26 && range <= 2 * (uint64_t)n + 65536) {
         /* counting sort */
         uint32_t *cnt = seg__calloc(a, (size_t)range + 1, sizeof *cnt);
         if (!cnt)

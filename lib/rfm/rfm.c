@@ -273,6 +273,7 @@ static inline void bit_set_new(uint8_t *bm, uint32_t ref, uint32_t *count)
 #define SEG__PREFETCH(p) ((void)0)
 #endif
 #define SCAN_AHEAD 16
+#define SORTED_AHEAD 32
 
 /* One pass over every event for the customers marked SRC_WALK. */
 static int scan_all(const seg__alloc *a, const seg__store *s, const rfm_cfg *cfg,
@@ -713,11 +714,13 @@ static int rfm_foreach(seg_rfm_thresholds **t_out, seg_db *db, const seg_rfm_opt
         db->iterating = true;
         for (size_t k = 0; k < cnt; k++) {
             uint32_t ci = order ? order[k] : (uint32_t)k;
-            if (order && k + SCAN_AHEAD < cnt) {
-                uint32_t ca = order[k + SCAN_AHEAD];
-                SEG__PREFETCH(&s->custs[ca]);
+            if (order && k + SORTED_AHEAD < cnt) {
+                /* a customer record spans two cache lines */
+                const char *pc = (const char *)&s->custs[order[k + SORTED_AHEAD]];
+                SEG__PREFETCH(pc);
+                SEG__PREFETCH(pc + sizeof(seg__cust) - 1);
                 if (r.vals)
-                    SEG__PREFETCH(&r.vals[ca]);
+                    SEG__PREFETCH(&r.vals[order[k + SORTED_AHEAD]]);
             }
             if (r.src[ci] == SRC_SKIP)
                 continue;
