@@ -1,7 +1,7 @@
 /*
  * bench_rfm: the RFM step on events already in memory.
  *
- *   bench_rfm EVENTS.csv [RUNS]
+ *   bench_rfm EVENTS.csv [RUNS [FIGURE]]
  *
  * Imports the CSV once (timed, for the record), then times, best of RUNS
  * (default 3):
@@ -18,6 +18,7 @@
  *                      explicit as_of, every customer once (re-scoring one
  *                      customer after an event): ns per call
  * Prints one line per figure, "name seconds [extra]", and the peak RSS.
+ * With FIGURE, only that one (and the import) runs: for profiling.
  */
 #include <segment.h>
 
@@ -95,12 +96,14 @@ static double run_foreach(seg_db *db, const seg_rfm_options *o, uint32_t flags, 
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_rfm EVENTS.csv [RUNS]\n");
+        fprintf(stderr, "usage: bench_rfm EVENTS.csv [RUNS [FIGURE]]\n");
         return 2;
     }
     int runs = argc > 2 ? atoi(argv[2]) : 3;
     if (runs < 1)
         runs = 1;
+    const char *only = argc > 3 ? argv[3] : NULL;
+#define WANT(name) (!only || strcmp(only, name) == 0)
     seg_db *db = NULL;
     int rc = seg_db_open(&db, ":memory:", NULL);
     if (rc != SEG_OK)
@@ -114,7 +117,7 @@ int main(int argc, char **argv)
     seg_rfm_options o = SEG_RFM_OPTIONS_INIT;
     seg_rfm_thresholds *th = NULL;
     double best = 1e30;
-    for (int k = 0; k < runs; k++) {
+    for (int k = 0; k < (WANT("calibrate") || WANT("get") ? runs : 1); k++) {
         seg_rfm_thresholds_free(th);
         th = NULL;
         t = now();
@@ -124,20 +127,26 @@ int main(int argc, char **argv)
         if (t < best)
             best = t;
     }
-    printf("calibrate %.3f\n", best);
+    if (WANT("calibrate"))
+        printf("calibrate %.3f\n", best);
 
     acc a;
-    t = run_foreach(db, &o, 0, runs, &a);
-    printf("foreach %.3f rows=%llu active=%llu check=%llu\n", t, (unsigned long long)a.rows,
-           (unsigned long long)a.active, (unsigned long long)a.sum);
-    t = run_foreach(db, &o, SEG_RFM_SORTED, runs, &a);
-    printf("foreach_sorted %.3f rows=%llu\n", t, (unsigned long long)a.rows);
-
+    if (WANT("foreach")) {
+        t = run_foreach(db, &o, 0, runs, &a);
+        printf("foreach %.3f rows=%llu active=%llu check=%llu\n", t, (unsigned long long)a.rows,
+               (unsigned long long)a.active, (unsigned long long)a.sum);
+    }
+    if (WANT("foreach_sorted")) {
+        t = run_foreach(db, &o, SEG_RFM_SORTED, runs, &a);
+        printf("foreach_sorted %.3f rows=%llu\n", t, (unsigned long long)a.rows);
+    }
     seg_rfm_options w = SEG_RFM_OPTIONS_INIT;
     w.window = 365 * INT64_C(86400);
-    t = run_foreach(db, &w, 0, runs, &a);
-    printf("foreach_window %.3f rows=%llu active=%llu\n", t, (unsigned long long)a.rows,
-           (unsigned long long)a.active);
+    if (WANT("foreach_window")) {
+        t = run_foreach(db, &w, 0, runs, &a);
+        printf("foreach_window %.3f rows=%llu active=%llu\n", t, (unsigned long long)a.rows,
+               (unsigned long long)a.active);
+    }
 
     /* the default as_of, to go 90 days back from it */
     seg_rfm_info first = SEG_RFM_INFO_INIT;
@@ -153,7 +162,7 @@ int main(int argc, char **argv)
         as_of = first.as_of;
         g.as_of = as_of;
         best = 1e30;
-        for (int k = 0; k < runs; k++) {
+        for (int k = 0; k < (WANT("get") ? runs : 0); k++) {
             uint64_t sum = 0;
             t = now();
             for (size_t i = 0; i < l.n; i++) {
@@ -168,7 +177,8 @@ int main(int argc, char **argv)
             if (sum == 0)
                 printf("(no scores)\n");
         }
-        printf("get %.3f calls=%zu ns_per_call=%.0f\n", best, l.n, best * 1e9 / (double)l.n);
+        if (WANT("get"))
+            printf("get %.3f calls=%zu ns_per_call=%.0f\n", best, l.n, best * 1e9 / (double)l.n);
         for (size_t i = 0; i < l.n; i++)
             free(l.v[i]);
         free(l.v);
@@ -176,9 +186,11 @@ int main(int argc, char **argv)
 
     seg_rfm_options p = SEG_RFM_OPTIONS_INIT;
     p.as_of = as_of - 90 * INT64_C(86400);
-    t = run_foreach(db, &p, 0, runs, &a);
-    printf("foreach_past %.3f rows=%llu active=%llu\n", t, (unsigned long long)a.rows,
-           (unsigned long long)a.active);
+    if (WANT("foreach_past")) {
+        t = run_foreach(db, &p, 0, runs, &a);
+        printf("foreach_past %.3f rows=%llu active=%llu\n", t, (unsigned long long)a.rows,
+               (unsigned long long)a.active);
+    }
 
     seg_rfm_thresholds_free(th);
     seg_db_close(db);

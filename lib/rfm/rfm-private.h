@@ -31,18 +31,20 @@ struct seg_rfm_thresholds {
 static inline int64_t seg__rfm_good(uint32_t dim, int64_t v) { return dim == SEG_RFM_R ? ~v : v; }
 
 /* 1 + the number of bounds lo[0..nb) that are <= g (lo non-decreasing):
- * a binary search, O(log nb). */
+ * a binary search, O(log nb), without branches on the data (the halving
+ * step is a conditional move). */
 static inline uint32_t seg__rfm_score_lo(const int64_t *lo, uint32_t nb, int64_t g)
 {
-    uint32_t l = 0, h = nb; /* answer in [l, h] */
-    while (l < h) {
-        uint32_t mid = l + (h - l) / 2;
-        if (lo[mid] <= g)
-            l = mid + 1;
-        else
-            h = mid;
+    if (nb == 0)
+        return 1;
+    const int64_t *b = lo;
+    uint32_t n = nb;
+    while (n > 1) {
+        uint32_t h = n / 2;
+        b = b[h] <= g ? b + h : b;
+        n -= h;
     }
-    return l + 1;
+    return (uint32_t)(b - lo) + (*b <= g) + 1;
 }
 
 /* The distinct values of v[0..n) in increasing order, with their counts. */

@@ -373,13 +373,11 @@ static void goods(const rfm_cfg *cfg, const cvals *v, int64_t *g)
 static void fill_info(const rfm_cfg *cfg, const seg_rfm_thresholds *t, const cvals *v,
                       const char *id, seg_rfm_info *o)
 {
-    memset(o, 0, sizeof *o);
+    /* every field assigned (no memset: this runs once per customer) */
     o->struct_size = sizeof *o;
     o->customer_id = id;
     o->as_of = cfg->T;
     o->frequency = v->w_orders;
-    o->monetary = v->w_net;
-    o->recency_days = -1;
     if (v->w_orders) {
         int64_t g[SEG__RFM_DIMS];
         goods(cfg, v, g);
@@ -391,10 +389,12 @@ static void fill_info(const rfm_cfg *cfg, const seg_rfm_thresholds *t, const cva
         o->m = seg__rfm_score_lo(t->lo[SEG_RFM_M], t->bins - 1, g[SEG_RFM_M]);
     } else {
         o->status = v->l_orders ? SEG_RFM_LAPSED : SEG_RFM_PROSPECT;
+        o->recency_days = -1;
+        o->monetary = v->w_net;
+        o->r = o->f = o->m = 0;
     }
     o->orders = v->l_orders;
     o->total_value = v->l_net;
-    o->tenure_days = -1;
     if (v->l_orders) {
         o->average_order_value = div_round(v->l_net, v->l_orders);
         o->first_purchase = v->l_first;
@@ -402,6 +402,11 @@ static void fill_info(const rfm_cfg *cfg, const seg_rfm_thresholds *t, const cva
         o->tenure_days = seg__day_of(cfg->T) - seg__day_of(v->l_first);
         o->purchase_rate = (double)v->l_orders * 365.0 /
                            (double)(o->tenure_days > 0 ? o->tenure_days : 1);
+    } else {
+        o->average_order_value = 0;
+        o->first_purchase = o->last_purchase = 0;
+        o->tenure_days = -1;
+        o->purchase_rate = 0.0;
     }
 }
 
@@ -529,6 +534,14 @@ static void run_free(rfm_run *r)
     seg__free(&r->db->alloc, r->src);
     seg__free(&r->db->alloc, r->vals);
 }
+
+/* a customer ready for the callback (the id points into the store) */
+typedef struct outrow {
+    cvals v;
+    const uint8_t *id;
+    size_t idlen;
+} outrow;
+#define OUT_BLOCK 1024
 
 static inline void get_vals(const rfm_run *r, uint32_t ci, cvals *v)
 {
@@ -709,31 +722,50 @@ static int rfm_foreach(seg_rfm_thresholds **t_out, seg_db *db, const seg_rfm_opt
         } else {
             cnt = n;
         }
-        char idbuf[SEG_ID_MAX + 1];
-        bool was = db->iterating;
-        db->iterating = true;
-        for (size_t k = 0; k < cnt; k++) {
-            uint32_t ci = order ? order[k] : (uint32_t)k;
-            if (order && k + SORTED_AHEAD < cnt) {
-                /* a customer record spans two cache lines */
-                const char *pc = (const char *)&s->custs[order[k + SORTED_AHEAD]];
-                SEG__PREFETCH(pc);
-                SEG__PREFETCH(pc + sizeof(seg__cust) - 1);
-                if (r.vals)
-                    SEG__PREFETCH(&r.vals[order[k + SORTED_AHEAD]]);
-            }
-            if (r.src[ci] == SRC_SKIP)
-                continue;
-            const seg__cust *c = &s->custs[ci];
-            memcpy(idbuf, cust_id(s, c), c->idlen);
-            idbuf[c->idlen] = '\0';
-            cvals v;
-            get_vals(&r, ci, &v);
-            seg_rfm_info info;
-            fill_info(&r.cfg, t, &v, idbuf, &info);
-            if (cb(&info, payload))
-                break;
+        /* in blocks: first gather the block's customers (scattered reads
+         * in a tight loop, where the loads overlap), then call back */
+        outrow *blk = seg__malloc(a, OUT_BLOCK * sizeof *blk);
+        if (!blk) {
+            seg__free(a, order);
+            rc = SEG_ENOMEM;
+            goto fail;
         }
+        char idbuf[SEG_ID_MAX + 1];
+        bool was = db->iterating, stop = false;
+        db->iterating = true;
+        for (size_t k0 = 0; k0 < cnt && !stop; k0 += OUT_BLOCK) {
+            size_t m = cnt - k0 < OUT_BLOCK ? cnt - k0 : OUT_BLOCK, nb = 0;
+            for (size_t j = 0; j < m; j++) {
+                size_t k = k0 + j;
+                if (order && k + SORTED_AHEAD < cnt) {
+                    /* a customer record spans two cache lines */
+                    const char *pc = (const char *)&s->custs[order[k + SORTED_AHEAD]];
+                    SEG__PREFETCH(pc);
+                    SEG__PREFETCH(pc + sizeof(seg__cust) - 1);
+                    if (r.vals)
+                        SEG__PREFETCH(&r.vals[order[k + SORTED_AHEAD]]);
+                }
+                uint32_t ci = order ? order[k] : (uint32_t)k;
+                if (r.src[ci] == SRC_SKIP)
+                    continue;
+                const seg__cust *c = &s->custs[ci];
+                outrow *o = &blk[nb++];
+                get_vals(&r, ci, &o->v);
+                o->id = cust_id(s, c);
+                o->idlen = c->idlen;
+            }
+            for (size_t j = 0; j < nb; j++) {
+                memcpy(idbuf, blk[j].id, blk[j].idlen);
+                idbuf[blk[j].idlen] = '\0';
+                seg_rfm_info info;
+                fill_info(&r.cfg, t, &blk[j].v, idbuf, &info);
+                if (cb(&info, payload)) {
+                    stop = true;
+                    break;
+                }
+            }
+        }
+        seg__free(a, blk);
         db->iterating = was;
         seg__free(a, order);
     }
