@@ -258,13 +258,34 @@ static int walk_cust(const seg__alloc *a, const seg__store *s, const rfm_cfg *cf
     return SEG_OK;
 }
 
-static inline void bit_set_new(uint8_t *bm, uint32_t ref, uint32_t *count)
+/* A set of order-id references (arena refs, which grow with the store), as
+ * a bitmap grown on demand. */
+typedef struct refset {
+    uint8_t *b;
+    size_t bytes;
+} refset;
+
+/* Add ref; counts it in *count when it is new.  SEG_OK or SEG_ENOMEM. */
+static inline int refset_add(const seg__alloc *a, refset *m, uint32_t ref, uint32_t *count)
 {
-    uint8_t m = (uint8_t)(1u << (ref & 7));
-    if (!(bm[ref >> 3] & m)) {
-        bm[ref >> 3] |= m;
+    size_t byte = ref >> 3;
+    if (SEG_UNLIKELY(byte >= m->bytes)) {
+        size_t nb = m->bytes ? m->bytes * 2 : 1 << 16;
+        while (nb <= byte)
+            nb *= 2;
+        uint8_t *p = seg__realloc(a, m->b, nb);
+        if (!p)
+            return SEG_ENOMEM;
+        memset(p + m->bytes, 0, nb - m->bytes);
+        m->b = p;
+        m->bytes = nb;
+    }
+    uint8_t bit = (uint8_t)(1u << (ref & 7));
+    if (!(m->b[byte] & bit)) {
+        m->b[byte] |= bit;
         (*count)++;
     }
+    return SEG_OK;
 }
 
 #if defined(__GNUC__)
@@ -275,76 +296,68 @@ static inline void bit_set_new(uint8_t *bm, uint32_t ref, uint32_t *count)
 #define SCAN_AHEAD 16
 #define SORTED_AHEAD 32
 
-/* One pass over every event for the customers marked SRC_WALK. */
+/* One pass over every event, in storage order, for the customers marked
+ * SRC_WALK.  An order id belongs to one customer, so one set of the order
+ * references seen (per part: before T, in the window) counts each order
+ * once for its customer. */
 static int scan_all(const seg__alloc *a, const seg__store *s, const rfm_cfg *cfg,
                     const uint8_t *src, cvals *vals)
 {
-    size_t bm_bytes = ((size_t)s->arena.nchunks << SEG__ARENA_CHUNK_BITS) / 8 + 1;
-    uint8_t *bl = seg__calloc(a, bm_bytes, 1);
-    uint8_t *bw = cfg->windowed ? seg__calloc(a, bm_bytes, 1) : NULL;
-    if (!bl || (cfg->windowed && !bw)) {
-        seg__free(a, bl);
-        seg__free(a, bw);
-        return SEG_ENOMEM;
-    }
+    refset bl = { NULL, 0 }, bw = { NULL, 0 };
+    const bool win = cfg->windowed;
     for (uint32_t ci = 0; ci < s->ncusts; ci++)
         if (src[ci] == SRC_WALK)
             memset(&vals[ci], 0, sizeof vals[ci]);
     const int64_t T = cfg->T, ws = cfg->wstart;
-    for (uint32_t ch = 0; ch < s->nchunks; ch++) {
-        const seg__evchunk *c = &s->chunks[ch];
-        uint32_t base = ch << SEG__CHUNK_BITS;
-        if (base >= s->nevents)
-            break;
-        uint32_t n = s->nevents - base < SEG__CHUNK ? s->nevents - base : SEG__CHUNK;
-        for (uint32_t off = 0; off < n; off++) {
-            if (off + SCAN_AHEAD < n)
-                SEG__PREFETCH(&vals[c->cust[off + SCAN_AHEAD]]);
-            uint32_t kind = (uint32_t)c->kindchan[off] >> 14;
-            if (kind != SEG_EVENT_PURCHASE && kind != SEG_EVENT_REFUND)
-                continue;
-            uint32_t ci = c->cust[off];
-            if (src[ci] != SRC_WALK)
-                continue;
-            int64_t ts = c->ts32 ? c->ts_base + c->ts32[off] : c->ts64[off];
-            if (ts >= T)
-                continue;
-            int64_t amt = c->amt32 ? (int64_t)c->amt32[off] : c->amt64[off];
-            cvals *v = &vals[ci];
-            bool in_w = ts >= ws;
-            v->l_net += amt;
-            if (in_w)
-                v->w_net += amt;
-            if (kind != SEG_EVENT_PURCHASE || amt <= 0)
-                continue;
-            uint32_t ref = c->ref[off];
-            if (!v->l_orders || ts < v->l_first)
-                v->l_first = ts;
-            if (!v->l_orders || ts > v->l_last)
-                v->l_last = ts;
+    const uint32_t n = s->nevents;
+    int rc = SEG_OK;
+    for (uint32_t i = 0; i < n && rc == SEG_OK; i++) {
+        if (i + SCAN_AHEAD < n)
+            SEG__PREFETCH(&vals[seg__ev_cust(s, i + SCAN_AHEAD)]);
+        uint32_t kind = seg__ev_kind(s, i);
+        if (kind != SEG_EVENT_PURCHASE && kind != SEG_EVENT_REFUND)
+            continue; /* engagement, or an erased event */
+        uint32_t ci = seg__ev_cust(s, i);
+        if (src[ci] != SRC_WALK)
+            continue;
+        int64_t ts = seg__ev_ts(s, i);
+        if (ts >= T)
+            continue;
+        int64_t amt = seg__ev_amount(s, i);
+        cvals *v = &vals[ci];
+        bool in_w = ts >= ws;
+        v->l_net += amt;
+        if (in_w)
+            v->w_net += amt;
+        if (kind != SEG_EVENT_PURCHASE || amt <= 0)
+            continue;
+        uint32_t ref = seg__ev_ref(s, i);
+        if (!v->l_orders || ts < v->l_first)
+            v->l_first = ts;
+        if (!v->l_orders || ts > v->l_last)
+            v->l_last = ts;
+        if (!ref)
+            v->l_orders++; /* an order-less line is an order of its own */
+        else
+            rc = refset_add(a, &bl, ref, &v->l_orders);
+        if (win && in_w && rc == SEG_OK) {
+            if (!v->w_orders || ts > v->w_last)
+                v->w_last = ts;
             if (!ref)
-                v->l_orders++; /* an order-less line is an order of its own */
+                v->w_orders++;
             else
-                bit_set_new(bl, ref, &v->l_orders);
-            if (bw && in_w) {
-                if (!v->w_orders || ts > v->w_last)
-                    v->w_last = ts;
-                if (!ref)
-                    v->w_orders++;
-                else
-                    bit_set_new(bw, ref, &v->w_orders);
-            }
+                rc = refset_add(a, &bw, ref, &v->w_orders);
         }
     }
-    if (!bw) /* no window: the window part is everything before T */
+    if (!win) /* no window: the window part is everything before T */
         for (uint32_t ci = 0; ci < s->ncusts; ci++)
             if (src[ci] == SRC_WALK) {
                 vals[ci].w_orders = vals[ci].l_orders;
                 vals[ci].w_last = vals[ci].l_last;
             }
-    seg__free(a, bl);
-    seg__free(a, bw);
-    return SEG_OK;
+    seg__free(a, bl.b);
+    seg__free(a, bw.b);
+    return rc;
 }
 
 /* ------------------------------------------------ values and scores */
@@ -424,7 +437,7 @@ static inline const uint8_t *cust_id(const seg__store *s, const seg__cust *c)
 {
     if (c->idlen <= SEG__ID_INLINE)
         return (const uint8_t *)c->idin;
-    return seg__arena_ptr(&s->arena, c->id) + 1;
+    return (const uint8_t *)seg__arena_str(&s->arena, c->id).p;
 }
 
 /* 8 bytes of the id from offset `off`, big-endian, zero-padded. */
