@@ -15,6 +15,9 @@ pkgs=(meson ninja-build pkg-config gcc libc6-dev g++ check libsqlite3-dev)
 if [ "${1:-}" != "--minimal" ]; then
   # the sanitizer build (build-san/): clang with the ASan/UBSan runtimes
   pkgs+=(clang-14 libclang-rt-14-dev)
+  # the rfm-peer test runs the benchmark's SQL peer (../shared/bench) when
+  # these are there: the sqlite3 shell, and numpy for its data generator
+  pkgs+=(sqlite3 python3-numpy)
 fi
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

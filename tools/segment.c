@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define EXIT_DATA 1
 #define EXIT_USAGE 2
@@ -145,7 +146,7 @@ static int opt_value(char **argv, int argc, int *i, const char *name, const char
     if (a[n] != '\0')
         return 0;
     if (*i + 1 >= argc)
-        die_line(EXIT_USAGE, "option '%s' needs a value (see 'segment customers --help')", name);
+        die_line(EXIT_USAGE, "option '%s' needs a value (see --help)", name);
     *val = argv[++*i];
     return 1;
 }
@@ -165,6 +166,8 @@ static const char main_help[] =
     "\n"
     "Commands:\n"
     "  customers     print one CSV row of purchase aggregates per customer\n"
+    "  rfm           print recency, frequency, monetary and their scores per\n"
+    "                customer, or the thresholds of the scores\n"
     "  help [COMMAND]\n"
     "                show this help, or the help of COMMAND\n"
     "\n"
@@ -410,6 +413,438 @@ static int cmd_customers(int argc, char **argv)
     return 0;
 }
 
+/* ---- segment rfm ---- */
+
+static const char rfm_help[] =
+    "Usage: segment rfm --events FILE [--events FILE ...] [FILE ...]\n"
+    "                   [--as-of TIME] [--window DURATION] [--bins N]\n"
+    "                   [--monetary total|aov] [--use-thresholds FILE]\n"
+    "                   [--thresholds] [--value] [--timings]\n"
+    "       segment rfm --db FILE.db [OPTIONS]\n"
+    "\n"
+    "Import events into an in-memory database, compute recency, frequency and\n"
+    "monetary value per customer, calibrate quantile bins on the customers and\n"
+    "print one CSV row per customer to standard output, sorted by customer_id\n"
+    "(byte order).  doc/rfm.md explains the definitions and the binning.\n"
+    "\n"
+    "Options (each also accepted as --option=VALUE):\n"
+    "  --events FILE     an event CSV file; repeat for several files.  FILE\n"
+    "                    arguments without an option (or after --) are event\n"
+    "                    files too; '-' reads standard input.  Each file is one\n"
+    "                    atomic batch; events already imported are skipped.\n"
+    "  --db FILE.db      read the events from a libsegment database file\n"
+    "                    instead (needs the SQLite storage backend).\n"
+    "  --as-of TIME      the reference time: only events with ts < TIME count,\n"
+    "                    and recency is counted to the UTC date of TIME.\n"
+    "                    Default: the start of the day after the last event\n"
+    "                    (so a purchase on the last day has recency 1).  TIME\n"
+    "                    is ISO-8601 UTC (2024-03-01, 2024-03-01T10:00:00Z, an\n"
+    "                    optional +hh:mm offset) or seconds since the epoch.\n"
+    "  --window DURATION only events in the DURATION before the reference time\n"
+    "                    count for recency, frequency and monetary: a number\n"
+    "                    and a unit, s, h, d or w (365d, 12w).  Default: none.\n"
+    "  --bins N          scores per dimension, 2..20 (default 5).\n"
+    "  --monetary M      total: net revenue in the window (default); aov: that\n"
+    "                    divided by frequency (the average order value).\n"
+    "  --use-thresholds FILE\n"
+    "                    score with the thresholds in FILE (as printed by\n"
+    "                    --thresholds, or written by hand) instead of\n"
+    "                    calibrating on these customers; --bins, --monetary and\n"
+    "                    --window then come from FILE.\n"
+    "  --thresholds      print the thresholds (the cut-points of every score)\n"
+    "                    instead of the customers.\n"
+    "  --value           add the historic value columns (see below).\n"
+    "  --timings         print the time of each phase on standard error, as\n"
+    "                    lines 'phase NAME SECONDS'.\n"
+    "  -h, --help        show this help and exit\n"
+    "\n"
+    "Output columns (header row first):\n"
+    "  customer_id     quoted as in RFC 4180 when it holds a comma, a double\n"
+    "                  quote, CR or LF\n"
+    "  recency_days    UTC calendar days from the date of the last purchase (a\n"
+    "                  line with a positive amount) in the window to the date\n"
+    "                  of the reference time; empty when there is none\n"
+    "  frequency       distinct orders with a purchase in the window\n"
+    "  monetary        net revenue in the window (purchases plus refunds), or\n"
+    "                  with --monetary aov the average order value\n"
+    "  r, f, m         scores 1..N, higher is better (recent, frequent, high\n"
+    "                  value); equal values always get equal scores.  Empty for\n"
+    "                  customers with no purchase in the window (prospects and\n"
+    "                  lapsed customers get no scores).\n"
+    "With --value, also (every event before the reference time, whatever the\n"
+    "window):\n"
+    "  status          active (a purchase in the window), lapsed (purchases\n"
+    "                  before the window only) or prospect (no purchase)\n"
+    "  orders          distinct orders with a purchase\n"
+    "  total_value     net revenue\n"
+    "  average_order_value   total_value / orders; empty when orders is 0\n"
+    "  tenure_days     days from the date of the first purchase to the date of\n"
+    "                  the reference time; empty when orders is 0\n"
+    "  purchase_rate   orders per 365 days of tenure; empty when orders is 0\n"
+    "Money is printed with 2 decimals, without thousands separators.\n"
+    "\n"
+    "Exit status: 0 on success, 1 on bad data or an unreadable file (one line\n"
+    "on standard error naming file:line:column), 2 on a usage error.\n"
+    "\n"
+    "Examples:\n"
+    "  segment rfm --events examples/data/sample_events.csv\n"
+    "  segment rfm --events events.csv --window 365d --thresholds > t.txt\n"
+    "  segment rfm --events new.csv --window 365d --use-thresholds t.txt\n";
+
+typedef struct rfm_args {
+    const char **events;
+    size_t nevents;
+    const char *db_path;
+    const char *as_of_text, *window_text, *bins_text, *monetary_text, *thresholds_path;
+    int print_thresholds, value, timings;
+} rfm_args;
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void phase(const rfm_args *a, const char *name, double *t0)
+{
+    double t = now_seconds();
+    if (a->timings) {
+        fflush(stdout);
+        fprintf(stderr, "phase %s %.3f\n", name, t - *t0);
+    }
+    *t0 = t;
+}
+
+/* "365d", "12w", "48h", "3600s" -> seconds */
+static int64_t parse_duration(const char *text)
+{
+    const char *p = text;
+    int64_t v = 0;
+    if (*p < '0' || *p > '9')
+        goto bad;
+    while (*p >= '0' && *p <= '9') {
+        if (v > (INT64_C(1) << 40))
+            die_line(EXIT_USAGE, "--window: too long: '%s'", text);
+        v = v * 10 + (*p++ - '0');
+    }
+    int64_t unit;
+    switch (*p++) {
+    case 's': unit = 1; break;
+    case 'h': unit = 3600; break;
+    case 'd': unit = 86400; break;
+    case 'w': unit = 7 * 86400; break;
+    default: goto bad;
+    }
+    if (*p != '\0')
+        goto bad;
+    if (v == 0)
+        die_line(EXIT_USAGE, "--window: must be longer than 0: '%s'", text);
+    if (v > (SEG_TIME_MAX - SEG_TIME_MIN) / unit)
+        die_line(EXIT_USAGE, "--window: too long: '%s'", text);
+    return v * unit;
+bad:
+    die_line(EXIT_USAGE,
+             "--window: not a duration: '%s' (a number and a unit s, h, d or w: 365d)", text);
+}
+
+static void rfm_parse_args(int argc, char **argv, rfm_args *a)
+{
+    const char *val;
+    int only_files = 0;
+    memset(a, 0, sizeof *a);
+    a->events = calloc((size_t)argc + 1, sizeof *a->events);
+    if (!a->events)
+        die_line(EXIT_DATA, "out of memory");
+#define ONCE(field, name)                                        \
+    do {                                                         \
+        if (a->field)                                            \
+            die_line(EXIT_USAGE, "rfm: %s given twice", name);   \
+        a->field = val;                                          \
+    } while (0)
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+        if (only_files || s[0] != '-' || strcmp(s, "-") == 0) {
+            a->events[a->nevents++] = s;
+        } else if (strcmp(s, "--") == 0) {
+            only_files = 1;
+        } else if (is_help(s)) {
+            print_help(rfm_help);
+        } else if (opt_value(argv, argc, &i, "--events", &val)) {
+            a->events[a->nevents++] = val;
+        } else if (opt_value(argv, argc, &i, "--db", &val)) {
+            ONCE(db_path, "--db");
+        } else if (opt_value(argv, argc, &i, "--as-of", &val)) {
+            ONCE(as_of_text, "--as-of");
+        } else if (opt_value(argv, argc, &i, "--window", &val)) {
+            ONCE(window_text, "--window");
+        } else if (opt_value(argv, argc, &i, "--bins", &val)) {
+            ONCE(bins_text, "--bins");
+        } else if (opt_value(argv, argc, &i, "--monetary", &val)) {
+            ONCE(monetary_text, "--monetary");
+        } else if (opt_value(argv, argc, &i, "--use-thresholds", &val)) {
+            ONCE(thresholds_path, "--use-thresholds");
+        } else if (strcmp(s, "--thresholds") == 0) {
+            a->print_thresholds = 1;
+        } else if (strcmp(s, "--value") == 0) {
+            a->value = 1;
+        } else if (strcmp(s, "--timings") == 0) {
+            a->timings = 1;
+        } else {
+            die_line(EXIT_USAGE, "rfm: unknown option '%s' (see 'segment rfm --help')", s);
+        }
+    }
+#undef ONCE
+    if (a->db_path && a->nevents)
+        die_line(EXIT_USAGE, "rfm: give --events or --db, not both");
+    if (!a->db_path && a->nevents == 0)
+        die_line(EXIT_USAGE,
+                 "rfm: no events file given (--events FILE or --db FILE.db; see 'segment rfm --help')");
+    for (size_t i = 0; i < a->nevents; i++)
+        if (a->events[i][0] == '\0')
+            die_line(EXIT_USAGE, "rfm: empty file name for --events");
+    if (a->thresholds_path && (a->bins_text || a->monetary_text || a->window_text))
+        die_line(EXIT_USAGE,
+                 "rfm: --use-thresholds sets the bins, the monetary measure and the window: "
+                 "not with --bins, --monetary or --window");
+}
+
+/* The options of the computation from the arguments (usage errors exit 2). */
+static void rfm_options(const rfm_args *a, seg_rfm_options *o)
+{
+    seg_rfm_options d = SEG_RFM_OPTIONS_INIT;
+    *o = d;
+    if (a->as_of_text) {
+        int rc = seg_time_parse(&o->as_of, a->as_of_text, strlen(a->as_of_text));
+        if (rc == SEG_ERANGE)
+            die_line(EXIT_USAGE, "--as-of: time out of range: '%s'", a->as_of_text);
+        if (rc != SEG_OK)
+            die_line(EXIT_USAGE,
+                     "--as-of: not a time: '%s' (use 2024-03-01, 2024-03-01T10:00:00Z or epoch seconds)",
+                     a->as_of_text);
+    }
+    if (a->window_text)
+        o->window = parse_duration(a->window_text);
+    if (a->bins_text) {
+        const char *p = a->bins_text;
+        long v = 0;
+        while (*p >= '0' && *p <= '9' && v <= SEG_RFM_BINS_MAX)
+            v = v * 10 + (*p++ - '0');
+        if (p == a->bins_text || *p != '\0' || v < 2 || v > SEG_RFM_BINS_MAX)
+            die_line(EXIT_USAGE, "--bins: must be a whole number from 2 to %d: '%s'",
+                     SEG_RFM_BINS_MAX, a->bins_text);
+        o->bins = (uint32_t)v;
+    }
+    if (a->monetary_text) {
+        if (strcmp(a->monetary_text, "total") == 0)
+            o->monetary = SEG_RFM_MONETARY_TOTAL;
+        else if (strcmp(a->monetary_text, "aov") == 0)
+            o->monetary = SEG_RFM_MONETARY_AOV;
+        else
+            die_line(EXIT_USAGE, "--monetary: must be 'total' or 'aov': '%s'", a->monetary_text);
+    }
+}
+
+/* Open the database the command reads: the event files imported into a
+ * memory database, or a database file. */
+static seg_db *rfm_open_input(const rfm_args *a)
+{
+    if (a->db_path)
+        die_line(EXIT_DATA, "--db %s: database files are not built yet (no SQLite storage backend in this build)",
+                 a->db_path);
+    char errbuf[512] = "";
+    seg_db_options opts = SEG_DB_OPTIONS_INIT;
+    opts.errbuf = errbuf;
+    opts.errbuf_size = sizeof errbuf;
+    seg_db *db = NULL;
+    int rc = seg_db_open(&db, ":memory:", &opts);
+    if (rc != SEG_OK)
+        die_line(EXIT_DATA, "%s", errbuf[0] ? errbuf : seg_errstr(rc));
+    for (size_t i = 0; i < a->nevents; i++) {
+        if (strcmp(a->events[i], "-") == 0) {
+            size_t len;
+            char *data = read_stdin(&len);
+            seg_csv_options copts = SEG_CSV_OPTIONS_INIT;
+            copts.source_name = "<stdin>";
+            rc = seg_event_import_csv(db, data, len, &copts, NULL);
+            free(data);
+        } else {
+            rc = seg_event_import_csv_file(db, a->events[i], NULL, NULL);
+        }
+        if (rc != SEG_OK)
+            die_db(db, rc);
+    }
+    return db;
+}
+
+/* Read a whole file (for --use-thresholds). */
+static char *read_file(const char *path, size_t *len_out)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        die_line(EXIT_DATA, "cannot open '%s': %s", path, strerror(errno));
+    size_t cap = 8192, len = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        die_line(EXIT_DATA, "out of memory");
+    for (;;) {
+        if (len == cap) {
+            if (cap >= (size_t)1 << 24)
+                die_line(EXIT_DATA, "%s: too large for a thresholds file", path);
+            char *nb = realloc(buf, cap * 2);
+            if (!nb)
+                die_line(EXIT_DATA, "out of memory");
+            buf = nb;
+            cap *= 2;
+        }
+        size_t got = fread(buf + len, 1, cap - len, f);
+        len += got;
+        if (got == 0) {
+            if (ferror(f))
+                die_line(EXIT_DATA, "%s: read error: %s", path, strerror(errno));
+            break;
+        }
+    }
+    fclose(f);
+    *len_out = len;
+    return buf;
+}
+
+typedef struct rfm_row_ctx {
+    int exponent;
+    int value;
+    int failed;
+    const rfm_args *args;
+    double *t0;
+    int started; /* the first row: the computation before it is done */
+} rfm_row_ctx;
+
+static int print_rfm_row(const seg_rfm_info *c, void *payload)
+{
+    rfm_row_ctx *ctx = payload;
+    if (!ctx->started) {
+        ctx->started = 1;
+        phase(ctx->args, "rfm", ctx->t0);
+    }
+    char *p = out_reserve(OUT_ROW_MAX), *start = p;
+    size_t n;
+    int active = c->status == SEG_RFM_ACTIVE;
+
+    p += fmt_csv_field(p, c->customer_id);
+    *p++ = ',';
+    if (active)
+        p += fmt_u64(p, (uint64_t)c->recency_days);
+    *p++ = ',';
+    p += fmt_u64(p, c->frequency);
+    *p++ = ',';
+    if ((n = seg_money_format(p, SEG_MONEY_BUFSIZE, c->monetary, ctx->exponent)) == 0)
+        goto bad;
+    p += n;
+    *p++ = ',';
+    if (active)
+        p += fmt_u64(p, c->r);
+    *p++ = ',';
+    if (active)
+        p += fmt_u64(p, c->f);
+    *p++ = ',';
+    if (active)
+        p += fmt_u64(p, c->m);
+    if (ctx->value) {
+        static const char *const st[] = { "", "active", "lapsed", "prospect" };
+        const char *s = c->status <= SEG_RFM_PROSPECT ? st[c->status] : "";
+        *p++ = ',';
+        n = strlen(s);
+        memcpy(p, s, n);
+        p += n;
+        *p++ = ',';
+        p += fmt_u64(p, c->orders);
+        *p++ = ',';
+        if ((n = seg_money_format(p, SEG_MONEY_BUFSIZE, c->total_value, ctx->exponent)) == 0)
+            goto bad;
+        p += n;
+        *p++ = ',';
+        if (c->orders) {
+            if ((n = seg_money_format(p, SEG_MONEY_BUFSIZE, c->average_order_value,
+                                      ctx->exponent)) == 0)
+                goto bad;
+            p += n;
+        }
+        *p++ = ',';
+        if (c->orders)
+            p += fmt_u64(p, (uint64_t)c->tenure_days);
+        *p++ = ',';
+        if (c->orders) {
+            int k = snprintf(p, 40, "%.3f", c->purchase_rate);
+            if (k <= 0 || k >= 40)
+                goto bad;
+            p += k;
+        }
+    }
+    *p++ = '\n';
+    out_len += (size_t)(p - start);
+    return 0;
+bad:
+    ctx->failed = 1;
+    return 1;
+}
+
+static int cmd_rfm(int argc, char **argv)
+{
+    rfm_args a;
+    rfm_parse_args(argc, argv, &a);
+    seg_rfm_options opts;
+    rfm_options(&a, &opts);
+
+    double t0 = now_seconds();
+    seg_db *db = rfm_open_input(&a);
+    phase(&a, "import", &t0);
+
+    seg_rfm_thresholds *given = NULL;
+    if (a.thresholds_path) {
+        size_t len;
+        char *text = read_file(a.thresholds_path, &len);
+        int rc = seg_rfm_thresholds_import(&given, db, text, len);
+        free(text);
+        if (rc != SEG_OK)
+            die_line(EXIT_DATA, "%s: %s", a.thresholds_path, seg_errmsg(db));
+        opts.thresholds = given;
+    }
+
+    int rc;
+    if (a.print_thresholds) {
+        seg_rfm_thresholds *t = NULL;
+        rc = seg_rfm_calibrate(&t, db, &opts);
+        if (rc != SEG_OK)
+            die_db(db, rc);
+        phase(&a, "rfm", &t0);
+        char text[SEG_RFM_THRESHOLDS_TEXT_MAX];
+        size_t n = seg_rfm_thresholds_export(text, sizeof text, t);
+        if (n == 0 || n >= sizeof text)
+            die_line(EXIT_DATA, "the thresholds could not be written");
+        out_str(text);
+        seg_rfm_thresholds_free(t);
+    } else {
+        rfm_row_ctx ctx = { seg_db_currency_exponent(db), a.value, 0, &a, &t0, 0 };
+        out_str("customer_id,recency_days,frequency,monetary,r,f,m");
+        if (a.value)
+            out_str(",status,orders,total_value,average_order_value,tenure_days,purchase_rate");
+        out_str("\n");
+        rc = seg_rfm_foreach(NULL, db, &opts, SEG_RFM_SORTED, print_rfm_row, &ctx);
+        if (rc != SEG_OK)
+            die_db(db, rc);
+        if (ctx.failed)
+            die_line(EXIT_DATA, "an amount could not be formatted");
+        if (!ctx.started)
+            phase(&a, "rfm", &t0);
+    }
+    out_finish();
+    phase(&a, "write", &t0);
+    seg_rfm_thresholds_free(given);
+    seg_db_close(db);
+    free(a.events);
+    return 0;
+}
+
 /* ---- main ---- */
 
 static void print_version(void)
@@ -436,10 +871,14 @@ int main(int argc, char **argv)
             print_help(main_help);
         if (strcmp(argv[2], "customers") == 0)
             print_help(customers_help);
+        if (strcmp(argv[2], "rfm") == 0)
+            print_help(rfm_help);
         die_line(EXIT_USAGE, "help: unknown command '%s' (see 'segment --help')", argv[2]);
     }
     if (strcmp(cmd, "customers") == 0)
         return cmd_customers(argc - 1, argv + 1);
+    if (strcmp(cmd, "rfm") == 0)
+        return cmd_rfm(argc - 1, argv + 1);
     if (cmd[0] == '-')
         die_line(EXIT_USAGE, "unknown option '%s' (see 'segment --help')", cmd);
     die_line(EXIT_USAGE, "unknown command '%s' (see 'segment --help')", cmd);
