@@ -1,0 +1,805 @@
+/*
+ * tests/check_sqlite.c: the SQLite backend.
+ *
+ * White-box where it must be (module records have no public API yet, so
+ * put_record is driven through the core's storage calls); everything else
+ * through the public API and, to look at the file, SQLite's C API.
+ *
+ * Environment (set by tests/meson.build):
+ *   SEG_SOURCE_ROOT  the source tree (examples/data, doc/storage.md)
+ *   SEG_GEN          the segment-gen program
+ */
+#define _XOPEN_SOURCE 700 /* nftw */
+#include "testutil.h"
+
+#include "core/core-private.h"
+#include "storage/storage-private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#if SEG_HAVE_SQLITE
+#include <sqlite3.h>
+#endif
+
+Suite *sqlite_suite(void);
+
+static seg_db *db;
+static char tmpdir[PATH_MAX];
+static char pbuf[4][PATH_MAX];
+static int pnext;
+
+/* a path in this test's directory (four rotating buffers) */
+static const char *P(const char *name)
+{
+    char *b = pbuf[pnext++ & 3];
+    size_t n = strlen(tmpdir), m = strlen(name);
+    ck_assert_uint_lt(n + m + 2, PATH_MAX);
+    memcpy(b, tmpdir, n);
+    b[n] = '/';
+    memcpy(b + n + 1, name, m + 1);
+    return b;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb; (void)flag; (void)ftw;
+    return remove(path);
+}
+
+static void setup(void)
+{
+    const char *base = getenv("TMPDIR");
+    snprintf(tmpdir, sizeof tmpdir, "%s/segsqlXXXXXX", base && *base ? base : "/tmp");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    db = NULL;
+}
+
+static void teardown(void)
+{
+    seg_db_close(db);
+    db = NULL;
+    chmod(tmpdir, 0700);
+    nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static const char *src_root(void)
+{
+    const char *r = getenv("SEG_SOURCE_ROOT");
+    return r && *r ? r : ".";
+}
+
+/* ======================================================================== */
+/* opening                                                                   */
+/* ======================================================================== */
+
+static char open_err[1024];
+
+/* Open path with the SQLite backend (or `be`); the message of a failed
+ * open is in open_err. */
+static int open_be(seg_db **out, const char *path, uint32_t flags, const seg_storage_backend *be)
+{
+    seg_db_options o = SEG_DB_OPTIONS_INIT;
+    o.flags = flags;
+    o.storage = be ? be : seg_storage_sqlite();
+    o.errbuf = open_err;
+    o.errbuf_size = sizeof open_err;
+    open_err[0] = '\0';
+    return seg_db_open(out, path, &o);
+}
+
+static int open_sq(seg_db **out, const char *path, uint32_t flags)
+{
+    return open_be(out, path, flags, NULL);
+}
+
+#define OPEN_OK(dbp, path, flags) do { \
+        int rc_ = open_sq((dbp), (path), (flags)); \
+        ck_assert_msg(rc_ == SEG_OK, "open %s: %d %s", (path), rc_, open_err); \
+    } while (0)
+
+/* ======================================================================== */
+/* the whole observable state as text                                        */
+/* ======================================================================== */
+
+typedef struct sbuf {
+    char *p;
+    size_t n, cap;
+} sbuf;
+
+static void sb_printf(sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    for (;;) {
+        size_t room = b->cap - b->n;
+        va_start(ap, fmt);
+        int k = vsnprintf(b->p ? b->p + b->n : NULL, room, fmt, ap);
+        va_end(ap);
+        if (k < 0)
+            abort();
+        if ((size_t)k < room) {
+            b->n += (size_t)k;
+            return;
+        }
+        size_t cap = b->cap ? b->cap * 2 : 4096;
+        while (cap - b->n <= (size_t)k)
+            cap *= 2;
+        char *np = realloc(b->p, cap);
+        if (!np)
+            abort();
+        b->p = np;
+        b->cap = cap;
+    }
+}
+
+static void sb_info(sbuf *b, const seg_customer_info *c)
+{
+    sb_printf(b, "%s o=%" PRIu64 " d=%" PRIu64 " fp=%" PRId64 " lp=%" PRId64 " r=%" PRId64
+              " n=%" PRId64 " rf=%" PRId64 " u=%" PRId64 " e=%" PRIu64 " g=%" PRIu64
+              " fs=%" PRId64 " ls=%" PRId64 "\n",
+              c->customer_id, c->orders, c->purchase_days, c->first_purchase, c->last_purchase,
+              c->revenue, c->net_revenue, c->refunds, c->units, c->events, c->engagements,
+              c->first_seen, c->last_seen);
+}
+
+static int dump_cust_cb(const seg_customer_info *c, void *payload)
+{
+    sb_info(payload, c);
+    return 0;
+}
+
+#define S_(x) ((x) ? (x) : "-")
+static int dump_event_cb(const seg_event_info *e, void *payload)
+{
+    sb_printf(payload, "ev %u q=%d id=%s c=%s ts=%" PRId64 " a=%" PRId64
+              " o=%s ch=%s cat=%s sku=%s rf=%s nm=%s\n",
+              e->kind, e->quantity, S_(e->event_id), S_(e->customer_id), e->ts, e->amount,
+              S_(e->order_id), S_(e->channel), S_(e->category), S_(e->sku), S_(e->refund_of),
+              S_(e->name));
+    return 0;
+}
+
+/* attribute names and consent channels the tests use */
+static const char *const attr_names[] = {
+    "country", "birth_year", "signup", "email_verified", "lifetime_discount",
+    "tier", "score", "vip", "joined", "note", "ltv", NULL,
+};
+static const char *const consent_chans[] = { "email", "sms", "push", NULL };
+
+typedef struct ids_ctx {
+    char **ids;
+    size_t n, cap;
+} ids_ctx;
+
+static int collect_id_cb(const seg_customer_info *c, void *payload)
+{
+    ids_ctx *x = payload;
+    if (x->n == x->cap) {
+        x->cap = x->cap ? x->cap * 2 : 64;
+        x->ids = realloc(x->ids, x->cap * sizeof *x->ids);
+        if (!x->ids)
+            abort();
+    }
+    x->ids[x->n++] = strdup(c->customer_id);
+    return 0;
+}
+
+/* Everything a caller can read: counts, every customer (creation order,
+ * sorted, as of three times), every event (global order and per customer),
+ * attributes, consent, attribute types.  Free with free(). */
+static char *dump(seg_db *d)
+{
+    sbuf b = { NULL, 0, 0 };
+    sb_printf(&b, "events %" PRIu64 " customers %" PRIu64 " exponent %d\n", seg_event_count(d),
+              seg_customer_count(d), seg_db_currency_exponent(d));
+    sb_printf(&b, "-- creation order\n");
+    ck_assert_int_eq(seg_customer_foreach(d, 0, dump_cust_cb, &b), SEG_OK);
+    sb_printf(&b, "-- sorted\n");
+    ck_assert_int_eq(seg_customer_foreach(d, SEG_CUSTOMER_SORTED, dump_cust_cb, &b), SEG_OK);
+    static const int64_t as_of[] = { INT64_C(1672531200), INT64_C(1700000000),
+                                     INT64_C(1709251200) + 30 * 86400 };
+    for (size_t k = 0; k < 3; k++) {
+        sb_printf(&b, "-- as of %" PRId64 "\n", as_of[k]);
+        ck_assert_int_eq(seg_customer_foreach_as_of(d, as_of[k], 0, dump_cust_cb, &b), SEG_OK);
+    }
+    sb_printf(&b, "-- events\n");
+    ck_assert_int_eq(seg_event_foreach(d, NULL, dump_event_cb, &b), SEG_OK);
+    ids_ctx ids = { NULL, 0, 0 };
+    ck_assert_int_eq(seg_customer_foreach(d, 0, collect_id_cb, &ids), SEG_OK);
+    for (size_t i = 0; i < ids.n; i++) {
+        const char *id = ids.ids[i];
+        sb_printf(&b, "-- customer %s\n", id);
+        ck_assert_int_eq(seg_event_foreach(d, id, dump_event_cb, &b), SEG_OK);
+        for (size_t k = 0; attr_names[k]; k++) {
+            seg_value v;
+            memset(&v, 0, sizeof v);
+            ck_assert_int_eq(seg_customer_get_attr(&v, d, id, attr_names[k]), SEG_OK);
+            if (v.type == SEG_TYPE_NULL)
+                continue;
+            sb_printf(&b, "attr %s %u ", attr_names[k], v.type);
+            if (v.type == SEG_TYPE_STRING)
+                sb_printf(&b, "'%s'\n", v.s);
+            else if (v.type == SEG_TYPE_NUMBER)
+                sb_printf(&b, "%.17g\n", v.d);
+            else
+                sb_printf(&b, "%" PRId64 "\n", v.i);
+        }
+        for (size_t k = 0; consent_chans[k]; k++) {
+            int st = -1;
+            ck_assert_int_eq(seg_customer_get_consent(&st, d, id, consent_chans[k]), SEG_OK);
+            if (st)
+                sb_printf(&b, "consent %s %d\n", consent_chans[k], st);
+        }
+        free(ids.ids[i]);
+    }
+    free(ids.ids);
+    sb_printf(&b, "-- types\n");
+    for (size_t k = 0; attr_names[k]; k++)
+        sb_printf(&b, "%s:%u ", attr_names[k], seg_attr_type(d, attr_names[k]));
+    sb_printf(&b, "\n");
+    return b.p;
+}
+
+/* Assert two dumps are equal; show the first differing line. */
+static void dump_eq(const char *a, const char *b, const char *what)
+{
+    if (strcmp(a, b) == 0)
+        return;
+    size_t i = 0, line = 1, start = 0;
+    while (a[i] && a[i] == b[i]) {
+        if (a[i] == '\n') {
+            line++;
+            start = i + 1;
+        }
+        i++;
+    }
+    const char *ea = strchr(a + start, '\n'), *eb = strchr(b + start, '\n');
+    int na = ea ? (int)(ea - (a + start)) : (int)strlen(a + start);
+    int nb = eb ? (int)(eb - (b + start)) : (int)strlen(b + start);
+    ck_abort_msg("%s: states differ at line %zu:\n  before: %.*s\n  after:  %.*s", what, line, na,
+                 a + start, nb, b + start);
+}
+
+static int hex32(const char *p)
+{
+    for (int k = 0; k < 32; k++)
+        if (!isxdigit((unsigned char)p[k]))
+            return 0;
+    return 1;
+}
+
+/* Blank out what anonymization draws at random: the new id, and on the
+ * lines of an anonymized customer the derived ids that hash it. */
+static char *mask_anon(char *s)
+{
+    for (char *line = s; *line;) {
+        char *end = strchr(line, '\n');
+        size_t n = end ? (size_t)(end - line) : strlen(line);
+        int anon = 0;
+        for (size_t i = 0; i + 37 <= n; i++)
+            if (memcmp(line + i, "anon-", 5) == 0 && hex32(line + i + 5)) {
+                memset(line + i + 5, '?', 32);
+                anon = 1;
+            }
+        for (size_t i = 0; anon && i + 33 <= n; i++)
+            if (line[i] == '~' && hex32(line + i + 1))
+                memset(line + i + 1, '?', 32);
+        line += n + (end ? 1 : 0);
+    }
+    return s;
+}
+
+/* The state of the file at path, read through a fresh read-only handle. */
+static char *dump_file(const char *path)
+{
+    seg_db *r = NULL;
+    OPEN_OK(&r, path, SEG_DB_READONLY);
+    char *s = dump(r);
+    seg_db_close(r);
+    return s;
+}
+
+/* ======================================================================== */
+/* a wrapper backend: counts calls, fails the Nth, records what load streams */
+/* ======================================================================== */
+
+typedef struct fi_env {
+    const seg_storage_backend *inner;
+    long calls;          /* calls so far (all but close and rollback) */
+    long fail_at;        /* fail the call with this number; 0: never */
+    long failures;       /* failures injected */
+    char failed_what[32];
+    sbuf records;        /* "table/key=data" lines the last load streamed */
+} fi_env;
+
+typedef struct fi_storage {
+    seg_storage base;
+    fi_env *env;
+    seg_storage *inner;
+} fi_storage;
+
+static fi_env fi;
+
+static int fi_count(seg_storage *st, const char *what)
+{
+    fi_env *e = ((fi_storage *)st)->env;
+    if (++e->calls != e->fail_at)
+        return SEG_OK;
+    e->failures++;
+    snprintf(e->failed_what, sizeof e->failed_what, "%s", what);
+    return seg_storage_set_error(st, SEG_ESTORAGE, "injected failure of call %ld (%s)",
+                                 e->calls, what);
+}
+
+#define IN(st) (((fi_storage *)(st))->inner)
+#define IM(st) (IN(st)->methods)
+
+static const seg_storage_methods fi_methods;
+
+static int fi_open(seg_storage *st, const char *uri, uint32_t flags, void *app_data)
+{
+    fi_storage *f = (fi_storage *)st;
+    st->methods = &fi_methods;
+    f->env = app_data;
+    int rc = fi_count(st, "open");
+    if (rc != SEG_OK)
+        return rc;
+    const seg_storage_backend *ib = f->env->inner;
+    f->inner = calloc(1, ib->storage_size);
+    if (!f->inner)
+        return seg_storage_set_error(st, SEG_ENOMEM, "out of memory");
+    f->inner->core = st->core; /* so the inner backend's errors reach the db */
+    return ib->methods->open(f->inner, uri, flags, ib->app_data);
+}
+
+static void fi_close(seg_storage *st)
+{
+    fi_storage *f = (fi_storage *)st;
+    if (f->inner) {
+        f->env->inner->methods->close(f->inner);
+        free(f->inner);
+        f->inner = NULL;
+    }
+}
+
+typedef struct fi_sink_ctx {
+    const seg_storage_sink *sink;
+    void *ctx;
+    fi_env *env;
+} fi_sink_ctx;
+
+static int fs_meta(void *c, const char *k, const char *v)
+{
+    fi_sink_ctx *x = c;
+    return x->sink->meta(x->ctx, k, v);
+}
+static int fs_customer(void *c, const char *id)
+{
+    fi_sink_ctx *x = c;
+    return x->sink->customer(x->ctx, id);
+}
+static int fs_event(void *c, const seg_event_info *e)
+{
+    fi_sink_ctx *x = c;
+    return x->sink->event(x->ctx, e);
+}
+static int fs_attr(void *c, const char *id, const char *n, const seg_value *v)
+{
+    fi_sink_ctx *x = c;
+    return x->sink->attr(x->ctx, id, n, v);
+}
+static int fs_consent(void *c, const char *id, const char *ch, int s)
+{
+    fi_sink_ctx *x = c;
+    return x->sink->consent(x->ctx, id, ch, s);
+}
+static int fs_record(void *c, const char *t, const char *k, const void *d, size_t n)
+{
+    fi_sink_ctx *x = c;
+    sb_printf(&x->env->records, "%s/%s=%.*s\n", t, k, (int)n, (const char *)d);
+    return x->sink->record(x->ctx, t, k, d, n);
+}
+
+static int fi_load(seg_storage *st, const seg_storage_sink *sink, void *ctx)
+{
+    int rc = fi_count(st, "load");
+    if (rc != SEG_OK)
+        return rc;
+    fi_env *e = ((fi_storage *)st)->env;
+    e->records.n = 0;
+    if (e->records.p)
+        e->records.p[0] = '\0';
+    seg_storage_sink ws = { sizeof ws, fs_meta, fs_customer, fs_event, fs_attr, fs_consent,
+                            fs_record };
+    fi_sink_ctx x = { sink, ctx, e };
+    return IM(st)->load(IN(st), sink ? &ws : NULL, &x);
+}
+
+static int fi_begin(seg_storage *st)
+{
+    int rc = fi_count(st, "begin");
+    return rc ? rc : IM(st)->begin(IN(st));
+}
+static int fi_commit(seg_storage *st)
+{
+    int rc = fi_count(st, "commit");
+    return rc ? rc : IM(st)->commit(IN(st));
+}
+static int fi_rollback(seg_storage *st)
+{
+    return IM(st)->rollback(IN(st));
+}
+static int fi_put_meta(seg_storage *st, const char *k, const char *v)
+{
+    int rc = fi_count(st, "put_meta");
+    return rc ? rc : IM(st)->put_meta(IN(st), k, v);
+}
+static int fi_put_events(seg_storage *st, const seg_event_info *ev, size_t n)
+{
+    int rc = fi_count(st, "put_events");
+    return rc ? rc : IM(st)->put_events(IN(st), ev, n);
+}
+static int fi_put_customer(seg_storage *st, const char *id)
+{
+    int rc = fi_count(st, "put_customer");
+    return rc ? rc : IM(st)->put_customer(IN(st), id);
+}
+static int fi_put_attr(seg_storage *st, const char *id, const char *n, const seg_value *v)
+{
+    int rc = fi_count(st, "put_attr");
+    return rc ? rc : IM(st)->put_attr(IN(st), id, n, v);
+}
+static int fi_put_consent(seg_storage *st, const char *id, const char *ch, int s)
+{
+    int rc = fi_count(st, "put_consent");
+    return rc ? rc : IM(st)->put_consent(IN(st), id, ch, s);
+}
+static int fi_erase_customer(seg_storage *st, const char *id)
+{
+    int rc = fi_count(st, "erase_customer");
+    return rc ? rc : IM(st)->erase_customer(IN(st), id);
+}
+static int fi_put_record(seg_storage *st, const char *t, const char *k, const void *d, size_t n)
+{
+    int rc = fi_count(st, "put_record");
+    return rc ? rc : IM(st)->put_record(IN(st), t, k, d, n);
+}
+
+static const seg_storage_methods fi_methods = {
+    SEG_STORAGE_METHODS_V1, fi_open, fi_close, fi_load, fi_begin, fi_commit, fi_rollback,
+    fi_put_meta, fi_put_events, fi_put_customer, fi_put_attr, fi_put_consent,
+    fi_erase_customer, fi_put_record,
+};
+
+static const seg_storage_backend fi_backend = {
+    SEG_STORAGE_BACKEND_V1, sizeof(fi_storage), "faulty", &fi_methods, &fi,
+};
+
+static void fi_reset(long fail_at)
+{
+    free(fi.records.p);
+    memset(&fi, 0, sizeof fi);
+    fi.inner = seg_storage_sqlite();
+    fi.fail_at = fail_at;
+}
+
+/* ======================================================================== */
+/* a workload touching every kind of stored data                             */
+/* ======================================================================== */
+
+/* Store (data non-NULL) or delete a module record, as a module will:
+ * through the core's storage calls, in one transaction. */
+static int put_record(seg_db *d, const char *table, const char *key, const char *data)
+{
+    int rc = seg__st_begin(d);
+    if (rc != SEG_OK)
+        return rc;
+    seg__error_clear(d);
+    rc = d->backend->methods->put_record(d->st, table, key, data, data ? strlen(data) : 0);
+    if (rc == SEG_OK)
+        rc = seg__st_commit(d);
+    if (rc != SEG_OK)
+        seg__st_rollback(d);
+    return rc;
+}
+
+static seg_event ev_full(const char *eid, const char *cust, int64_t ts, int64_t amount,
+                         const char *order, const char *chan, const char *cat, const char *sku,
+                         int32_t qty)
+{
+    seg_event e = tu_purchase(eid, cust, ts, amount, order);
+    e.channel = chan;
+    e.category = cat;
+    e.sku = sku;
+    e.quantity = qty;
+    return e;
+}
+
+static void on_reject_ignore(size_t i, int code, const char *why, void *p)
+{
+    (void)i; (void)code; (void)why; (void)p;
+}
+
+#define NSTEPS 17
+
+/* Step k of the workload; returns its status. */
+static int step(seg_db *d, int k)
+{
+    static const char csv_dups[] =
+        "customer_id,ts,amount,channel\n"
+        "gina,2024-01-02,5.00,web\n"
+        "gina,2024-01-02,5.00,web\n"
+        "gina,2024-01-02,5.00,web\n"
+        "gina,2024-01-03,7.00,store\n";
+    static const char csv_custs[] =
+        "customer_id,country:string,birth_year:int,vip:bool,consent:email,consent:sms\n"
+        "hank,DE,1980,true,granted,\n"
+        "ivy,FR,,false,,denied\n"
+        "alice,US,1990,,denied,granted\n";
+    seg_value v;
+    memset(&v, 0, sizeof v);
+    switch (k) {
+    case 0: {
+        seg_event e[8];
+        e[0] = ev_full("e1", "alice", TU_DAYN(1), 1000, "o1", "web", "books", "B1", 1);
+        e[1] = ev_full("e2", "alice", TU_DAYN(1), 550, "o1", "web", "toys", "T1", 2);
+        e[2] = tu_refund("e3", "alice", TU_DAYN(5), -550, "o1");
+        e[2].quantity = 1;
+        e[3] = ev_full("e4", "bob", TU_DAYN(2), 2000, "o2", "store", "home", NULL, 3);
+        e[4] = tu_engagement("e5", "carol", TU_DAYN(3), "email_open");
+        e[4].channel = "email";
+        e[5] = ev_full("e6", "bob", TU_DAYN(4), 725, NULL, "store", "home", "H2",
+                       SEG_QUANTITY_DEFAULT);
+        e[6] = tu_refund("e7", "bob", TU_DAYN(6), -100, "e6");
+        e[7] = ev_full("e8", "carol", TU_DAYN(7), 0, "o3", NULL, NULL, NULL, 0);
+        return seg_event_ingest_batch(d, e, 8, NULL, NULL);
+    }
+    case 1: {
+        seg_event e[4];
+        e[0] = ev_full(NULL, "erin", TU_DAYN(2), 1200, "oe1", "app", "books", NULL,
+                       SEG_QUANTITY_DEFAULT);
+        e[1] = ev_full(NULL, "erin", TU_DAYN(2), 1300, "oe1", "app", "books", NULL,
+                       SEG_QUANTITY_DEFAULT);
+        e[2] = tu_engagement(NULL, "erin", TU_DAYN(3), "email_click");
+        e[3] = ev_full(NULL, "frank", TU_DAYN(8), 990, NULL, NULL, "food", NULL,
+                       SEG_QUANTITY_DEFAULT);
+        return seg_event_ingest_batch(d, e, 4, NULL, NULL);
+    }
+    case 2:
+        return seg_event_import_csv(d, csv_dups, sizeof csv_dups - 1, NULL, NULL);
+    case 3:
+        return seg_customer_add(d, "prospect1");
+    case 4: {
+        int rc;
+        v.type = SEG_TYPE_STRING;
+        v.s = "gold";
+        if ((rc = seg_customer_set_attr(d, "alice", "tier", &v)) != SEG_OK)
+            return rc;
+        v.type = SEG_TYPE_INT;
+        v.i = -42;
+        if ((rc = seg_customer_set_attr(d, "alice", "score", &v)) != SEG_OK)
+            return rc;
+        v.type = SEG_TYPE_NUMBER;
+        v.d = 12.125;
+        if ((rc = seg_customer_set_attr(d, "alice", "ltv", &v)) != SEG_OK)
+            return rc;
+        v.type = SEG_TYPE_TIME;
+        v.i = TU_D0 - 1000;
+        if ((rc = seg_customer_set_attr(d, "erin", "joined", &v)) != SEG_OK)
+            return rc;
+        v.type = SEG_TYPE_STRING;
+        v.s = "new, \"quoted\" \xc3\xa9";
+        return seg_customer_set_attr(d, "newbie", "tier", &v);
+    }
+    case 5: {
+        int rc = seg_customer_set_consent(d, "alice", "push", SEG_CONSENT_GRANTED);
+        return rc ? rc : seg_customer_set_consent(d, "bob", "sms", SEG_CONSENT_DENIED);
+    }
+    case 6:
+        return seg_customer_import_csv(d, csv_custs, sizeof csv_custs - 1, "custs.csv");
+    case 7: {
+        v.type = SEG_TYPE_NULL;
+        int rc = seg_customer_set_attr(d, "alice", "score", &v);
+        return rc ? rc : seg_customer_set_consent(d, "alice", "push", SEG_CONSENT_UNKNOWN);
+    }
+    case 8:
+        return seg_customer_erase(d, "bob");
+    case 9:
+        return seg_attr_declare(d, "note", SEG_TYPE_STRING);
+    case 10: {
+        seg_event e[3];
+        e[0] = ev_full("e20", "bob", TU_DAYN(10), 300, "o20", "web", "toys", NULL, 1);
+        e[1] = ev_full("e21", "alice", TU_DAYN(11), 400, "o21", "web", "books", "B1", 1);
+        e[2] = ev_full(NULL, "zed", TU_DAYN(12), 500, NULL, "kiosk", NULL, NULL,
+                       SEG_QUANTITY_DEFAULT);
+        return seg_event_ingest_batch(d, e, 3, NULL, NULL);
+    }
+    case 11: {
+        seg_event e[3];
+        e[0] = ev_full("e30", "hank", TU_DAYN(13), 100, "o30", NULL, NULL, NULL, 1);
+        e[1] = tu_refund("e31", "hank", TU_DAYN(14), -100, "nosuchorder");
+        e[2] = tu_engagement("e32", "ivy", TU_DAYN(15), "store_visit");
+        seg_ingest_options o = SEG_INGEST_OPTIONS_INIT;
+        o.flags = SEG_INGEST_PER_EVENT;
+        o.on_reject = on_reject_ignore;
+        return seg_event_ingest_batch(d, e, 3, &o, NULL);
+    }
+    case 12: {
+        int rc = put_record(d, "journey_state", "alice/j1", "state=wait");
+        if (rc == SEG_OK)
+            rc = put_record(d, "outbox", "0001", "email:discount_5");
+        if (rc == SEG_OK)
+            rc = put_record(d, "journey_state", "bob/j1", "state=x");
+        return rc;
+    }
+    case 13:
+        return put_record(d, "journey_state", "bob/j1", NULL);
+    case 14: {
+        char *nid = NULL;
+        int rc = seg_customer_anonymize(d, "erin", &nid);
+        seg_free(nid);
+        return rc;
+    }
+    case 15: {
+        seg_event e = ev_full("e40", "gina", TU_DAYN(20), 1999, "o40", "web", NULL, NULL, 1);
+        int rc = seg_event_ingest(d, &e);
+        return rc ? rc : seg_event_ingest(d, &e); /* a duplicate: no write */
+    }
+    case 16: {
+        seg_event e = tu_refund(NULL, "gina", TU_DAYN(21), -999, "o40");
+        return seg_event_ingest(d, &e);
+    }
+    default:
+        return SEG_EINVAL;
+    }
+}
+
+static void workload(seg_db *d)
+{
+    for (int k = 0; k < NSTEPS; k++) {
+        int rc = step(d, k);
+        ck_assert_msg(rc == SEG_OK, "workload step %d: %d %s", k, rc, seg_errmsg(d));
+    }
+}
+
+/* ======================================================================== */
+/* reopen gives the same state                                               */
+/* ======================================================================== */
+
+START_TEST(reopen_workload)
+{
+    const char *path = P("w.db");
+    OPEN_OK(&db, path, SEG_DB_CREATE);
+    workload(db);
+    char *before = dump(db);
+    seg_db_close(db);
+    db = NULL;
+    OPEN_OK(&db, path, 0);
+    char *after = dump(db);
+    dump_eq(before, after, "reopen");
+    free(after);
+    /* and read-only, and the same as the same workload in memory */
+    after = dump_file(path);
+    dump_eq(before, after, "read-only reopen");
+    free(after);
+    seg_db *m = NULL;
+    ck_assert_int_eq(seg_db_open(&m, ":memory:", NULL), SEG_OK);
+    workload(m);
+    char *mem = mask_anon(dump(m));
+    seg_db_close(m);
+    char *masked = mask_anon(strdup(before));
+    dump_eq(mem, masked, "memory vs sqlite");
+    free(masked);
+    free(mem);
+    free(before);
+}
+END_TEST
+
+START_TEST(reopen_records)
+{
+    const char *path = P("r.db");
+    fi_reset(0);
+    ck_assert_int_eq(open_be(&db, path, SEG_DB_CREATE, &fi_backend), SEG_OK);
+    for (int k = 0; k < NSTEPS; k++)
+        ck_assert_int_eq(step(db, k), SEG_OK);
+    seg_db_close(db);
+    db = NULL;
+    fi_reset(0);
+    ck_assert_int_eq(open_be(&db, path, 0, &fi_backend), SEG_OK);
+    ck_assert_str_eq(fi.records.p, "journey_state/alice/j1=state=wait\noutbox/0001=email:discount_5\n");
+}
+END_TEST
+
+/* Import events (and customers) from files into d. */
+static void import_files(seg_db *d, const char *events, const char *customers)
+{
+    TU_OK(d, seg_event_import_csv_file(d, events, NULL, NULL));
+    if (customers)
+        TU_OK(d, seg_customer_import_csv_file(d, customers));
+}
+
+/* Import into a new file, reopen, compare; also against memory. */
+static void reopen_same(const char *events, const char *customers)
+{
+    const char *path = P("f.db");
+    OPEN_OK(&db, path, SEG_DB_CREATE);
+    import_files(db, events, customers);
+    ck_assert_uint_gt(seg_event_count(db), 1000);
+    char *before = dump(db);
+    seg_db_close(db);
+    db = NULL;
+    seg_db *m = NULL;
+    ck_assert_int_eq(seg_db_open(&m, ":memory:", NULL), SEG_OK);
+    import_files(m, events, customers);
+    char *mem = dump(m);
+    seg_db_close(m);
+    dump_eq(mem, before, "memory vs sqlite");
+    OPEN_OK(&db, path, 0);
+    char *after = dump(db);
+    dump_eq(before, after, "reopen");
+    /* importing the same files again changes nothing (ids survive reopen) */
+    import_files(db, events, customers);
+    free(after);
+    after = dump(db);
+    dump_eq(before, after, "re-import after reopen");
+    free(after);
+    free(before);
+    free(mem);
+}
+
+START_TEST(reopen_sample)
+{
+    char ev[PATH_MAX], cu[PATH_MAX];
+    snprintf(ev, sizeof ev, "%s/examples/data/sample_events.csv", src_root());
+    snprintf(cu, sizeof cu, "%s/examples/data/sample_customers.csv", src_root());
+    reopen_same(ev, cu);
+}
+END_TEST
+
+START_TEST(reopen_generated)
+{
+    const char *gen = getenv("SEG_GEN");
+    ck_assert_msg(gen && *gen, "SEG_GEN is not set (run through meson test)");
+    char cmd[4 * PATH_MAX];
+    snprintf(cmd, sizeof cmd, "'%s' --customers 300 --seed 11 --events-out '%s' "
+             "--customers-out '%s'", gen, P("gen_events.csv"), P("gen_customers.csv"));
+    ck_assert_int_eq(system(cmd), 0);
+    reopen_same(P("gen_events.csv"), P("gen_customers.csv"));
+}
+END_TEST
+
+/* ======================================================================== */
+
+Suite *sqlite_suite(void)
+{
+    Suite *s = suite_create("sqlite");
+    TCase *tc;
+
+    tc = tcase_create("reopen");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, reopen_workload);
+    tcase_add_test(tc, reopen_records);
+    tcase_add_test(tc, reopen_sample);
+    tcase_add_test(tc, reopen_generated);
+    suite_add_tcase(s, tc);
+
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(sqlite_suite());
+    int failures;
+    srunner_run_all(sr, CK_ENV);
+    failures = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failures ? 1 : 0;
+}
