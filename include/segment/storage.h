@@ -69,7 +69,10 @@ typedef struct seg_storage_sink {
     size_t struct_size;  /**< sizeof(seg_storage_sink) as known to the core */
     int (*meta)(void *ctx, const char *key, const char *value);            /**< a meta entry */
     int (*customer)(void *ctx, const char *customer_id);                   /**< a customer */
-    int (*event)(void *ctx, const seg_event_info *event);                  /**< an event */
+    /** An event.  event_id NULL stands for the derived id of the first
+     *  event with this content (occurrence 0), which the core computes;
+     *  a repeat of identical content carries its derived id. */
+    int (*event)(void *ctx, const seg_event_info *event);
     int (*attr)(void *ctx, const char *customer_id, const char *name,
                 const seg_value *value);                                    /**< an attribute */
     int (*consent)(void *ctx, const char *customer_id, const char *channel,

@@ -55,18 +55,22 @@ enum { MAP_CUST, MAP_CHAN, MAP_CAT, MAP_SKU, MAP_NAME, MAP_ATTR, MAP_CONS, NMAPS
 #define SLOT_TOMB UINT64_MAX
 #define ID_LIMIT (UINT32_MAX - 1)  /* ids are 1 .. ID_LIMIT - 1 */
 
-/* text -> id and id -> text.  Texts are stored as [len lo][len hi][bytes][NUL]. */
+/* text -> id and id -> text.  Texts are entries [id:4][len:2][bytes][NUL]
+ * in one buffer; the hash slots point at the entries (one cache miss to
+ * check a candidate), off[] maps ids to them. */
 typedef struct sq_map {
     char *text;
     size_t tlen, tcap;
-    uint32_t *off;      /* id -> offset + 1 of its text; 0: no such id */
+    uint32_t *off;      /* id -> offset + 1 of its entry; 0: no such id */
     uint32_t noff;      /* ids below noff have a cell in off */
     uint32_t nid;       /* next id to assign (1 + the largest ever used) */
-    uint64_t *slots;    /* (hash tag << 32) | id; 0 empty, SLOT_TOMB deleted */
+    uint64_t *slots;    /* (hash tag << 32) | (entry offset + 1); 0 empty, SLOT_TOMB deleted */
     uint32_t cap, used; /* used counts tombstones too */
     uint8_t *type;      /* typed maps (MAP_ATTR): SEG_TYPE_* per id, noff cells */
     bool typed;
 } sq_map;
+
+#define ENTRY_HDR 6
 
 static uint32_t map_tag(const char *p, size_t n)
 {
@@ -80,14 +84,31 @@ static inline uint32_t home_of(uint32_t tag, uint32_t cap)
     return (uint32_t)(((uint64_t)tag * cap) >> 32);
 }
 
+static inline const unsigned char *entry_at(const sq_map *m, uint32_t off1)
+{
+    return (const unsigned char *)m->text + off1 - 1;
+}
+
+static inline size_t entry_len(const unsigned char *e)
+{
+    return (size_t)e[4] | (size_t)e[5] << 8;
+}
+
+static inline uint32_t entry_id(const unsigned char *e)
+{
+    uint32_t id;
+    memcpy(&id, e, 4);
+    return id;
+}
+
 static const char *map_text(const sq_map *m, uint32_t id, size_t *n)
 {
     if (id == 0 || id >= m->noff || !m->off[id])
         return NULL;
-    const unsigned char *e = (const unsigned char *)m->text + m->off[id] - 1;
+    const unsigned char *e = entry_at(m, m->off[id]);
     if (n)
-        *n = (size_t)e[0] | (size_t)e[1] << 8;
-    return (const char *)e + 2;
+        *n = entry_len(e);
+    return (const char *)e + ENTRY_HDR;
 }
 
 static uint32_t map_find_t(const sq_map *m, const char *p, size_t n, uint32_t tag)
@@ -99,10 +120,9 @@ static uint32_t map_find_t(const sq_map *m, const char *p, size_t n, uint32_t ta
         if (!s)
             return 0;
         if (s != SLOT_TOMB && (uint32_t)(s >> 32) == tag) {
-            size_t len = 0;
-            const char *t = map_text(m, (uint32_t)s, &len);
-            if (t && len == n && memcmp(t, p, n) == 0)
-                return (uint32_t)s;
+            const unsigned char *e = entry_at(m, (uint32_t)s);
+            if (entry_len(e) == n && memcmp(e + ENTRY_HDR, p, n) == 0)
+                return entry_id(e);
         }
     }
 }
@@ -181,11 +201,12 @@ static int map_add(const seg__alloc *a, sq_map *m, uint32_t id, const char *p, s
         }
         m->noff = (uint32_t)cap;
     }
-    if (m->tlen + n + 3 > m->tcap) {
+    size_t need = m->tlen + ENTRY_HDR + n + 1;
+    if (need > m->tcap) {
         size_t cap = m->tcap ? m->tcap : 1024;
-        while (m->tlen + n + 3 > cap)
+        while (need > cap)
             cap *= 2;
-        if (cap - 1 > UINT32_MAX - 1)
+        if (need > UINT32_MAX - 1)
             return SEG_ELIMIT;
         char *nt = seg__realloc(a, m->text, cap);
         if (!nt)
@@ -193,31 +214,33 @@ static int map_add(const seg__alloc *a, sq_map *m, uint32_t id, const char *p, s
         m->text = nt;
         m->tcap = cap;
     }
-    char *e = m->text + m->tlen;
-    e[0] = (char)(n & 0xff);
-    e[1] = (char)(n >> 8);
-    memcpy(e + 2, p, n);
-    e[2 + n] = '\0';
-    m->off[id] = (uint32_t)m->tlen + 1;
-    m->tlen += n + 3;
-    slot_put(m->slots, m->cap, (uint64_t)tag << 32 | id, &m->used);
+    unsigned char *e = (unsigned char *)m->text + m->tlen;
+    memcpy(e, &id, 4);
+    e[4] = (unsigned char)(n & 0xff);
+    e[5] = (unsigned char)(n >> 8);
+    memcpy(e + ENTRY_HDR, p, n);
+    e[ENTRY_HDR + n] = '\0';
+    uint32_t off1 = (uint32_t)m->tlen + 1;
+    m->off[id] = off1;
+    m->tlen = need;
+    slot_put(m->slots, m->cap, (uint64_t)tag << 32 | off1, &m->used);
     if (id >= m->nid)
         m->nid = id + 1;
     return SEG_OK;
 }
 
-/* Remove id from the text index (its text stays in the buffer). */
+/* Remove id from the text index (its entry stays in the buffer). */
 static void map_unlink(sq_map *m, uint32_t id)
 {
     size_t n = 0;
     const char *t = map_text(m, id, &n);
     if (!t)
         return;
-    uint32_t tag = map_tag(t, n);
-    for (uint32_t i = home_of(tag, m->cap);; i = i + 1 == m->cap ? 0 : i + 1) {
+    uint64_t want = (uint64_t)map_tag(t, n) << 32 | m->off[id];
+    for (uint32_t i = home_of((uint32_t)(want >> 32), m->cap);; i = i + 1 == m->cap ? 0 : i + 1) {
         if (!m->slots[i])
             break;
-        if (m->slots[i] == ((uint64_t)tag << 32 | id)) {
+        if (m->slots[i] == want) {
             m->slots[i] = SLOT_TOMB;
             break;
         }
@@ -225,14 +248,14 @@ static void map_unlink(sq_map *m, uint32_t id)
     m->off[id] = 0;
 }
 
-/* Put id back with the text at offset off - 1 (undo of map_unlink; room is
+/* Put id back with its entry at offset off - 1 (undo of map_unlink; room is
  * there: the tombstone it left counts as used). */
 static void map_relink(sq_map *m, uint32_t id, uint32_t off)
 {
     m->off[id] = off;
     size_t n = 0;
     const char *t = map_text(m, id, &n);
-    slot_put(m->slots, m->cap, (uint64_t)map_tag(t, n) << 32 | id, &m->used);
+    slot_put(m->slots, m->cap, (uint64_t)map_tag(t, n) << 32 | off, &m->used);
 }
 
 static void map_free(const seg__alloc *a, sq_map *m)
@@ -413,8 +436,7 @@ static sqlite3_stmt *stmt(sq_storage *s, int which, int *rc_out)
 static int step_done(sq_storage *s, sqlite3_stmt *st, const char *what)
 {
     int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
+    sqlite3_reset(st); /* every call binds every parameter again */
     if (rc != SQLITE_DONE && rc != SQLITE_ROW)
         return sq_sqlfail(s, rc, what);
     return SEG_OK;
@@ -1273,11 +1295,14 @@ static int load_events(sq_storage *s, const seg_storage_sink *sink, void *ctx)
             rc = corrupt(s, "no such channel, category, sku or name", sqlite3_column_int64(q, 0));
             break;
         }
-        if (sqlite3_column_type(q, 12) == SQLITE_TEXT) {
+        int ct = sqlite3_column_type(q, 12);
+        if (ct == SQLITE_TEXT) {
             e.event_id = (const char *)sqlite3_column_text(q, 12);
-        } else {
+        } else if (ct != SQLITE_NULL) {
+            /* a repeat of identical content: render its derived id (the
+             * first occurrence goes without: the core derives it) */
             int64_t occ = sqlite3_column_int64(q, 12);
-            if (occ < 0 || occ > UINT32_MAX) {
+            if (ct != SQLITE_INTEGER || occ < 1 || occ > UINT32_MAX) {
                 rc = corrupt(s, "bad occurrence number", sqlite3_column_int64(q, 0));
                 break;
             }
