@@ -593,7 +593,7 @@ static int step(seg_db *d, int k)
             return rc;
         v.type = SEG_TYPE_TIME;
         v.i = TU_D0 - 1000;
-        if ((rc = seg_customer_set_attr(d, "erin", "joined", &v)) != SEG_OK)
+        if ((rc = seg_customer_set_attr(d, "gina", "joined", &v)) != SEG_OK)
             return rc;
         v.type = SEG_TYPE_STRING;
         v.s = "new, \"quoted\" \xc3\xa9";
@@ -601,6 +601,8 @@ static int step(seg_db *d, int k)
     }
     case 5: {
         int rc = seg_customer_set_consent(d, "alice", "push", SEG_CONSENT_GRANTED);
+        if (rc == SEG_OK)
+            rc = seg_customer_set_consent(d, "erin", "email", SEG_CONSENT_GRANTED);
         return rc ? rc : seg_customer_set_consent(d, "bob", "sms", SEG_CONSENT_DENIED);
     }
     case 6:
@@ -777,6 +779,338 @@ START_TEST(reopen_generated)
 END_TEST
 
 /* ======================================================================== */
+/* the file as plain SQL                                                     */
+/* ======================================================================== */
+
+static sqlite3 *sql_open(const char *path, int flags)
+{
+    sqlite3 *h = NULL;
+    int rc = sqlite3_open_v2(path, &h, flags, NULL);
+    ck_assert_msg(rc == SQLITE_OK, "sqlite3_open_v2 %s: %s", path, sqlite3_errstr(rc));
+    return h;
+}
+
+static void sql_exec(sqlite3 *h, const char *sql)
+{
+    char *err = NULL;
+    int rc = sqlite3_exec(h, sql, NULL, NULL, &err);
+    ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, err ? err : "?");
+}
+
+/* an integer from a one-row query */
+static int64_t sql_int(sqlite3 *h, const char *sql)
+{
+    sqlite3_stmt *q;
+    ck_assert_msg(sqlite3_prepare_v2(h, sql, -1, &q, NULL) == SQLITE_OK, "%s: %s", sql,
+                  sqlite3_errmsg(h));
+    ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    return v;
+}
+
+/* a text from a one-row query, into buf ("" for NULL) */
+static const char *sql_text(sqlite3 *h, const char *sql, char *buf, size_t n)
+{
+    sqlite3_stmt *q;
+    ck_assert_msg(sqlite3_prepare_v2(h, sql, -1, &q, NULL) == SQLITE_OK, "%s: %s", sql,
+                  sqlite3_errmsg(h));
+    ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+    const unsigned char *t = sqlite3_column_text(q, 0);
+    snprintf(buf, n, "%s", t ? (const char *)t : "");
+    sqlite3_finalize(q);
+    return buf;
+}
+
+/* The query that follows the marker in doc/storage.md (malloc'd). */
+static char *doc_query(const char *marker)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/doc/storage.md", src_root());
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    static char text[1 << 17];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    const char *m = strstr(text, marker);
+    ck_assert_msg(m != NULL, "%s: no %s", path, marker);
+    const char *a = strstr(m, "```sql\n");
+    ck_assert_ptr_nonnull(a);
+    a += 7;
+    const char *b = strstr(a, "```");
+    ck_assert_ptr_nonnull(b);
+    return strndup(a, (size_t)(b - a));
+}
+
+/* The documented net-revenue query gives the library's net_revenue for
+ * every customer. */
+static void check_net_revenue(const char *path, seg_db *d)
+{
+    char *q = doc_query("<!-- net-revenue-query -->");
+    sqlite3 *h = sql_open(path, SQLITE_OPEN_READONLY);
+    sqlite3_stmt *st;
+    ck_assert_msg(sqlite3_prepare_v2(h, q, -1, &st, NULL) == SQLITE_OK, "%s: %s", q,
+                  sqlite3_errmsg(h));
+    uint64_t rows = 0;
+    int64_t total = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        int64_t net = sqlite3_column_int64(st, 1);
+        seg_customer_info ci = SEG_CUSTOMER_INFO_INIT;
+        ck_assert_msg(seg_customer_get(&ci, d, id) == SEG_OK, "SQL customer %s unknown", id);
+        ck_assert_msg(ci.net_revenue == net, "%s: library %" PRId64 ", SQL %" PRId64, id,
+                      ci.net_revenue, net);
+        rows++;
+        total += net;
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    free(q);
+    ck_assert_uint_eq(rows, seg_customer_count(d));
+    ck_assert_int_ne(total, 0);
+}
+
+START_TEST(sql_net_revenue_documented)
+{
+    char ev[PATH_MAX], cu[PATH_MAX];
+    snprintf(ev, sizeof ev, "%s/examples/data/sample_events.csv", src_root());
+    snprintf(cu, sizeof cu, "%s/examples/data/sample_customers.csv", src_root());
+    const char *path = P("n.db");
+    OPEN_OK(&db, path, SEG_DB_CREATE);
+    import_files(db, ev, cu);
+    workload(db);   /* refunds, erasure, anonymization, prospects */
+    check_net_revenue(path, db);
+}
+END_TEST
+
+START_TEST(sql_views_readable)
+{
+    const char *path = P("v.db");
+    OPEN_OK(&db, path, SEG_DB_CREATE);
+    workload(db);
+    sqlite3 *h = sql_open(path, SQLITE_OPEN_READONLY);
+    char buf[256];
+    /* alice's first line, by name */
+    ck_assert_str_eq(sql_text(h, "SELECT customer_id || '|' || time || '|' || type || '|' || "
+                                 "amount || '|' || quantity || '|' || order_id || '|' || "
+                                 "channel || '|' || category || '|' || sku || '|' || event_id "
+                                 "FROM seg_events_v WHERE event_id = 'e1'", buf, sizeof buf),
+                     "alice|2024-03-02T00:00:00Z|purchase|1000|1|o1|web|books|B1|e1");
+    ck_assert_str_eq(sql_text(h, "SELECT type || amount || refund_of FROM seg_events_v "
+                                 "WHERE event_id = 'e3'", buf, sizeof buf),
+                     "refund-550o1");
+    ck_assert_str_eq(sql_text(h, "SELECT name || channel FROM seg_events_v WHERE event_id = 'e5'",
+                              buf, sizeof buf), "email_openemail");
+    /* derived ids are not stored: NULL, or the occurrence of repeated rows */
+    ck_assert_int_eq(sql_int(h, "SELECT count(*) FROM seg_events_v e WHERE customer_id = 'gina' "
+                                "AND event_id IS NULL"), 5);
+    ck_assert_int_eq(sql_int(h, "SELECT group_concat(quote(e.event_id)) = "
+                                "'NULL,1,2,NULL,''e40'',NULL' "
+                                "FROM seg_events e JOIN seg_customers c ON c.id = e.customer "
+                                "AND c.customer_id = 'gina' ORDER BY e.id"), 1);
+    /* the own order of a purchase without order id is NULL */
+    ck_assert_int_eq(sql_int(h, "SELECT order_id IS NULL FROM seg_events_v WHERE customer_id = "
+                                "'zed'"), 1);
+    ck_assert_str_eq(sql_text(h, "SELECT group_concat(name || '=' || type || ':' || value, ' ') "
+                                 "FROM (SELECT * FROM seg_attributes_v WHERE customer_id = "
+                                 "'alice' ORDER BY name)", buf, sizeof buf),
+                     "birth_year=int:1990 country=string:US ltv=number:12.125 tier=string:gold");
+    ck_assert_str_eq(sql_text(h, "SELECT value FROM seg_attributes_v WHERE name = 'joined'",
+                              buf, sizeof buf), "2024-02-29T23:43:20Z");
+    ck_assert_str_eq(sql_text(h, "SELECT group_concat(customer_id || ':' || value, ' ') FROM "
+                                 "(SELECT * FROM seg_attributes_v WHERE name = 'vip' ORDER BY 1)",
+                              buf, sizeof buf), "hank:true ivy:false");
+    ck_assert_str_eq(sql_text(h, "SELECT group_concat(customer_id || ':' || channel || ':' || "
+                                 "state, ' ') FROM (SELECT * FROM seg_consent_v ORDER BY 1, 2)",
+                              buf, sizeof buf),
+                     "alice:email:denied alice:sms:granted hank:email:granted ivy:sms:denied");
+    ck_assert_str_eq(sql_text(h, "SELECT value FROM seg_meta WHERE key = 'currency_exponent'",
+                              buf, sizeof buf), "2");
+    ck_assert_str_eq(sql_text(h, "SELECT value FROM seg_meta WHERE key = 'attr:note'",
+                              buf, sizeof buf), "string");
+    ck_assert_str_eq(sql_text(h, "SELECT group_concat(tbl || '/' || key || '=' || data, ' ') "
+                                 "FROM seg_records", buf, sizeof buf),
+                     "journey_state/alice/j1=state=wait outbox/0001=email:discount_5");
+    ck_assert_int_eq(sql_int(h, "SELECT version FROM seg_schema_version"), 2);
+    ck_assert_int_eq(sql_int(h, "PRAGMA application_id"), 0x5345474d);
+    ck_assert_str_eq(sql_text(h, "PRAGMA journal_mode", buf, sizeof buf), "wal");
+    sqlite3_close(h);
+}
+END_TEST
+
+/* true when the file's bytes contain needle */
+static int file_has(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    size_t cap = 1 << 20, n = 0, k;
+    char *buf = malloc(cap);
+    while (buf && (k = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += k;
+        if (n == cap && !(buf = realloc(buf, cap *= 2)))
+            break;
+    }
+    fclose(f);
+    int found = 0;
+    for (size_t i = 0, m = strlen(needle); buf && i + m <= n && !found; i++)
+        found = memcmp(buf + i, needle, m) == 0;
+    free(buf);
+    return found;
+}
+
+/* Erasure leaves nothing of the customer in any table, nor in the file. */
+START_TEST(sql_erase_removes_rows)
+{
+    const char *path = P("e.db");
+    OPEN_OK(&db, path, SEG_DB_CREATE);
+    workload(db);
+    seg_event e[3];
+    e[0] = ev_full("zz-erase-ev1", "zz-erase-me", TU_DAYN(3), 100, "zz-erase-o1", "web", NULL,
+                   NULL, 1);
+    e[1] = ev_full(NULL, "zz-erase-me", TU_DAYN(4), 200, "zz-erase-o2", "web", NULL, NULL, 1);
+    e[2] = tu_refund(NULL, "zz-erase-me", TU_DAYN(5), -50, "zz-erase-o1");
+    TU_OK(db, seg_event_ingest_batch(db, e, 3, NULL, NULL));
+    seg_value v = { SEG_TYPE_STRING, 0, 0, "zz-erase-secret" };
+    TU_OK(db, seg_customer_set_attr(db, "zz-erase-me", "note", &v));
+    TU_OK(db, seg_customer_set_consent(db, "zz-erase-me", "sms", SEG_CONSENT_GRANTED));
+    sqlite3 *h = sql_open(path, SQLITE_OPEN_READONLY);
+    int64_t cid = sql_int(h, "SELECT id FROM seg_customers WHERE customer_id = 'zz-erase-me'");
+    int64_t all = sql_int(h, "SELECT count(*) FROM seg_events");
+    sqlite3_close(h);
+    TU_OK(db, seg_customer_erase(db, "zz-erase-me"));
+    h = sql_open(path, SQLITE_OPEN_READONLY);
+    char q[256];
+    static const char *const tables[] = { "seg_events", "seg_attributes", "seg_consent" };
+    for (int k = 0; k < 3; k++) {
+        snprintf(q, sizeof q, "SELECT count(*) FROM %s WHERE customer = %" PRId64, tables[k], cid);
+        ck_assert_int_eq(sql_int(h, q), 0);
+    }
+    ck_assert_int_eq(sql_int(h, "SELECT count(*) FROM seg_customers WHERE customer_id = "
+                                "'zz-erase-me'"), 0);
+    ck_assert_int_eq(sql_int(h, "SELECT count(*) FROM seg_events"), all - 3);
+    sqlite3_close(h);
+    /* once the WAL is checkpointed into the file, no byte of it is left */
+    seg_db_close(db);
+    db = NULL;
+    ck_assert_int_eq(file_has(path, "zz-erase"), 0);
+    ck_assert_int_eq(file_has(path, "e40"), 1); /* the search works */
+}
+END_TEST
+
+/* More identical rows than the stored occurrence search covers. */
+START_TEST(sql_many_identical_rows)
+{
+    const char *path = P("i.db");
+    sbuf b = { NULL, 0, 0 };
+    sb_printf(&b, "customer_id,ts,amount\n");
+    for (int k = 0; k < 70; k++)
+        sb_printf(&b, "rep,2024-01-02,1.00\n");
+    OPEN_OK(&db, path, SEG_DB_CREATE);
+    TU_OK(db, seg_event_import_csv(db, b.p, b.n, NULL, NULL));
+    ck_assert_uint_eq(seg_event_count(db), 70);
+    char *before = dump(db);
+    seg_db_close(db);
+    db = NULL;
+    OPEN_OK(&db, path, 0);
+    char *after = dump(db);
+    dump_eq(before, after, "reopen");
+    /* the same file again: all duplicates */
+    seg_ingest_stats st = SEG_INGEST_STATS_INIT;
+    TU_OK(db, seg_event_import_csv(db, b.p, b.n, NULL, &st));
+    ck_assert_uint_eq(st.duplicates, 70);
+    sqlite3 *h = sql_open(path, SQLITE_OPEN_READONLY);
+    ck_assert_int_eq(sql_int(h, "SELECT count(*) FROM seg_events WHERE event_id IS NULL"), 1);
+    ck_assert_int_eq(sql_int(h, "SELECT count(*) FROM seg_events WHERE typeof(event_id) = "
+                                "'integer'"), 63);
+    ck_assert_int_eq(sql_int(h, "SELECT count(*) FROM seg_events WHERE typeof(event_id) = "
+                                "'text' AND event_id LIKE '~%'"), 6);
+    sqlite3_close(h);
+    free(before);
+    free(after);
+    free(b.p);
+}
+END_TEST
+
+/* ======================================================================== */
+/* schema versions                                                           */
+/* ======================================================================== */
+
+START_TEST(schema_upgrade_from_v1)
+{
+    const char *path = P("u.db");
+    OPEN_OK(&db, path, SEG_DB_CREATE);
+    workload(db);
+    char *before = dump(db);
+    seg_db_close(db);
+    db = NULL;
+    /* make it a version 1 file: the tables without the views */
+    sqlite3 *h = sql_open(path, SQLITE_OPEN_READWRITE);
+    sql_exec(h, "DROP VIEW seg_events_v; DROP VIEW seg_attributes_v; DROP VIEW seg_consent_v; "
+                "UPDATE seg_schema_version SET version = 1");
+    sqlite3_close(h);
+    /* read-only: read as it is */
+    char *ro = dump_file(path);
+    dump_eq(before, ro, "read-only open of version 1");
+    h = sql_open(path, SQLITE_OPEN_READONLY);
+    ck_assert_int_eq(sql_int(h, "SELECT version FROM seg_schema_version"), 1);
+    sqlite3_close(h);
+    /* writable: upgraded */
+    OPEN_OK(&db, path, 0);
+    char *after = dump(db);
+    dump_eq(before, after, "upgraded");
+    h = sql_open(path, SQLITE_OPEN_READONLY);
+    ck_assert_int_eq(sql_int(h, "SELECT version FROM seg_schema_version"), 2);
+    ck_assert_int_eq(sql_int(h, "SELECT count(*) FROM seg_events_v"), (int64_t)seg_event_count(db));
+    sqlite3_close(h);
+    free(before);
+    free(ro);
+    free(after);
+}
+END_TEST
+
+START_TEST(schema_newer_refused)
+{
+    const char *path = P("n.db");
+    OPEN_OK(&db, path, SEG_DB_CREATE);
+    workload(db);
+    seg_db_close(db);
+    db = NULL;
+    sqlite3 *h = sql_open(path, SQLITE_OPEN_READWRITE);
+    sql_exec(h, "UPDATE seg_schema_version SET version = 3");
+    sqlite3_close(h);
+    for (int ro = 0; ro < 2; ro++) {
+        ck_assert_int_eq(open_sq(&db, path, ro ? SEG_DB_READONLY : 0), SEG_EVERSION);
+        ck_assert_ptr_null(db);
+        TU_STR_HAS(open_err, "schema version 3, newer than this libsegment");
+        TU_STR_HAS(open_err, path);
+    }
+    /* untouched */
+    h = sql_open(path, SQLITE_OPEN_READONLY);
+    ck_assert_int_eq(sql_int(h, "SELECT version FROM seg_schema_version"), 3);
+    sqlite3_close(h);
+}
+END_TEST
+
+START_TEST(schema_foreign_database)
+{
+    const char *path = P("other.db");
+    sqlite3 *h = sql_open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    sql_exec(h, "CREATE TABLE invoices(id INTEGER PRIMARY KEY, total INTEGER);"
+                "INSERT INTO invoices VALUES (1, 100)");
+    sqlite3_close(h);
+    for (int ro = 0; ro < 2; ro++) {
+        ck_assert_int_eq(open_sq(&db, path, ro ? SEG_DB_READONLY : SEG_DB_CREATE), SEG_ESTORAGE);
+        TU_STR_HAS(open_err, "another application");
+    }
+    h = sql_open(path, SQLITE_OPEN_READONLY);
+    ck_assert_int_eq(sql_int(h, "SELECT count(*) FROM sqlite_master"), 1);
+    sqlite3_close(h);
+}
+END_TEST
+
+/* ======================================================================== */
 
 Suite *sqlite_suite(void)
 {
@@ -789,6 +1123,17 @@ Suite *sqlite_suite(void)
     tcase_add_test(tc, reopen_records);
     tcase_add_test(tc, reopen_sample);
     tcase_add_test(tc, reopen_generated);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("sql");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, sql_net_revenue_documented);
+    tcase_add_test(tc, sql_views_readable);
+    tcase_add_test(tc, sql_erase_removes_rows);
+    tcase_add_test(tc, sql_many_identical_rows);
+    tcase_add_test(tc, schema_upgrade_from_v1);
+    tcase_add_test(tc, schema_newer_refused);
+    tcase_add_test(tc, schema_foreign_database);
     suite_add_tcase(s, tc);
 
     return s;
