@@ -1111,6 +1111,515 @@ START_TEST(schema_foreign_database)
 END_TEST
 
 /* ======================================================================== */
+/* one writer, any number of readers                                         */
+/* ======================================================================== */
+
+static seg_event small_batch[3];
+static char small_orders[2][64];
+static void make_small_batch(const char *cust)
+{
+    snprintf(small_orders[0], sizeof small_orders[0], "%s-o1", cust);
+    snprintf(small_orders[1], sizeof small_orders[1], "%s-o2", cust);
+    small_batch[0] = ev_full(NULL, cust, TU_DAYN(1), 100, small_orders[0], "web", NULL, NULL, 1);
+    small_batch[1] = ev_full(NULL, cust, TU_DAYN(2), 200, small_orders[1], "web", NULL, NULL, 1);
+    small_batch[2] = tu_engagement(NULL, cust, TU_DAYN(3), "email_open");
+}
+
+START_TEST(writer_busy_same_process)
+{
+    const char *path = P("b.db");
+    OPEN_OK(&db, path, SEG_DB_CREATE);
+    make_small_batch("ann");
+    TU_OK(db, seg_event_ingest_batch(db, small_batch, 3, NULL, NULL));
+    seg_db *second = NULL;
+    for (int k = 0; k < 2; k++) {
+        ck_assert_int_eq(open_sq(&second, path, k ? SEG_DB_CREATE : 0), SEG_EBUSY);
+        ck_assert_ptr_null(second);
+        TU_STR_HAS(open_err, "open for writing");
+        TU_STR_HAS(open_err, path);
+    }
+    /* readers are welcome, and see what was committed */
+    seg_db *r1 = NULL, *r2 = NULL;
+    OPEN_OK(&r1, path, SEG_DB_READONLY);
+    OPEN_OK(&r2, path, SEG_DB_READONLY);
+    ck_assert_uint_eq(seg_event_count(r1), 3);
+    /* a reader cannot write */
+    make_small_batch("bea");
+    TU_RC(r1, seg_event_ingest_batch(r1, small_batch, 3, NULL, NULL), SEG_EREADONLY);
+    TU_RC(r1, seg_customer_add(r1, "bea"), SEG_EREADONLY);
+    /* the writer goes on while they are open */
+    TU_OK(db, seg_event_ingest_batch(db, small_batch, 3, NULL, NULL));
+    ck_assert_uint_eq(seg_event_count(r2), 3); /* a reader's state is as of its open */
+    seg_db_close(r1);
+    seg_db_close(r2);
+    seg_db_close(db);
+    db = NULL;
+    /* the lock went with the handle */
+    OPEN_OK(&db, path, 0);
+    ck_assert_uint_eq(seg_event_count(db), 6);
+}
+END_TEST
+
+/* A child process holds the file open for writing until told to close
+ * (a byte on `go`) or killed; it reports "ready" on `ack`. */
+static pid_t spawn_writer(const char *path, int *go_w, int *ack_r)
+{
+    int go[2], ack[2];
+    ck_assert_int_eq(pipe(go), 0);
+    ck_assert_int_eq(pipe(ack), 0);
+    pid_t pid = fork();
+    ck_assert_int_ne(pid, -1);
+    if (pid == 0) {
+        close(go[1]);
+        close(ack[0]);
+        seg_db *w = NULL;
+        if (open_sq(&w, path, SEG_DB_CREATE) != SEG_OK)
+            _exit(10);
+        make_small_batch("cid");
+        if (seg_event_ingest_batch(w, small_batch, 3, NULL, NULL) != SEG_OK)
+            _exit(11);
+        char c = 'r';
+        if (write(ack[1], &c, 1) != 1)
+            _exit(12);
+        if (read(go[0], &c, 1) < 0)
+            _exit(13);
+        seg_db_close(w);
+        _exit(0);
+    }
+    close(go[0]);
+    close(ack[1]);
+    char c;
+    ck_assert_int_eq(read(ack[0], &c, 1), 1);
+    *go_w = go[1];
+    *ack_r = ack[0];
+    return pid;
+}
+
+static int wait_status(pid_t pid)
+{
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    return st;
+}
+
+START_TEST(writer_busy_other_process)
+{
+    const char *path = P("p.db");
+    int go, ack;
+    pid_t pid = spawn_writer(path, &go, &ack);
+    ck_assert_int_eq(open_sq(&db, path, 0), SEG_EBUSY);
+    TU_STR_HAS(open_err, "open for writing by another handle");
+    TU_STR_HAS(open_err, "-seglock");
+    OPEN_OK(&db, path, SEG_DB_READONLY);
+    ck_assert_uint_eq(seg_event_count(db), 3);
+    seg_db_close(db);
+    db = NULL;
+    ck_assert_int_eq(write(go, "x", 1), 1);
+    int st = wait_status(pid);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    close(go);
+    close(ack);
+    OPEN_OK(&db, path, 0);
+    ck_assert_uint_eq(seg_event_count(db), 3);
+    seg_db_close(db);
+    db = NULL;
+    /* a writer that dies holding the lock releases it */
+    pid = spawn_writer(path, &go, &ack);
+    ck_assert_int_eq(open_sq(&db, path, 0), SEG_EBUSY);
+    kill(pid, SIGKILL);
+    st = wait_status(pid);
+    ck_assert(WIFSIGNALED(st));
+    close(go);
+    close(ack);
+    OPEN_OK(&db, path, 0);
+    ck_assert_uint_eq(seg_event_count(db), 3); /* the same events: a duplicate batch */
+}
+END_TEST
+
+/* ======================================================================== */
+/* a connection of the host's                                                */
+/* ======================================================================== */
+
+START_TEST(host_connection)
+{
+    const char *path = P("h.db");
+    sqlite3 *h = sql_open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    sql_exec(h, "PRAGMA journal_mode = WAL; CREATE TABLE app_orders(id INTEGER PRIMARY KEY, "
+                "note TEXT); INSERT INTO app_orders(note) VALUES ('mine')");
+    seg_storage_sqlite_options o = SEG_STORAGE_SQLITE_OPTIONS_INIT;
+    o.connection = h;
+    seg_storage_backend *be = NULL;
+    ck_assert_int_eq(seg_storage_sqlite_new(&be, &o), SEG_OK);
+    ck_assert_ptr_nonnull(be);
+    ck_assert_str_eq(be->name, "sqlite");
+    ck_assert_int_eq(open_be(&db, NULL, SEG_DB_CREATE, be), SEG_OK);
+    workload(db);
+    char *before = dump(db);
+    /* the file is locked for other writers, as with a path */
+    seg_db *other = NULL;
+    ck_assert_int_eq(open_sq(&other, path, 0), SEG_EBUSY);
+    seg_db_close(db);
+    db = NULL;
+    /* the host's connection is still open and its table untouched */
+    ck_assert_int_eq(sql_int(h, "SELECT count(*) FROM app_orders"), 1);
+    ck_assert_int_gt(sql_int(h, "SELECT count(*) FROM seg_events"), 10);
+    /* inside a transaction of the host's: savepoints */
+    sql_exec(h, "BEGIN");
+    ck_assert_int_eq(open_be(&db, NULL, 0, be), SEG_OK);
+    char *again = dump(db);
+    dump_eq(before, again, "reopen through the host's connection");
+    TU_OK(db, seg_customer_add(db, "in-host-txn"));
+    seg_db_close(db);
+    db = NULL;
+    sql_exec(h, "COMMIT");
+    ck_assert_int_eq(sql_int(h, "SELECT count(*) FROM seg_customers WHERE customer_id = "
+                                "'in-host-txn'"), 1);
+    ck_assert_int_eq(sqlite3_close(h), SQLITE_OK);
+    seg_storage_sqlite_free(be);
+    /* and through the path */
+    OPEN_OK(&db, path, 0);
+    free(again);
+    again = dump(db);
+    ck_assert_ptr_nonnull(strstr(again, "in-host-txn"));
+    free(again);
+    free(before);
+}
+END_TEST
+
+START_TEST(host_connection_read_only)
+{
+    const char *path = P("hr.db");
+    OPEN_OK(&db, path, SEG_DB_CREATE);
+    workload(db);
+    char *before = dump(db);
+    seg_db_close(db);
+    db = NULL;
+    sqlite3 *h = sql_open(path, SQLITE_OPEN_READONLY);
+    seg_storage_sqlite_options o = SEG_STORAGE_SQLITE_OPTIONS_INIT;
+    o.connection = h;
+    seg_storage_backend *be = NULL;
+    ck_assert_int_eq(seg_storage_sqlite_new(&be, &o), SEG_OK);
+    /* writable on a read-only connection: refused */
+    ck_assert_int_eq(open_be(&db, NULL, 0, be), SEG_EREADONLY);
+    TU_STR_HAS(open_err, "read-only");
+    ck_assert_int_eq(open_be(&db, NULL, SEG_DB_READONLY, be), SEG_OK);
+    char *after = dump(db);
+    dump_eq(before, after, "read-only host connection");
+    seg_db_close(db);
+    db = NULL;
+    ck_assert_int_eq(sqlite3_close(h), SQLITE_OK);
+    seg_storage_sqlite_free(be);
+    free(before);
+    free(after);
+}
+END_TEST
+
+/* ======================================================================== */
+/* options and constructors                                                  */
+/* ======================================================================== */
+
+START_TEST(options_and_constructors)
+{
+    const seg_storage_backend *st = seg_storage_sqlite();
+    ck_assert_ptr_nonnull(st);
+    ck_assert_ptr_eq(st, seg_storage_sqlite());
+    ck_assert_str_eq(st->name, "sqlite");
+    ck_assert_int_eq(st->version, SEG_STORAGE_BACKEND_V1);
+    ck_assert_uint_ge(st->storage_size, sizeof(seg_storage));
+    seg_storage_sqlite_free(NULL);
+    seg_storage_sqlite_free((seg_storage_backend *)st); /* ignored */
+    seg_storage_sqlite_free((seg_storage_backend *)seg_storage_memory()); /* not ours: ignored */
+
+    struct { seg_storage_sqlite_options o; char tail[16]; } big;
+    ck_assert_int_eq(seg_storage_sqlite_options_init(NULL, sizeof big.o), SEG_EINVAL);
+    ck_assert_int_eq(seg_storage_sqlite_options_init(&big.o, sizeof(size_t)), SEG_EVERSION);
+    memset(&big, 0x55, sizeof big);
+    ck_assert_int_eq(seg_storage_sqlite_options_init(&big.o, sizeof big), SEG_OK);
+    ck_assert_uint_eq(big.o.struct_size, sizeof big);
+    ck_assert_uint_eq(big.o.flags, 0);
+    ck_assert_ptr_null(big.o.connection);
+    for (size_t k = 0; k < sizeof big.tail; k++)
+        ck_assert_int_eq(big.tail[k], 0);
+
+    seg_storage_backend *be = (seg_storage_backend *)1;
+    ck_assert_int_eq(seg_storage_sqlite_new(NULL, NULL), SEG_EINVAL);
+    ck_assert_int_eq(seg_storage_sqlite_new(&be, &big.o), SEG_OK); /* zero tail: fine */
+    seg_storage_sqlite_free(be);
+    big.tail[3] = 1;
+    be = (seg_storage_backend *)1;
+    ck_assert_int_eq(seg_storage_sqlite_new(&be, &big.o), SEG_EVERSION);
+    ck_assert_ptr_null(be);
+    seg_storage_sqlite_options o = SEG_STORAGE_SQLITE_OPTIONS_INIT;
+    o.flags = 0x80;
+    ck_assert_int_eq(seg_storage_sqlite_new(&be, &o), SEG_EINVAL);
+    ck_assert_ptr_null(be);
+    o.flags = 0;
+    o.struct_size = 4;
+    ck_assert_int_eq(seg_storage_sqlite_new(&be, &o), SEG_EVERSION);
+    ck_assert_int_eq(seg_storage_sqlite_new(&be, NULL), SEG_OK);
+    ck_assert_ptr_nonnull(be);
+    ck_assert_ptr_ne(be, seg_storage_sqlite());
+    seg_storage_sqlite_free(be);
+}
+END_TEST
+
+START_TEST(sync_normal)
+{
+    const char *path = P("s.db");
+    seg_storage_sqlite_options o = SEG_STORAGE_SQLITE_OPTIONS_INIT;
+    o.flags = SEG_STORAGE_SQLITE_SYNC_NORMAL;
+    seg_storage_backend *be = NULL;
+    ck_assert_int_eq(seg_storage_sqlite_new(&be, &o), SEG_OK);
+    ck_assert_int_eq(open_be(&db, path, SEG_DB_CREATE, be), SEG_OK);
+    workload(db);
+    char *before = dump(db);
+    seg_db_close(db);
+    db = NULL;
+    char *after = dump_file(path);
+    dump_eq(before, after, "reopen");
+    seg_storage_sqlite_free(be);
+    free(before);
+    free(after);
+}
+END_TEST
+
+/* ======================================================================== */
+/* bad files                                                                 */
+/* ======================================================================== */
+
+static void write_file(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+static long file_size(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (long)sb.st_size : -1;
+}
+
+/* Opening fails, writable and read-only, with `code` and a message holding
+ * `what`; never a handle. */
+static void open_fails(const char *path, uint32_t flags, int code, const char *what)
+{
+    seg_db *d = (seg_db *)1;
+    int rc = open_sq(&d, path, flags);
+    ck_assert_msg(rc == code, "open %s (flags %u): %d, expected %d (%s)", path, flags, rc, code,
+                  open_err);
+    ck_assert_ptr_null(d);
+    ck_assert_msg(strstr(open_err, what) != NULL, "open %s: \"%s\" does not mention \"%s\"", path,
+                  open_err, what);
+}
+
+/* a database of the workload, closed */
+static void make_db(const char *path)
+{
+    seg_db *d = NULL;
+    OPEN_OK(&d, path, SEG_DB_CREATE);
+    workload(d);
+    seg_db_close(d);
+}
+
+START_TEST(bad_not_sqlite)
+{
+    const char *path = P("text.db");
+    static const char text[] = "customer_id,ts,amount\nalice,2024-01-01,1.00\n"
+                               "this is a CSV file, not a database, and long enough to matter\n";
+    write_file(path, text, sizeof text - 1);
+    open_fails(path, 0, SEG_ESTORAGE, "is not an SQLite database");
+    open_fails(path, SEG_DB_CREATE, SEG_ESTORAGE, "is not an SQLite database");
+    open_fails(path, SEG_DB_READONLY, SEG_ESTORAGE, "is not an SQLite database");
+    ck_assert_int_eq(file_size(path), (long)sizeof text - 1); /* untouched */
+    /* an SQLite header on garbage */
+    char junk[8192];
+    memset(junk, 0x5a, sizeof junk);
+    memcpy(junk, "SQLite format 3", 16);
+    path = P("junk.db");
+    write_file(path, junk, sizeof junk);
+    open_fails(path, 0, SEG_ESTORAGE, "junk.db");
+    open_fails(path, SEG_DB_READONLY, SEG_ESTORAGE, "junk.db");
+}
+END_TEST
+
+START_TEST(bad_truncated)
+{
+    const char *path = P("t.db");
+    make_db(path);
+    long n = file_size(path);
+    ck_assert_int_gt(n, 4 * 4096);
+    for (long keep = n / 2; keep >= 1000; keep /= 4) {
+        ck_assert_int_eq(truncate(path, keep), 0);
+        open_fails(path, SEG_DB_READONLY, SEG_ESTORAGE, "t.db");
+        open_fails(path, 0, SEG_ESTORAGE, "t.db");
+    }
+}
+END_TEST
+
+START_TEST(bad_corrupted)
+{
+    const char *path = P("c.db");
+    make_db(path);
+    long n = file_size(path);
+    /* garbage over every page but the first: every table's root */
+    int fd = open(path, O_RDWR);
+    ck_assert_int_ge(fd, 0);
+    char junk[4096];
+    for (long off = 4096; off < n; off += 4096) {
+        for (size_t k = 0; k < sizeof junk; k++)
+            junk[k] = (char)(k * 131 + (size_t)off);
+        ck_assert_int_eq(pwrite(fd, junk, sizeof junk, off), (ssize_t)sizeof junk);
+    }
+    close(fd);
+    open_fails(path, SEG_DB_READONLY, SEG_ESTORAGE, "c.db");
+    open_fails(path, 0, SEG_ESTORAGE, "c.db");
+    TU_STR_HAS(open_err, "malformed");
+    /* a damaged header */
+    path = P("h.db");
+    make_db(path);
+    fd = open(path, O_RDWR);
+    ck_assert_int_eq(pwrite(fd, "SQLite format 4", 15, 0), 15);
+    close(fd);
+    open_fails(path, 0, SEG_ESTORAGE, "is not an SQLite database");
+}
+END_TEST
+
+/* Rows that do not hold together: clear errors at load. */
+START_TEST(bad_rows)
+{
+    static const char *const damage[] = {
+        "UPDATE seg_events SET customer = 999999 WHERE id = 3",
+        "UPDATE seg_events SET channel = 77 WHERE id = 1",
+        "UPDATE seg_events SET event_id = -5 WHERE id = 2",
+        "UPDATE seg_events SET quantity = 99999999999 WHERE id = 2",
+        "UPDATE seg_events SET kind = 9 WHERE id = 2",
+        "INSERT INTO seg_customers(id, customer_id) SELECT 999, customer_id FROM seg_customers "
+        "WHERE id = 1",
+        "UPDATE seg_attributes SET value = 'text' WHERE attr = (SELECT id FROM seg_attr_names "
+        "WHERE name = 'birth_year')",
+        "UPDATE seg_consent SET state = 7",
+        "UPDATE seg_meta SET value = '9' WHERE key = 'currency_exponent'",
+        "DELETE FROM seg_schema_version",
+        "DROP TABLE seg_events",
+    };
+    static const char *const says[] = {
+        "no such customer", "no such channel", "bad occurrence", "quantity out of range",
+        "kind", "stored twice", "bad attribute row", "bad consent row", "currency_exponent",
+        "no valid version", "seg_events",
+    };
+    for (size_t k = 0; k < sizeof damage / sizeof *damage; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "d%zu.db", k);
+        const char *path = P(name);
+        make_db(path);
+        sqlite3 *h = sql_open(path, SQLITE_OPEN_READWRITE);
+        sql_exec(h, damage[k]);
+        sqlite3_close(h);
+        open_fails(path, SEG_DB_READONLY, SEG_ESTORAGE, says[k]);
+        open_fails(path, 0, SEG_ESTORAGE, says[k]);
+    }
+}
+END_TEST
+
+START_TEST(bad_paths)
+{
+    /* a directory */
+    open_fails(tmpdir, SEG_DB_CREATE, SEG_EINVAL, "is a directory");
+    open_fails(tmpdir, SEG_DB_READONLY, SEG_EINVAL, "is a directory");
+    /* a missing parent directory */
+    const char *path = P("no/such/dir/x.db");
+    open_fails(path, SEG_DB_CREATE, SEG_ESTORAGE, "no/such/dir/x.db");
+    TU_STR_HAS(open_err, "directory");
+    TU_STR_HAS(open_err, "No such file or directory");
+    /* no file, and no SEG_DB_CREATE */
+    path = P("absent.db");
+    open_fails(path, 0, SEG_ENOTFOUND, "no database file");
+    TU_STR_HAS(open_err, "SEG_DB_CREATE");
+    open_fails(path, SEG_DB_READONLY, SEG_ENOTFOUND, "no database file");
+    ck_assert_int_eq(file_size(path), -1); /* nothing created */
+    /* no path at all */
+    open_fails(NULL, SEG_DB_CREATE, SEG_EINVAL, "no database file given");
+    open_fails("", SEG_DB_CREATE, SEG_EINVAL, "no database file given");
+    open_fails(":memory:", SEG_DB_CREATE, SEG_EINVAL, "no database file given");
+    /* an empty file is an empty SQLite database: made one when writable */
+    path = P("empty.db");
+    write_file(path, "", 0);
+    open_fails(path, SEG_DB_READONLY, SEG_ESTORAGE, "not a libsegment database");
+    OPEN_OK(&db, path, 0);
+    TU_OK(db, seg_customer_add(db, "x"));
+}
+END_TEST
+
+/* What a user without write permission sees (run as `nobody` when root,
+ * since root writes anywhere).  Returns 0, or the line of the failed check
+ * (no Check assertions: this may run in a forked child). */
+#define CHILD_CHECK(cond) do { \
+        if (!(cond)) { \
+            fprintf(stderr, "%s:%d: %s (open_err: %s)\n", __FILE__, __LINE__, #cond, open_err); \
+            return __LINE__; \
+        } \
+    } while (0)
+
+static int read_only_dir_checks(void)
+{
+    seg_db *d = NULL;
+    /* a new file in a read-only directory */
+    const char *path = P("ro/new.db");
+    CHILD_CHECK(open_sq(&d, path, SEG_DB_CREATE) == SEG_ESTORAGE && !d);
+    CHILD_CHECK(strstr(open_err, "new.db") && strstr(open_err, "ermission denied"));
+    /* an existing database there: no lock file can be made for writing */
+    path = P("ro/old.db");
+    CHILD_CHECK(open_sq(&d, path, 0) == SEG_ESTORAGE && !d);
+    CHILD_CHECK(strstr(open_err, "lock file") && strstr(open_err, "ermission denied"));
+    /* reading it is fine */
+    CHILD_CHECK(open_sq(&d, path, SEG_DB_READONLY) == SEG_OK);
+    CHILD_CHECK(seg_event_count(d) > 0);
+    seg_db_close(d);
+    d = NULL;
+    /* a read-only file in a writable directory */
+    CHILD_CHECK(open_sq(&d, P("ro-file.db"), 0) == SEG_ESTORAGE && !d);
+    CHILD_CHECK(strstr(open_err, "ro-file.db") != NULL);
+    return 0;
+}
+
+START_TEST(bad_permissions)
+{
+    const char *dir = P("ro");
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    const char *path = P("ro/old.db");
+    make_db(path);
+    /* a reader needs the -shm file, which a writer leaves; make it */
+    seg_db *w = NULL;
+    OPEN_OK(&w, path, 0);
+    seg_db *r = NULL;
+    OPEN_OK(&r, path, SEG_DB_READONLY);
+    seg_db_close(r);
+    seg_db_close(w);
+    path = P("ro-file.db");
+    make_db(path);
+    ck_assert_int_eq(chmod(path, 0444), 0);
+    ck_assert_int_eq(chmod(P("ro"), 0555), 0);
+    ck_assert_int_eq(chmod(tmpdir, 0755), 0);
+    if (geteuid() != 0) {
+        ck_assert_int_eq(read_only_dir_checks(), 0);
+        return;
+    }
+    pid_t pid = fork();
+    ck_assert_int_ne(pid, -1);
+    if (pid == 0) {
+        if (setgid(65534) != 0 || setuid(65534) != 0)
+            _exit(90);
+        _exit(read_only_dir_checks() ? 1 : 0);
+    }
+    int st = wait_status(pid);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the checks as 'nobody' failed (status %d)",
+                  st);
+}
+END_TEST
+
+/* ======================================================================== */
 
 Suite *sqlite_suite(void)
 {
@@ -1134,6 +1643,26 @@ Suite *sqlite_suite(void)
     tcase_add_test(tc, schema_upgrade_from_v1);
     tcase_add_test(tc, schema_newer_refused);
     tcase_add_test(tc, schema_foreign_database);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("open");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, writer_busy_same_process);
+    tcase_add_test(tc, writer_busy_other_process);
+    tcase_add_test(tc, host_connection);
+    tcase_add_test(tc, host_connection_read_only);
+    tcase_add_test(tc, options_and_constructors);
+    tcase_add_test(tc, sync_normal);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("bad");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, bad_not_sqlite);
+    tcase_add_test(tc, bad_truncated);
+    tcase_add_test(tc, bad_corrupted);
+    tcase_add_test(tc, bad_rows);
+    tcase_add_test(tc, bad_paths);
+    tcase_add_test(tc, bad_permissions);
     suite_add_tcase(s, tc);
 
     return s;

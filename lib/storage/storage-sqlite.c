@@ -1160,6 +1160,17 @@ static int schema(sq_storage *s)
 
 /* ================================================================== load */
 
+/* The core refused something stored (a sink call failed): the file holds
+ * what this library cannot load. */
+static int sink_fail(sq_storage *s, int rc)
+{
+    if (rc == SEG_ENOMEM || !s->base.core || !s->base.core->db)
+        return rc;
+    char msg[600];
+    snprintf(msg, sizeof msg, "%s", seg_errmsg(s->base.core->db));
+    return sq_fail(s, SEG_ESTORAGE, "'%s': %s (damaged database?)", s->name, msg);
+}
+
 static const char *const map_table[NMAPS] = {
     "SELECT id, customer_id FROM seg_customers ORDER BY id",
     "SELECT id, name FROM seg_channels",
@@ -1207,8 +1218,8 @@ static int load_map(sq_storage *s, int k, const seg_storage_sink *sink, void *ct
         } else {
             if (k == MAP_ATTR)
                 m->type[id] = (uint8_t)type;
-            if (k == MAP_CUST && sink)
-                rc = sink->customer(ctx, t);
+            if (k == MAP_CUST && sink && (rc = sink->customer(ctx, t)) != SEG_OK)
+                rc = sink_fail(s, rc);
         }
     }
     sqlite3_finalize(q);
@@ -1311,8 +1322,8 @@ static int load_events(sq_storage *s, const seg_storage_sink *sink, void *ctx)
             seg__did_format(idbuf, seg__derive_id(&ev, (uint32_t)occ));
             e.event_id = idbuf;
         }
-        if (sink)
-            rc = sink->event(ctx, &e);
+        if (sink && (rc = sink->event(ctx, &e)) != SEG_OK)
+            rc = sink_fail(s, rc);
     }
     sqlite3_finalize(q);
     if (rc == SEG_OK && src != SQLITE_DONE)
@@ -1353,8 +1364,8 @@ static int load_attrs(sq_storage *s, const seg_storage_sink *sink, void *ctx)
         if (!cust || !name)
             rc = sq_fail(s, SEG_ESTORAGE, "'%s': load: bad attribute row (customer %lld, "
                          "attribute %lld)", s->name, (long long)c, (long long)a);
-        else if (sink)
-            rc = sink->attr(ctx, cust, name, &v);
+        else if (sink && (rc = sink->attr(ctx, cust, name, &v)) != SEG_OK)
+            rc = sink_fail(s, rc);
     }
     sqlite3_finalize(q);
     if (rc == SEG_OK && src != SQLITE_DONE)
@@ -1381,8 +1392,8 @@ static int load_consent(sq_storage *s, const seg_storage_sink *sink, void *ctx)
         if (!cust || !chan || (state != SEG_CONSENT_GRANTED && state != SEG_CONSENT_DENIED))
             rc = sq_fail(s, SEG_ESTORAGE, "'%s': load: bad consent row (customer %lld, "
                          "channel %lld)", s->name, (long long)c, (long long)ch);
-        else if (sink)
-            rc = sink->consent(ctx, cust, chan, (int)state);
+        else if (sink && (rc = sink->consent(ctx, cust, chan, (int)state)) != SEG_OK)
+            rc = sink_fail(s, rc);
     }
     sqlite3_finalize(q);
     if (rc == SEG_OK && src != SQLITE_DONE)
@@ -1408,11 +1419,13 @@ static int load_pairs(sq_storage *s, bool meta, const seg_storage_sink *sink, vo
             rc = sq_fail(s, SEG_ESTORAGE, "'%s': load: %s without key", s->name,
                          meta ? "meta entry" : "record");
         } else if (meta) {
-            rc = sink->meta(ctx, a, b);
+            if ((rc = sink->meta(ctx, a, b)) != SEG_OK)
+                rc = sink_fail(s, rc);
         } else {
             const void *d = sqlite3_column_blob(q, 2);
             int n = sqlite3_column_bytes(q, 2);
-            rc = sink->record(ctx, a, b, d ? d : "", (size_t)n);
+            if ((rc = sink->record(ctx, a, b, d ? d : "", (size_t)n)) != SEG_OK)
+                rc = sink_fail(s, rc);
         }
     }
     sqlite3_finalize(q);
@@ -1522,6 +1535,24 @@ static int open_file(sq_storage *s, const char *uri, uint32_t flags)
         } else if (errno == ENOENT && (!(flags & SEG_DB_CREATE) || s->readonly)) {
             return sq_fail(s, SEG_ENOTFOUND, "no database file '%s'%s", uri,
                            s->readonly ? "" : " (SEG_DB_CREATE creates one)");
+        } else if (errno == ENOENT) {
+            /* to be created: say what stands in the way (SQLite's own
+             * message would be about its fallback, a read-only open) */
+            char dir[sizeof s->name];
+            snprintf(dir, sizeof dir, "%s", uri);
+            char *slash = strrchr(dir, '/');
+            if (!slash)
+                snprintf(dir, sizeof dir, ".");
+            else if (slash == dir)
+                dir[1] = '\0';
+            else
+                *slash = '\0';
+            if (stat(dir, &sb) != 0)
+                return sq_fail(s, SEG_ESTORAGE, "cannot create '%s': directory '%s': %s", uri,
+                               dir, strerror(errno));
+            if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) != 0)
+                return sq_fail(s, SEG_ESTORAGE, "cannot create '%s' in directory '%s': %s", uri,
+                               dir, strerror(errno));
         }
     }
     int of = SQLITE_OPEN_NOMUTEX | (is_uri ? SQLITE_OPEN_URI : 0) |
@@ -1539,6 +1570,47 @@ static int open_file(sq_storage *s, const char *uri, uint32_t flags)
     }
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, 5000);
+    return SEG_OK;
+}
+
+/* Read-only in a directory where FILE-shm cannot be created: when no
+ * FILE-wal exists (so none can hold newer data, and none can appear, the
+ * directory being read-only), open the file as immutable. */
+static int reopen_immutable(sq_storage *s, const char *uri)
+{
+    char wal[sizeof s->name + 8];
+    snprintf(wal, sizeof wal, "%s-wal", s->name);
+    struct stat sb;
+    if (strncmp(uri, "file:", 5) == 0 || stat(wal, &sb) == 0 || errno != ENOENT)
+        return sq_fail(s, SEG_ESTORAGE, "'%s': cannot read it: its WAL index (-shm file) "
+                       "cannot be created or written here", s->name);
+    /* file:PATH?immutable=1, the path percent-encoded */
+    size_t n = strlen(uri);
+    char *u = seg__malloc(s->a, 3 * n + 32);
+    if (!u)
+        return sq_nomem(s, SEG_ENOMEM, "open");
+    size_t k = 0;
+    memcpy(u, "file:", 5);
+    k = 5;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)uri[i];
+        if (c == '?' || c == '#' || c == '%' || c < 0x21 || c >= 0x7f) {
+            u[k++] = '%';
+            u[k++] = "0123456789ABCDEF"[c >> 4];
+            u[k++] = "0123456789ABCDEF"[c & 15];
+        } else {
+            u[k++] = (char)c;
+        }
+    }
+    memcpy(u + k, "?immutable=1", sizeof "?immutable=1");
+    sqlite3_close(s->db);
+    s->db = NULL;
+    int rc = sqlite3_open_v2(u, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI |
+                                            SQLITE_OPEN_NOMUTEX, NULL);
+    seg__free(s->a, u);
+    if (rc != SQLITE_OK)
+        return sq_sqlfail(s, rc, "open read-only");
+    sqlite3_extended_result_codes(s->db, 1);
     return SEG_OK;
 }
 
@@ -1576,6 +1648,13 @@ static int sq_open(seg_storage *st, const char *uri, uint32_t flags, void *app_d
     /* the first read of the file: not SQLite, damaged, ... */
     int64_t n;
     rc = query_int(s, "SELECT count(*) FROM sqlite_master", 0, &n);
+    if (rc != SEG_OK && s->owned && s->readonly &&
+        (sqlite3_extended_errcode(s->db) & 0xff) == SQLITE_READONLY) {
+        /* WAL needs FILE-shm, which cannot be made here (a read-only
+         * directory): without a FILE-wal the file holds everything */
+        if ((rc = reopen_immutable(s, uri)) == SEG_OK)
+            rc = query_int(s, "SELECT count(*) FROM sqlite_master", 0, &n);
+    }
     if (rc != SEG_OK) {
         int ec = sqlite3_extended_errcode(s->db);
         if ((ec & 0xff) == SQLITE_NOTADB)
@@ -1621,6 +1700,47 @@ static const seg_storage_methods sq_methods = {
 typedef struct sq_storage {
     seg_storage base;
 } sq_storage;
+
+/* Read-only in a directory where FILE-shm cannot be created: when no
+ * FILE-wal exists (so none can hold newer data, and none can appear, the
+ * directory being read-only), open the file as immutable. */
+static int reopen_immutable(sq_storage *s, const char *uri)
+{
+    char wal[sizeof s->name + 8];
+    snprintf(wal, sizeof wal, "%s-wal", s->name);
+    struct stat sb;
+    if (strncmp(uri, "file:", 5) == 0 || stat(wal, &sb) == 0 || errno != ENOENT)
+        return sq_fail(s, SEG_ESTORAGE, "'%s': cannot read it: its WAL index (-shm file) "
+                       "cannot be created or written here", s->name);
+    /* file:PATH?immutable=1, the path percent-encoded */
+    size_t n = strlen(uri);
+    char *u = seg__malloc(s->a, 3 * n + 32);
+    if (!u)
+        return sq_nomem(s, SEG_ENOMEM, "open");
+    size_t k = 0;
+    memcpy(u, "file:", 5);
+    k = 5;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)uri[i];
+        if (c == '?' || c == '#' || c == '%' || c < 0x21 || c >= 0x7f) {
+            u[k++] = '%';
+            u[k++] = "0123456789ABCDEF"[c >> 4];
+            u[k++] = "0123456789ABCDEF"[c & 15];
+        } else {
+            u[k++] = (char)c;
+        }
+    }
+    memcpy(u + k, "?immutable=1", sizeof "?immutable=1");
+    sqlite3_close(s->db);
+    s->db = NULL;
+    int rc = sqlite3_open_v2(u, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI |
+                                            SQLITE_OPEN_NOMUTEX, NULL);
+    seg__free(s->a, u);
+    if (rc != SQLITE_OK)
+        return sq_sqlfail(s, rc, "open read-only");
+    sqlite3_extended_result_codes(s->db, 1);
+    return SEG_OK;
+}
 
 static int sq_open(seg_storage *st, const char *uri, uint32_t flags, void *app_data)
 {
