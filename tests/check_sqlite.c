@@ -485,9 +485,10 @@ static const seg_storage_backend fi_backend = {
 
 static void fi_reset(long fail_at)
 {
+    const seg_storage_backend *inner = fi.inner;
     free(fi.records.p);
     memset(&fi, 0, sizeof fi);
-    fi.inner = seg_storage_sqlite();
+    fi.inner = inner ? inner : seg_storage_sqlite();
     fi.fail_at = fail_at;
 }
 
@@ -1620,6 +1621,243 @@ START_TEST(bad_permissions)
 END_TEST
 
 /* ======================================================================== */
+/* crash: SIGKILL a writer at random points                                  */
+/* ======================================================================== */
+
+#define CRASH_BATCH 100   /* events per batch */
+#define CRASH_KILLS 24
+
+/* Batch k: CRASH_BATCH events whose ids name the batch ("b<k>-<i>"). */
+static void crash_batch(int k, seg_event *e, char (*ids)[32], char (*custs)[16],
+                        char (*orders)[32])
+{
+    for (int i = 0; i < CRASH_BATCH; i++) {
+        snprintf(ids[i], 32, "b%d-%d", k, i);
+        snprintf(custs[i], 16, "c%d", (k * 7 + i) % 97);
+        snprintf(orders[i], 32, "o%d-%d", k, i / 3);
+        if (i % 10 == 9) {
+            e[i] = tu_engagement(ids[i], custs[i], TU_DAYN(k % 300) + i, "email_open");
+        } else {
+            e[i] = ev_full(ids[i], custs[i], TU_DAYN(k % 300) + i, 100 + k + i, orders[i],
+                           i % 2 ? "web" : "store", "cat", NULL, 1);
+            /* the lines of an order share its customer */
+            snprintf(custs[i], 16, "c%d", (k * 7 + i / 3) % 97);
+        }
+    }
+}
+
+/* The writer: resume after the batches already stored, report each
+ * acknowledged batch number on fd.  Never returns. */
+static void crash_writer(const char *path, int fd)
+{
+    static seg_event e[CRASH_BATCH];
+    static char ids[CRASH_BATCH][32], custs[CRASH_BATCH][16], orders[CRASH_BATCH][32];
+    seg_db *w = NULL;
+    if (open_sq(&w, path, SEG_DB_CREATE) != SEG_OK) {
+        fprintf(stderr, "crash writer: open: %s\n", open_err);
+        _exit(20);
+    }
+    uint64_t have = seg_event_count(w);
+    if (have % CRASH_BATCH)
+        _exit(21); /* a partial batch */
+    for (int k = (int)(have / CRASH_BATCH);; k++) {
+        crash_batch(k, e, ids, custs, orders);
+        int rc = seg_event_ingest_batch(w, e, CRASH_BATCH, NULL, NULL);
+        if (rc != SEG_OK) {
+            fprintf(stderr, "crash writer: batch %d: %s\n", k, seg_errmsg(w));
+            _exit(22);
+        }
+        if (write(fd, &k, sizeof k) != (ssize_t)sizeof k)
+            _exit(23);
+    }
+}
+
+typedef struct batch_count {
+    int *n;      /* events per batch */
+    int cap;
+    int bad;     /* events whose id names no batch */
+} batch_count;
+
+static int count_batch_cb(const seg_event_info *e, void *payload)
+{
+    batch_count *c = payload;
+    int k, i;
+    if (!e->event_id || sscanf(e->event_id, "b%d-%d", &k, &i) != 2 || k < 0 || k >= c->cap) {
+        c->bad++;
+        return 0;
+    }
+    c->n[k]++;
+    return 0;
+}
+
+START_TEST(crash_sigkill)
+{
+    const char *path = P("crash.db");
+    uint64_t rng = UINT64_C(0x9e3779b97f4a7c15);
+    int last_acked = -1, max_cap = 100000;
+    batch_count bc = { calloc((size_t)max_cap, sizeof(int)), max_cap, 0 };
+    ck_assert_ptr_nonnull(bc.n);
+    int kills_mid_batch = 0;
+    for (int kill_no = 0; kill_no < CRASH_KILLS; kill_no++) {
+        int fds[2];
+        ck_assert_int_eq(pipe(fds), 0);
+        pid_t pid = fork();
+        ck_assert_int_ne(pid, -1);
+        if (pid == 0) {
+            close(fds[0]);
+            crash_writer(path, fds[1]);
+        }
+        close(fds[1]);
+        /* let it acknowledge 0..3 batches, then kill it 0..4 ms later:
+         * during open and recovery, inside a batch, or at its commit */
+        int want = (int)(tu_rand(&rng) % 4), got = 0, k;
+        while (got < want && read(fds[0], &k, sizeof k) == (ssize_t)sizeof k) {
+            ck_assert_int_eq(k, last_acked + 1);
+            last_acked = k;
+            got++;
+        }
+        struct timespec ts = { 0, (long)(tu_rand(&rng) % 4000) * 1000 };
+        nanosleep(&ts, NULL);
+        kill(pid, SIGKILL);
+        int st = wait_status(pid);
+        ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+                      "the writer ended on its own (status %d)", st);
+        /* acknowledgements written before it died count too */
+        while (read(fds[0], &k, sizeof k) == (ssize_t)sizeof k) {
+            ck_assert_int_eq(k, last_acked + 1);
+            last_acked = k;
+        }
+        close(fds[0]);
+
+        /* the file is intact ... */
+        sqlite3 *h = sql_open(path, SQLITE_OPEN_READONLY);
+        char buf[64];
+        ck_assert_str_eq(sql_text(h, "PRAGMA integrity_check", buf, sizeof buf), "ok");
+        sqlite3_close(h);
+        /* ... every acknowledged batch is in it, complete, and at most the
+         * one in flight besides, complete too */
+        seg_db *r = NULL;
+        OPEN_OK(&r, path, SEG_DB_READONLY);
+        memset(bc.n, 0, (size_t)max_cap * sizeof(int));
+        bc.bad = 0;
+        ck_assert_int_eq(seg_event_foreach(r, NULL, count_batch_cb, &bc), SEG_OK);
+        uint64_t events = seg_event_count(r);
+        seg_db_close(r);
+        ck_assert_int_eq(bc.bad, 0);
+        int stored = (int)(events / CRASH_BATCH);
+        ck_assert_msg(events % CRASH_BATCH == 0, "a partial batch: %" PRIu64 " events", events);
+        ck_assert_msg(stored == last_acked + 1 || stored == last_acked + 2,
+                      "kill %d: %d batches stored, %d acknowledged", kill_no, stored,
+                      last_acked + 1);
+        for (int b = 0; b < stored; b++)
+            ck_assert_msg(bc.n[b] == CRASH_BATCH, "batch %d has %d events", b, bc.n[b]);
+        if (stored == last_acked + 2)
+            kills_mid_batch++; /* committed, killed before it said so */
+        last_acked = stored - 1;
+    }
+    ck_assert_int_ge(last_acked, 5); /* the writers made progress */
+    free(bc.n);
+}
+END_TEST
+
+/* ======================================================================== */
+/* fault injection: fail the Nth storage call, for every N                   */
+/* ======================================================================== */
+
+static void remove_db_files(const char *path)
+{
+    static const char *const suffix[] = { "", "-wal", "-shm", "-seglock" };
+    char p[PATH_MAX + 16];
+    for (int k = 0; k < 4; k++) {
+        snprintf(p, sizeof p, "%s%s", path, suffix[k]);
+        unlink(p);
+    }
+}
+
+/* the memory of d and what is stored must agree */
+static void same_as_stored(seg_db *d, const char *path, const char *what)
+{
+    char *mem = dump(d), *file = dump_file(path);
+    dump_eq(mem, file, what);
+    free(mem);
+    free(file);
+}
+
+START_TEST(fault_every_call)
+{
+    const char *path = P("f.db");
+    /* synchronous=NORMAL: this is about consistency, not about power loss,
+     * and it spares a few thousand fsyncs */
+    seg_storage_sqlite_options so = SEG_STORAGE_SQLITE_OPTIONS_INIT;
+    so.flags = SEG_STORAGE_SQLITE_SYNC_NORMAL;
+    seg_storage_backend *inner = NULL;
+    ck_assert_int_eq(seg_storage_sqlite_new(&inner, &so), SEG_OK);
+    fi.inner = inner;
+    /* the clean run: its end state, and how many calls it makes */
+    fi_reset(0);
+    ck_assert_int_eq(open_be(&db, path, SEG_DB_CREATE, &fi_backend), SEG_OK);
+    workload(db);
+    char *clean = mask_anon(dump(db));
+    seg_db_close(db);
+    db = NULL;
+    long total = fi.calls;
+    ck_assert_int_gt(total, 40);
+    long failures = 0;
+    for (long n = 1; n <= total; n++) {
+        remove_db_files(path);
+        fi_reset(n);
+        char what[96];
+        int rc = open_be(&db, path, SEG_DB_CREATE, &fi_backend);
+        if (rc != SEG_OK) {
+            /* open, load or the first write failed: nothing is left open */
+            ck_assert_msg(rc == SEG_ESTORAGE, "call %ld: open: %d %s", n, rc, open_err);
+            TU_STR_HAS(open_err, "injected failure");
+            ck_assert_ptr_null(db);
+            ck_assert_int_eq(open_be(&db, path, SEG_DB_CREATE, &fi_backend), SEG_OK);
+        }
+        for (int k = 0; k < NSTEPS; k++) {
+            long before = fi.failures;
+            rc = step(db, k);
+            if (fi.failures == before) {
+                ck_assert_msg(rc == SEG_OK, "call %ld, step %d: %d %s", n, k, rc,
+                              seg_errmsg(db));
+                continue;
+            }
+            /* the injected failure: reported, nothing half-done, usable */
+            snprintf(what, sizeof what, "call %ld (%s), step %d", n, fi.failed_what, k);
+            ck_assert_msg(rc == SEG_ESTORAGE, "%s: returned %d (%s)", what, rc, seg_errmsg(db));
+            ck_assert_msg(strstr(seg_errmsg(db), "injected failure") != NULL, "%s: message %s",
+                          what, seg_errmsg(db));
+            same_as_stored(db, path, what);
+            rc = step(db, k);
+            ck_assert_msg(rc == SEG_OK, "%s: the retry: %d %s", what, rc, seg_errmsg(db));
+        }
+        failures += fi.failures;
+        ck_assert_int_eq(fi.failures, 1);
+        snprintf(what, sizeof what, "after the failure of call %ld (%s)", n, fi.failed_what);
+        same_as_stored(db, path, what);
+        char *end = mask_anon(dump(db));
+        dump_eq(clean, end, what);
+        free(end);
+        seg_db_close(db);
+        db = NULL;
+        /* the records too */
+        fi_reset(0);
+        ck_assert_int_eq(open_be(&db, path, 0, &fi_backend), SEG_OK);
+        ck_assert_str_eq(fi.records.p,
+                         "journey_state/alice/j1=state=wait\noutbox/0001=email:discount_5\n");
+        seg_db_close(db);
+        db = NULL;
+    }
+    ck_assert_int_eq(failures, total);
+    free(clean);
+    fi.inner = NULL;
+    fi_reset(0);
+    seg_storage_sqlite_free(inner);
+}
+END_TEST
+
+/* ======================================================================== */
 
 Suite *sqlite_suite(void)
 {
@@ -1663,6 +1901,18 @@ Suite *sqlite_suite(void)
     tcase_add_test(tc, bad_rows);
     tcase_add_test(tc, bad_paths);
     tcase_add_test(tc, bad_permissions);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("crash");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 240);
+    tcase_add_test(tc, crash_sigkill);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("fault");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 240);
+    tcase_add_test(tc, fault_every_call);
     suite_add_tcase(s, tc);
 
     return s;
