@@ -71,11 +71,6 @@ static void teardown(void)
     nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static const char *src_root(void)
-{
-    const char *r = getenv("SEG_SOURCE_ROOT");
-    return r && *r ? r : ".";
-}
 
 /* ======================================================================== */
 /* opening                                                                   */
@@ -105,6 +100,14 @@ static int open_sq(seg_db **out, const char *path, uint32_t flags)
         int rc_ = open_sq((dbp), (path), (flags)); \
         ck_assert_msg(rc_ == SEG_OK, "open %s: %d %s", (path), rc_, open_err); \
     } while (0)
+
+#if SEG_HAVE_SQLITE
+
+static const char *src_root(void)
+{
+    const char *r = getenv("SEG_SOURCE_ROOT");
+    return r && *r ? r : ".";
+}
 
 /* ======================================================================== */
 /* the whole observable state as text                                        */
@@ -1862,6 +1865,29 @@ START_TEST(fault_every_call)
 }
 END_TEST
 
+#else /* !SEG_HAVE_SQLITE */
+
+/* Built without SQLite: the functions exist and say so. */
+START_TEST(not_supported)
+{
+    const seg_storage_backend *be = seg_storage_sqlite();
+    ck_assert_ptr_nonnull(be);
+    ck_assert_str_eq(be->name, "sqlite");
+    ck_assert_int_eq(open_sq(&db, P("x.db"), SEG_DB_CREATE), SEG_ENOTSUP);
+    ck_assert_ptr_null(db);
+    ck_assert_msg(strstr(open_err, "built without SQLite") != NULL, "%s", open_err);
+    ck_assert_str_eq(seg_errstr(SEG_ENOTSUP), "not supported by this build");
+    seg_storage_backend *nb = (seg_storage_backend *)1;
+    ck_assert_int_eq(seg_storage_sqlite_new(&nb, NULL), SEG_ENOTSUP);
+    ck_assert_ptr_null(nb);
+    seg_storage_sqlite_options o;
+    ck_assert_int_eq(seg_storage_sqlite_options_init(&o, sizeof o), SEG_OK);
+    seg_storage_sqlite_free(NULL);
+}
+END_TEST
+
+#endif /* SEG_HAVE_SQLITE */
+
 /* ======================================================================== */
 
 Suite *sqlite_suite(void)
@@ -1869,6 +1895,7 @@ Suite *sqlite_suite(void)
     Suite *s = suite_create("sqlite");
     TCase *tc;
 
+#if SEG_HAVE_SQLITE
     tc = tcase_create("reopen");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, reopen_workload);
@@ -1920,6 +1947,12 @@ Suite *sqlite_suite(void)
     tcase_add_test(tc, fault_every_call);
     suite_add_tcase(s, tc);
 
+#else
+    tc = tcase_create("disabled");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, not_supported);
+    suite_add_tcase(s, tc);
+#endif
     return s;
 }
 

@@ -1701,47 +1701,6 @@ typedef struct sq_storage {
     seg_storage base;
 } sq_storage;
 
-/* Read-only in a directory where FILE-shm cannot be created: when no
- * FILE-wal exists (so none can hold newer data, and none can appear, the
- * directory being read-only), open the file as immutable. */
-static int reopen_immutable(sq_storage *s, const char *uri)
-{
-    char wal[sizeof s->name + 8];
-    snprintf(wal, sizeof wal, "%s-wal", s->name);
-    struct stat sb;
-    if (strncmp(uri, "file:", 5) == 0 || stat(wal, &sb) == 0 || errno != ENOENT)
-        return sq_fail(s, SEG_ESTORAGE, "'%s': cannot read it: its WAL index (-shm file) "
-                       "cannot be created or written here", s->name);
-    /* file:PATH?immutable=1, the path percent-encoded */
-    size_t n = strlen(uri);
-    char *u = seg__malloc(s->a, 3 * n + 32);
-    if (!u)
-        return sq_nomem(s, SEG_ENOMEM, "open");
-    size_t k = 0;
-    memcpy(u, "file:", 5);
-    k = 5;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)uri[i];
-        if (c == '?' || c == '#' || c == '%' || c < 0x21 || c >= 0x7f) {
-            u[k++] = '%';
-            u[k++] = "0123456789ABCDEF"[c >> 4];
-            u[k++] = "0123456789ABCDEF"[c & 15];
-        } else {
-            u[k++] = (char)c;
-        }
-    }
-    memcpy(u + k, "?immutable=1", sizeof "?immutable=1");
-    sqlite3_close(s->db);
-    s->db = NULL;
-    int rc = sqlite3_open_v2(u, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI |
-                                            SQLITE_OPEN_NOMUTEX, NULL);
-    seg__free(s->a, u);
-    if (rc != SQLITE_OK)
-        return sq_sqlfail(s, rc, "open read-only");
-    sqlite3_extended_result_codes(s->db, 1);
-    return SEG_OK;
-}
-
 static int sq_open(seg_storage *st, const char *uri, uint32_t flags, void *app_data)
 {
     SEG_UNUSED(uri); SEG_UNUSED(flags); SEG_UNUSED(app_data);
