@@ -3,6 +3,7 @@
  * reopen time, and where reopen time goes.
  *
  *   bench_sqlite N [SEED] [--normal] [--file PATH] [--keep] [--ingest-only]
+ *   bench_sqlite N --reopen-only --file PATH
  *
  * Generates N events shaped like bench_ingest's (about 10 events per
  * customer, 20 % of lines continuing an order, 2 % refunds, derived ids),
@@ -18,7 +19,8 @@
  *                         everything (SQLite reading, row decoding, derived ids)
  * The engine's share of reopen is reopen - sqlite_read.  --file PATH puts
  * the database there (default: bench_sqlite.db in $TMPDIR or /tmp); --keep
- * leaves it; --ingest-only stops after the SQLite ingest (for profiling).
+ * leaves it; --ingest-only stops after the SQLite ingest, --reopen-only
+ * measures only the reopen phases of a file kept before (for profiling).
  * Single-threaded, like the library.
  */
 #include <segment.h>
@@ -204,7 +206,7 @@ int main(int argc, char **argv)
 {
     size_t n = 0;
     uint64_t seed = 42;
-    bool normal = false, keep = false, ingest_only = false;
+    bool normal = false, keep = false, ingest_only = false, reopen_only = false;
     const char *path = NULL;
     char defpath[4096];
     for (int i = 1; i < argc; i++) {
@@ -212,6 +214,8 @@ int main(int argc, char **argv)
             normal = true;
         else if (strcmp(argv[i], "--ingest-only") == 0)
             ingest_only = true;
+        else if (strcmp(argv[i], "--reopen-only") == 0)
+            reopen_only = keep = true;
         else if (strcmp(argv[i], "--keep") == 0)
             keep = true;
         else if (strcmp(argv[i], "--file") == 0 && i + 1 < argc)
@@ -232,24 +236,14 @@ int main(int argc, char **argv)
         path = defpath;
     }
     rng_state = seed;
-    char *pool;
-    seg_event *ev = generate(n, &pool);
-    if (!ev)
+    char *pool = NULL;
+    seg_event *ev = reopen_only ? NULL : generate(n, &pool);
+    if (!ev && !reopen_only)
         die(NULL, "generate", SEG_ENOMEM);
 
     seg_db *db = NULL;
     int rc;
     double t;
-    if (!ingest_only) {
-        if ((rc = seg_db_open(&db, ":memory:", NULL)) != SEG_OK)
-            die(NULL, "open memory", rc);
-        t = now_s();
-        ingest_all(db, ev, n);
-        report("memory_ingest", n, now_s() - t);
-        seg_db_close(db);
-    }
-
-    remove_db(path);
     char err[512] = "";
     seg_db_options o = SEG_DB_OPTIONS_INIT;
     o.errbuf = err;
@@ -260,6 +254,19 @@ int main(int argc, char **argv)
     if ((rc = seg_storage_sqlite_new(&be, &so)) != SEG_OK)
         die(NULL, "seg_storage_sqlite_new", rc);
     o.storage = be;
+    if (reopen_only)
+        goto reopen;
+    if (!ingest_only) {
+        if ((rc = seg_db_open(&db, ":memory:", NULL)) != SEG_OK)
+            die(NULL, "open memory", rc);
+        t = now_s();
+        ingest_all(db, ev, n);
+        report("memory_ingest", n, now_s() - t);
+        seg_db_close(db);
+    }
+
+    remove_db(path);
+    o.flags = SEG_DB_CREATE;
     if ((rc = seg_db_open(&db, path, &o)) != SEG_OK) {
         fprintf(stderr, "bench_sqlite: %s\n", err);
         return 1;
@@ -279,6 +286,7 @@ int main(int argc, char **argv)
         return 0;
     }
 
+reopen:;
     struct stat sb;
     if (stat(path, &sb) != 0)
         die(NULL, "stat", SEG_EIO);
