@@ -55,6 +55,27 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
     return remove(path);
 }
 
+/* A directory in memory (/dev/shm) for tests about consistency rather
+ * than durability: the thousands of fsyncs of a disk cost seconds there.
+ * Falls back to the test's directory. */
+static char shmdir[PATH_MAX];
+
+static const char *fast_path(const char *name)
+{
+    if (!shmdir[0]) {
+        snprintf(shmdir, sizeof shmdir, "/dev/shm/segsqlXXXXXX");
+        if (!mkdtemp(shmdir))
+            snprintf(shmdir, sizeof shmdir, "%s", tmpdir);
+    }
+    static char b[PATH_MAX];
+    size_t n = strlen(shmdir), m = strlen(name);
+    ck_assert_uint_lt(n + m + 2, PATH_MAX);
+    memcpy(b, shmdir, n);
+    b[n] = '/';
+    memcpy(b + n + 1, name, m + 1);
+    return b;
+}
+
 static void setup(void)
 {
     const char *base = getenv("TMPDIR");
@@ -69,6 +90,9 @@ static void teardown(void)
     db = NULL;
     chmod(tmpdir, 0700);
     nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (shmdir[0] && strcmp(shmdir, tmpdir) != 0)
+        nftw(shmdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    shmdir[0] = '\0';
 }
 
 
@@ -1793,7 +1817,7 @@ static void same_as_stored(seg_db *d, const char *path, const char *what)
 
 START_TEST(fault_every_call)
 {
-    const char *path = P("f.db");
+    const char *path = fast_path("f.db");
     /* synchronous=NORMAL: this is about consistency, not about power loss,
      * and it spares a few thousand fsyncs */
     seg_storage_sqlite_options so = SEG_STORAGE_SQLITE_OPTIONS_INIT;
@@ -1888,6 +1912,107 @@ END_TEST
 
 #endif /* SEG_HAVE_SQLITE */
 
+/* SQLite's own allocations fail, one at a time: the backend's error paths
+ * inside a call (a statement failing after ids were taken, ...). */
+static sqlite3_mem_methods sys_mem;
+static long mem_calls, mem_fail_at, mem_failed;
+
+static void *fm_malloc(int n)
+{
+    if (++mem_calls == mem_fail_at) {
+        mem_failed++;
+        return NULL;
+    }
+    return sys_mem.xMalloc(n);
+}
+
+static void *fm_realloc(void *p, int n)
+{
+    if (++mem_calls == mem_fail_at) {
+        mem_failed++;
+        return NULL;
+    }
+    return sys_mem.xRealloc(p, n);
+}
+
+/* before SQLite initializes (main) */
+static void install_failing_malloc(void)
+{
+    sqlite3_mem_methods m;
+    if (sqlite3_config(SQLITE_CONFIG_GETMALLOC, &sys_mem) != SQLITE_OK)
+        return;
+    m = sys_mem;
+    m.xMalloc = fm_malloc;
+    m.xRealloc = fm_realloc;
+    sqlite3_config(SQLITE_CONFIG_MALLOC, &m);
+}
+
+START_TEST(fault_sqlite_malloc)
+{
+    ck_assert_msg(sys_mem.xMalloc != NULL, "the failing allocator is not installed");
+    const char *path = fast_path("m.db");
+    /* synchronous=NORMAL: fewer fsyncs, the same code paths */
+    seg_storage_sqlite_options so = SEG_STORAGE_SQLITE_OPTIONS_INIT;
+    so.flags = SEG_STORAGE_SQLITE_SYNC_NORMAL;
+    seg_storage_backend *be = NULL;
+    ck_assert_int_eq(seg_storage_sqlite_new(&be, &so), SEG_OK);
+    mem_fail_at = 0;
+    mem_calls = 0;
+    ck_assert_int_eq(open_be(&db, path, SEG_DB_CREATE, be), SEG_OK);
+    workload(db);
+    char *clean = mask_anon(dump(db));
+    seg_db_close(db);
+    db = NULL;
+    long total = mem_calls;
+    ck_assert_int_gt(total, 100);
+    long tried = 0, failed_calls = 0;
+    for (long n = 1; n <= total; n += n < 40 ? 1 : total / 150 + 1) {
+        remove_db_files(path);
+        mem_calls = 0;
+        mem_failed = 0;
+        mem_fail_at = n;
+        char what[96];
+        int rc = open_be(&db, path, SEG_DB_CREATE, be);
+        if (rc != SEG_OK) {
+            ck_assert_msg(rc == SEG_ENOMEM || rc == SEG_ESTORAGE, "allocation %ld: open: %d %s", n,
+                          rc, open_err);
+            ck_assert_msg(open_err[0] != '\0', "allocation %ld: open: no message", n);
+            ck_assert_ptr_null(db);
+            ck_assert_int_eq(open_be(&db, path, SEG_DB_CREATE, be), SEG_OK);
+            failed_calls++;
+        }
+        for (int k = 0; k < NSTEPS; k++) {
+            rc = step(db, k);
+            if (rc == SEG_OK)
+                continue;
+            snprintf(what, sizeof what, "allocation %ld, step %d", n, k);
+            ck_assert_msg(mem_failed == 1, "%s: failed without a failed allocation: %d %s", what,
+                          rc, seg_errmsg(db));
+            ck_assert_msg(rc == SEG_ENOMEM || rc == SEG_ESTORAGE, "%s: %d %s", what, rc,
+                          seg_errmsg(db));
+            ck_assert_msg(seg_errmsg(db)[0] != '\0', "%s: no message", what);
+            same_as_stored(db, path, what);
+            rc = step(db, k);
+            ck_assert_msg(rc == SEG_OK, "%s: the retry: %d %s", what, rc, seg_errmsg(db));
+            failed_calls++;
+        }
+        snprintf(what, sizeof what, "after allocation %ld failed", n);
+        same_as_stored(db, path, what);
+        char *end = mask_anon(dump(db));
+        dump_eq(clean, end, what);
+        free(end);
+        seg_db_close(db);
+        db = NULL;
+        tried++;
+    }
+    mem_fail_at = 0;
+    ck_assert_int_gt(tried, 100);
+    ck_assert_int_gt(failed_calls, 10); /* some failures did reach the caller */
+    free(clean);
+    seg_storage_sqlite_free(be);
+}
+END_TEST
+
 /* ======================================================================== */
 
 Suite *sqlite_suite(void)
@@ -1945,6 +2070,7 @@ Suite *sqlite_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, fault_every_call);
+    tcase_add_test(tc, fault_sqlite_malloc);
     suite_add_tcase(s, tc);
 
 #else
@@ -1958,6 +2084,9 @@ Suite *sqlite_suite(void)
 
 int main(void)
 {
+#if SEG_HAVE_SQLITE
+    install_failing_malloc();
+#endif
     SRunner *sr = srunner_create(sqlite_suite());
     int failures;
     srunner_run_all(sr, CK_ENV);
