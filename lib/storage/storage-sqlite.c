@@ -1573,6 +1573,29 @@ static int open_file(sq_storage *s, const char *uri, uint32_t flags)
     return SEG_OK;
 }
 
+/* A writable open that SQLite refuses as read-only: say which part is not
+ * writable (the file, or its directory, where FILE-wal and FILE-shm go). */
+static int explain_readonly(sq_storage *s)
+{
+    char dir[sizeof s->name];
+    snprintf(dir, sizeof dir, "%s", s->name);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    if (faccessat(AT_FDCWD, s->name, W_OK, AT_EACCESS) != 0)
+        return sq_fail(s, SEG_ESTORAGE, "'%s' cannot be opened for writing: %s", s->name,
+                       strerror(errno));
+    if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) != 0)
+        return sq_fail(s, SEG_ESTORAGE, "'%s' cannot be opened for writing: directory '%s' "
+                       "(where its -wal and -shm files go): %s", s->name, dir, strerror(errno));
+    return sq_fail(s, SEG_ESTORAGE, "'%s' cannot be opened for writing: %s", s->name,
+                   sqlite3_errmsg(s->db));
+}
+
 /* Read-only in a directory where FILE-shm cannot be created: when no
  * FILE-wal exists (so none can hold newer data, and none can appear, the
  * directory being read-only), open the file as immutable. */
@@ -1643,9 +1666,8 @@ static int sq_open(seg_storage *st, const char *uri, uint32_t flags, void *app_d
         if (f && *f)
             snprintf(s->name, sizeof s->name, "%s", f);
     }
-    if (!s->readonly && (rc = take_lock(s)) != SEG_OK)
-        return rc;
-    /* the first read of the file: not SQLite, damaged, ... */
+    /* the first read of the file: not SQLite, damaged, ... (before the
+     * lock, so that a file that is none of ours gets no lock file) */
     int64_t n;
     rc = query_int(s, "SELECT count(*) FROM sqlite_master", 0, &n);
     if (rc != SEG_OK && s->owned && s->readonly &&
@@ -1657,6 +1679,8 @@ static int sq_open(seg_storage *st, const char *uri, uint32_t flags, void *app_d
     }
     if (rc != SEG_OK) {
         int ec = sqlite3_extended_errcode(s->db);
+        if ((ec & 0xff) == SQLITE_READONLY && s->owned && !s->readonly)
+            return explain_readonly(s);
         if ((ec & 0xff) == SQLITE_NOTADB)
             return sq_fail(s, SEG_ESTORAGE, "'%s' is not an SQLite database", s->name);
         if ((ec & 0xff) == SQLITE_CORRUPT)
@@ -1664,6 +1688,8 @@ static int sq_open(seg_storage *st, const char *uri, uint32_t flags, void *app_d
                            sqlite3_errmsg(s->db));
         return rc;
     }
+    if (!s->readonly && (rc = take_lock(s)) != SEG_OK)
+        return rc;
     if (s->owned && !s->readonly) {
         char sql[96];
         sqlite3_stmt *q;
