@@ -2016,6 +2016,168 @@ START_TEST(fault_sqlite_malloc)
 }
 END_TEST
 
+/* An SQLite VFS that passes everything to the default one but fails the
+ * Nth read, write, truncate or sync of a file with an I/O error: disk
+ * full, a bad sector, a failed fsync. */
+typedef struct fv_file {
+    sqlite3_file base;
+    sqlite3_file *real; /* follows this struct in the same allocation */
+} fv_file;
+
+static sqlite3_vfs fv_vfs, *fv_real;
+static sqlite3_io_methods fv_io;
+static long io_calls, io_fail_at, io_failed;
+
+static int fv_fail(void)
+{
+    if (++io_calls != io_fail_at)
+        return 0;
+    io_failed++;
+    return 1;
+}
+
+#define REAL(f) (((fv_file *)(f))->real)
+static int fv_close(sqlite3_file *f) { return REAL(f)->pMethods->xClose(REAL(f)); }
+static int fv_read(sqlite3_file *f, void *b, int n, sqlite3_int64 o)
+{
+    return fv_fail() ? SQLITE_IOERR_READ : REAL(f)->pMethods->xRead(REAL(f), b, n, o);
+}
+static int fv_write(sqlite3_file *f, const void *b, int n, sqlite3_int64 o)
+{
+    return fv_fail() ? SQLITE_IOERR_WRITE : REAL(f)->pMethods->xWrite(REAL(f), b, n, o);
+}
+static int fv_truncate(sqlite3_file *f, sqlite3_int64 n)
+{
+    return fv_fail() ? SQLITE_IOERR_TRUNCATE : REAL(f)->pMethods->xTruncate(REAL(f), n);
+}
+static int fv_sync(sqlite3_file *f, int fl)
+{
+    return fv_fail() ? SQLITE_IOERR_FSYNC : REAL(f)->pMethods->xSync(REAL(f), fl);
+}
+static int fv_size(sqlite3_file *f, sqlite3_int64 *n) { return REAL(f)->pMethods->xFileSize(REAL(f), n); }
+static int fv_lock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xLock(REAL(f), l); }
+static int fv_unlock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xUnlock(REAL(f), l); }
+static int fv_reserved(sqlite3_file *f, int *r)
+{
+    return REAL(f)->pMethods->xCheckReservedLock(REAL(f), r);
+}
+static int fv_fcntl(sqlite3_file *f, int op, void *a)
+{
+    return REAL(f)->pMethods->xFileControl(REAL(f), op, a);
+}
+static int fv_sector(sqlite3_file *f) { return REAL(f)->pMethods->xSectorSize(REAL(f)); }
+static int fv_devchar(sqlite3_file *f)
+{
+    return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
+}
+static int fv_shmmap(sqlite3_file *f, int pg, int sz, int ext, void volatile **p)
+{
+    return REAL(f)->pMethods->xShmMap(REAL(f), pg, sz, ext, p);
+}
+static int fv_shmlock(sqlite3_file *f, int off, int n, int fl)
+{
+    return REAL(f)->pMethods->xShmLock(REAL(f), off, n, fl);
+}
+static void fv_shmbarrier(sqlite3_file *f) { REAL(f)->pMethods->xShmBarrier(REAL(f)); }
+static int fv_shmunmap(sqlite3_file *f, int del) { return REAL(f)->pMethods->xShmUnmap(REAL(f), del); }
+
+static int fv_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags, int *out)
+{
+    (void)v;
+    fv_file *p = (fv_file *)f;
+    p->real = (sqlite3_file *)(p + 1);
+    p->base.pMethods = NULL;
+    int rc = fv_real->xOpen(fv_real, name, p->real, flags, out);
+    if (p->real->pMethods)
+        p->base.pMethods = &fv_io;
+    return rc;
+}
+
+static void install_faulty_vfs(void)
+{
+    fv_real = sqlite3_vfs_find(NULL);
+    if (!fv_real)
+        return;
+    fv_vfs = *fv_real;
+    fv_vfs.iVersion = fv_real->iVersion < 3 ? fv_real->iVersion : 3;
+    fv_vfs.szOsFile = (int)sizeof(fv_file) + fv_real->szOsFile;
+    fv_vfs.zName = "segfaultio";
+    fv_vfs.xOpen = fv_open;
+    fv_vfs.pNext = NULL;
+    /* version 2 of the file methods: no memory-mapped reads */
+    fv_io = (sqlite3_io_methods){ 2, fv_close, fv_read, fv_write, fv_truncate, fv_sync,
+                                  fv_size, fv_lock, fv_unlock, fv_reserved, fv_fcntl,
+                                  fv_sector, fv_devchar, fv_shmmap, fv_shmlock,
+                                  fv_shmbarrier, fv_shmunmap, NULL, NULL };
+    sqlite3_vfs_register(&fv_vfs, 0);
+}
+
+START_TEST(fault_io_errors)
+{
+    install_faulty_vfs();
+    ck_assert_ptr_nonnull(sqlite3_vfs_find("segfaultio"));
+    const char *path = fast_path("io.db");
+    char uri[PATH_MAX + 32];
+    snprintf(uri, sizeof uri, "file:%s?vfs=segfaultio", path);
+    io_fail_at = 0;
+    io_calls = 0;
+    OPEN_OK(&db, uri, SEG_DB_CREATE);
+    workload(db);
+    char *clean = mask_anon(dump(db));
+    seg_db_close(db);
+    db = NULL;
+    long total = io_calls;
+    ck_assert_int_gt(total, 50);
+    long tried = 0, reported = 0;
+    for (long n = 1; n <= total; n += n < 60 ? 1 : total / 120 + 1) {
+        remove_db_files(path);
+        io_calls = 0;
+        io_failed = 0;
+        io_fail_at = n;
+        char what[96];
+        int rc = open_sq(&db, uri, SEG_DB_CREATE);
+        if (rc != SEG_OK) {
+            ck_assert_msg(rc == SEG_ESTORAGE, "I/O %ld: open: %d %s", n, rc, open_err);
+            TU_STR_HAS(open_err, "I/O error");
+            ck_assert_ptr_null(db);
+            OPEN_OK(&db, uri, SEG_DB_CREATE);
+            reported++;
+        }
+        for (int k = 0; k < NSTEPS; k++) {
+            rc = step(db, k);
+            if (rc == SEG_OK)
+                continue;
+            snprintf(what, sizeof what, "I/O %ld, step %d", n, k);
+            ck_assert_msg(io_failed == 1, "%s: failed without a failed I/O: %d %s", what, rc,
+                          seg_errmsg(db));
+            ck_assert_msg(rc == SEG_ESTORAGE, "%s: %d %s", what, rc, seg_errmsg(db));
+            ck_assert_msg(strstr(seg_errmsg(db), "I/O error") != NULL, "%s: %s", what,
+                          seg_errmsg(db));
+            same_as_stored(db, path, what);
+            rc = step(db, k);
+            ck_assert_msg(rc == SEG_OK, "%s: the retry: %d %s", what, rc, seg_errmsg(db));
+            reported++;
+        }
+        snprintf(what, sizeof what, "after I/O %ld failed", n);
+        same_as_stored(db, path, what);
+        char *end = mask_anon(dump(db));
+        dump_eq(clean, end, what);
+        free(end);
+        seg_db_close(db);
+        db = NULL;
+        /* and after a clean close, the file says the same */
+        char *file = mask_anon(dump_file(path));
+        dump_eq(clean, file, what);
+        free(file);
+        tried++;
+    }
+    io_fail_at = 0;
+    ck_assert_int_gt(tried, 60);
+    ck_assert_int_gt(reported, 10);
+    free(clean);
+}
+END_TEST
+
 /* ======================================================================== */
 
 Suite *sqlite_suite(void)
@@ -2074,6 +2236,7 @@ Suite *sqlite_suite(void)
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, fault_every_call);
     tcase_add_test(tc, fault_sqlite_malloc);
+    tcase_add_test(tc, fault_io_errors);
     suite_add_tcase(s, tc);
 
 #else
