@@ -328,6 +328,7 @@ reopen:;
     double rd = now_s() - t;
     report("sqlite_read", n, rd);
     seg_db_close(db);
+    uint64_t rows = dropped;
     o.storage = &customers_backend;
     t = now_s();
     if ((rc = seg_db_open(&db, path, &o)) != SEG_OK) {
@@ -340,7 +341,7 @@ reopen:;
     seg_db_close(db);
     printf("reopen_split sqlite_read_s=%.3f engine_customers_s=%.3f engine_events_s=%.3f "
            "rows_read=%llu customers=%llu\n", rd, cu - rd, reopen - cu,
-           (unsigned long long)dropped, (unsigned long long)ncust);
+           (unsigned long long)rows, (unsigned long long)ncust);
     seg_storage_sqlite_free(be);
     if (!keep)
         remove_db(path);
