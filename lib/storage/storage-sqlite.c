@@ -1691,7 +1691,7 @@ static int sq_open(seg_storage *st, const char *uri, uint32_t flags, void *app_d
     if (!s->readonly && (rc = take_lock(s)) != SEG_OK)
         return rc;
     if (s->owned && !s->readonly) {
-        char sql[96];
+        char sql[192];
         sqlite3_stmt *q;
         if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &q, NULL) != SQLITE_OK)
             return sq_sqlfail(s, sqlite3_errcode(s->db), "journal_mode");
@@ -1703,8 +1703,10 @@ static int sq_open(seg_storage *st, const char *uri, uint32_t flags, void *app_d
             return src == SQLITE_ROW
                        ? sq_fail(s, SEG_ESTORAGE, "'%s': cannot switch to WAL mode", s->name)
                        : sq_sqlfail(s, src, "journal_mode");
+        /* journal_size_limit: the WAL shrinks back after a large batch */
         snprintf(sql, sizeof sql,
-                 "PRAGMA synchronous = %s; PRAGMA secure_delete = ON; PRAGMA cache_size = -32768",
+                 "PRAGMA synchronous = %s; PRAGMA secure_delete = ON; PRAGMA cache_size = -32768; "
+                 "PRAGMA journal_size_limit = 67108864",
                  o && (o->flags & SEG_STORAGE_SQLITE_SYNC_NORMAL) ? "NORMAL" : "FULL");
         if ((rc = exec_sql(s, sql, "settings")) != SEG_OK)
             return rc;
