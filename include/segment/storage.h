@@ -194,7 +194,10 @@ typedef struct seg_storage_sqlite_options {
      *  backend adds its tables (all named seg_*) to that database and changes
      *  no setting of the connection, so durability follows the host's
      *  journal_mode and synchronous (WAL and FULL are recommended).  The
-     *  connection must stay open until seg_db_close(). */
+     *  connection must stay open until seg_db_close(), and the host uses it
+     *  only between calls on the db (one thread at a time).  Inside a
+     *  transaction of the host's, the backend's writes are savepoints: they
+     *  become durable when the host commits. */
     void *connection;
 } seg_storage_sqlite_options;
 
