@@ -230,10 +230,10 @@ run_error 2 "--monetary: must be 'total' or 'aov': 'mean'" -- rfm --events ev1.c
 run_error 2 "--as-of: not a time: 'tomorrow'" -- rfm --events ev1.csv --as-of tomorrow
 run_error 2 "--as-of given twice" -- rfm --events ev1.csv --as-of 2024-01-01 --as-of 2024-01-02
 run_error 2 "not with --bins, --monetary or --window" -- rfm --events ev1.csv --use-thresholds fixed.txt --bins 3
-run_error 2 "give --events or --db, not both" -- rfm --events ev1.csv --db x.db
+run_error 2 "give one or the other" -- rfm --events ev1.csv --db x.db
 
 # ---- data errors: status 1 ----
-run_error 1 "--db x\.db: database files are not built yet" -- rfm --db x.db
+run_error 1 "x\.db" -- rfm --db x.db
 run_error 1 "cannot open 'missing\.txt'" -- rfm --events ev1.csv --use-thresholds missing.txt
 printf 'libsegment-rfm-thresholds 1\nbins 3\ncolour red\n' >bad-t.txt
 run_error 1 "bad-t\.txt: line 3: unknown key 'colour'" -- rfm --events ev1.csv --use-thresholds bad-t.txt

@@ -29,7 +29,7 @@ static void teardown(void)
 static const int all_codes[] = {
     SEG_OK, SEG_ERROR, SEG_EINVAL, SEG_ENOMEM, SEG_EBUSY, SEG_ESTORAGE, SEG_EPARSE,
     SEG_EVERSION, SEG_ENOTFOUND, SEG_ECONFLICT, SEG_ERANGE, SEG_EIO, SEG_EMISUSE,
-    SEG_EREADONLY, SEG_ELIMIT,
+    SEG_EREADONLY, SEG_ELIMIT, SEG_ENOTSUP,
 };
 #define N_CODES (sizeof all_codes / sizeof all_codes[0])
 
@@ -102,12 +102,13 @@ START_TEST(errstr_numbers_fixed)
     ck_assert_int_eq(SEG_EMISUSE, -12);
     ck_assert_int_eq(SEG_EREADONLY, -13);
     ck_assert_int_eq(SEG_ELIMIT, -14);
+    ck_assert_int_eq(SEG_ENOTSUP, -15);
 }
 END_TEST
 
 START_TEST(errstr_unknown_code)
 {
-    static const int unknown[] = { -15, -99, -1000, INT_MIN, 1, 42, INT_MAX };
+    static const int unknown[] = { -16, -99, -1000, INT_MIN, 1, 42, INT_MAX };
     const char *generic = seg_errstr(-99);
     size_t i, j;
     ck_assert_ptr_nonnull(generic);

@@ -168,6 +168,7 @@ static const char main_help[] =
     "  customers     print one CSV row of purchase aggregates per customer\n"
     "  rfm           print recency, frequency, monetary and their scores per\n"
     "                customer, or the thresholds of the scores\n"
+    "  import        import event and customer CSV files into a database file\n"
     "  help [COMMAND]\n"
     "                show this help, or the help of COMMAND\n"
     "\n"
@@ -184,12 +185,16 @@ static const char main_help[] =
 static const char customers_help[] =
     "Usage: segment customers --events FILE [--events FILE ...] [FILE ...]\n"
     "                         [--customers FILE] [--as-of TIME]\n"
+    "       segment customers --db FILE.db [--as-of TIME]\n"
     "\n"
     "Import events (and optionally customer attributes) into an in-memory\n"
-    "database and print one CSV row per customer to standard output, sorted by\n"
-    "customer_id (byte order).  Nothing is written anywhere else.\n"
+    "database, or read a database file that 'segment import' wrote, and print\n"
+    "one CSV row per customer to standard output, sorted by customer_id (byte\n"
+    "order).  Nothing is written anywhere else.\n"
     "\n"
     "Options (each also accepted as --option=VALUE):\n"
+    "  --db FILE.db      read this database file (read-only; it may be open for\n"
+    "                    writing elsewhere at the same time) instead of CSV files\n"
     "  --events FILE     an event CSV file; repeat for several files.  FILE\n"
     "                    arguments without an option (or after --) are event\n"
     "                    files too; '-' reads standard input.  Each file is\n"
@@ -317,28 +322,219 @@ static char *read_stdin(size_t *len_out)
     return buf;
 }
 
+/* ---- input: --db FILE or --events FILE ... ---- */
+
+/* What a command reads: a database file, or CSV files imported into an
+ * in-memory database (or into the file, for 'import'). */
+typedef struct input_opts {
+    const char *db_path;     /* --db */
+    const char **events;     /* --events FILE and bare FILE arguments */
+    size_t nevents;
+    const char **customers;  /* --customers FILE */
+    size_t ncustomers;
+    int only_files;          /* after "--": every argument is an events file */
+} input_opts;
+
+static void input_init(input_opts *in, int argc)
+{
+    memset(in, 0, sizeof *in);
+    in->events = calloc((size_t)argc + 1, sizeof *in->events);
+    in->customers = calloc((size_t)argc + 1, sizeof *in->customers);
+    if (!in->events || !in->customers)
+        die_line(EXIT_DATA, "out of memory");
+}
+
+static void input_free(input_opts *in)
+{
+    free(in->events);
+    free(in->customers);
+}
+
+/*
+ * Take argv[*i] if it is an input option (--db, --events, --customers, "--")
+ * or a bare FILE; returns 1 when taken.
+ */
+static int input_option(input_opts *in, char **argv, int argc, int *i)
+{
+    const char *a = argv[*i], *val;
+    if (in->only_files || a[0] != '-' || strcmp(a, "-") == 0) {
+        in->events[in->nevents++] = a;
+    } else if (strcmp(a, "--") == 0) {
+        in->only_files = 1;
+    } else if (opt_value(argv, argc, i, "--events", &val)) {
+        in->events[in->nevents++] = val;
+    } else if (opt_value(argv, argc, i, "--customers", &val)) {
+        in->customers[in->ncustomers++] = val;
+    } else if (opt_value(argv, argc, i, "--db", &val)) {
+        if (in->db_path)
+            die_line(EXIT_USAGE, "--db given twice");
+        if (!*val)
+            die_line(EXIT_USAGE, "empty file name for --db");
+        in->db_path = val;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+/* Import one events file ('-': standard input) into db. */
+static void import_events(seg_db *db, const char *path, seg_ingest_stats *st)
+{
+    int rc;
+    if (strcmp(path, "-") == 0) {
+        size_t len;
+        char *data = read_stdin(&len);
+        seg_csv_options copts = SEG_CSV_OPTIONS_INIT;
+        copts.source_name = "<stdin>";
+        rc = seg_event_import_csv(db, data, len, &copts, st);
+        free(data);
+    } else {
+        rc = seg_event_import_csv_file(db, path, NULL, st);
+    }
+    if (rc != SEG_OK)
+        die_db(db, rc);
+}
+
+/*
+ * Open what the input options name and import the CSV files into it:
+ * - write == 0: --db FILE.db alone, opened read-only; or --events files
+ *   (at least one) and --customers files, imported into a new in-memory
+ *   database;
+ * - write == 1 ('import'): --db FILE.db (created if missing) and the files
+ *   to import into it (at least one); one line per file is printed.
+ * Dies with a usage error (status 2) when the options do not fit, and
+ * with status 1 when a file cannot be opened or imported.
+ */
+static seg_db *open_input(const input_opts *in, const char *cmd, int write)
+{
+    for (size_t i = 0; i < in->nevents; i++)
+        if (in->events[i][0] == '\0')
+            die_line(EXIT_USAGE, "%s: empty file name for --events", cmd);
+    for (size_t i = 0; i < in->ncustomers; i++)
+        if (in->customers[i][0] == '\0')
+            die_line(EXIT_USAGE, "%s: empty file name for --customers", cmd);
+    if (write && !in->db_path)
+        die_line(EXIT_USAGE, "%s: no database file given (--db FILE.db; see 'segment %s --help')",
+                 cmd, cmd);
+    if (write && in->nevents + in->ncustomers == 0)
+        die_line(EXIT_USAGE, "%s: nothing to import (give events files and/or --customers "
+                 "FILE; see 'segment %s --help')", cmd, cmd);
+    if (!write && in->db_path && in->nevents + in->ncustomers)
+        die_line(EXIT_USAGE, "%s: --db reads a database file, --events and --customers "
+                 "import CSV files: give one or the other (add files to a database with "
+                 "'segment import --db FILE.db FILES')", cmd);
+    if (!write && !in->db_path && in->nevents == 0)
+        die_line(EXIT_USAGE, "%s: no events file given (--events FILE, or --db FILE.db; see "
+                 "'segment %s --help')", cmd, cmd);
+
+    char errbuf[1024] = "";
+    seg_db_options opts = SEG_DB_OPTIONS_INIT;
+    opts.errbuf = errbuf;
+    opts.errbuf_size = sizeof errbuf;
+    if (in->db_path) {
+        opts.storage = seg_storage_sqlite();
+        opts.flags = write ? SEG_DB_CREATE : SEG_DB_READONLY;
+    }
+    seg_db *db = NULL;
+    int rc = seg_db_open(&db, in->db_path ? in->db_path : ":memory:", &opts);
+    if (rc != SEG_OK)
+        die_line(EXIT_DATA, "%s", errbuf[0] ? errbuf : seg_errstr(rc));
+
+    char line[2 * 4096];
+    for (size_t i = 0; i < in->nevents; i++) {
+        seg_ingest_stats st = SEG_INGEST_STATS_INIT;
+        import_events(db, in->events[i], &st);
+        if (write) {
+            snprintf(line, sizeof line, "%s: %llu new events, %llu already stored\n",
+                     strcmp(in->events[i], "-") == 0 ? "<stdin>" : in->events[i],
+                     (unsigned long long)st.accepted, (unsigned long long)st.duplicates);
+            out_str(line);
+            out_flush(); /* the file is stored: say so now */
+        }
+    }
+    for (size_t i = 0; i < in->ncustomers; i++) {
+        rc = seg_customer_import_csv_file(db, in->customers[i]);
+        if (rc != SEG_OK)
+            die_db(db, rc);
+        if (write) {
+            snprintf(line, sizeof line, "%s: customers imported\n", in->customers[i]);
+            out_str(line);
+            out_flush();
+        }
+    }
+    return db;
+}
+
+/* ---- segment import ---- */
+
+static const char import_help[] =
+    "Usage: segment import --db FILE.db [--events FILE ...] [FILE ...]\n"
+    "                      [--customers FILE ...]\n"
+    "\n"
+    "Import event and customer CSV files into a database file (SQLite),\n"
+    "creating it if it does not exist.  Other commands read it with --db.\n"
+    "\n"
+    "Options (each also accepted as --option=VALUE):\n"
+    "  --db FILE.db      the database file.  Only one process may write it at a\n"
+    "                    time: while another has it open for writing, import\n"
+    "                    fails (status 1); readers are not affected.\n"
+    "  --events FILE     an event CSV file; repeat for several files.  FILE\n"
+    "                    arguments without an option (or after --) are event\n"
+    "                    files too; '-' reads standard input.  Each file is one\n"
+    "                    atomic batch: one bad row fails the command, and the\n"
+    "                    files imported before it stay in the database.  Events\n"
+    "                    already stored are skipped, so importing a file twice\n"
+    "                    stores it once.\n"
+    "  --customers FILE  a customer CSV file (header customer_id, then NAME:TYPE\n"
+    "                    and consent:CHANNEL columns); read after the event\n"
+    "                    files.  May be repeated.\n"
+    "  -h, --help        show this help and exit\n"
+    "\n"
+    "The CSV formats are those of 'segment customers' (see its --help and\n"
+    "doc/guide.md).  Once this command has printed a file's line, that file is\n"
+    "durably stored: it survives a crash or a power loss.\n"
+    "\n"
+    "Output: one line per file, \"FILE: N new events, M already stored\" or\n"
+    "\"FILE: customers imported\".\n"
+    "\n"
+    "Exit status: 0 on success, 1 on bad data, an unreadable file or a\n"
+    "database that cannot be opened for writing, 2 on a usage error.\n"
+    "\n"
+    "Example:\n"
+    "  segment import --db shop.db examples/data/sample_events.csv \\\n"
+    "      --customers examples/data/sample_customers.csv\n"
+    "  segment customers --db shop.db --as-of 2024-07-01\n";
+
+static int cmd_import(int argc, char **argv)
+{
+    input_opts in;
+    input_init(&in, argc);
+    for (int i = 1; i < argc; i++) {
+        if (!in.only_files && is_help(argv[i]))
+            print_help(import_help);
+        if (!input_option(&in, argv, argc, &i))
+            die_line(EXIT_USAGE, "import: unknown option '%s' (see 'segment import --help')",
+                     argv[i]);
+    }
+    seg_db *db = open_input(&in, "import", 1);
+    out_finish();
+    seg_db_close(db);
+    input_free(&in);
+    return 0;
+}
+
 static int cmd_customers(int argc, char **argv)
 {
-    const char **events = calloc((size_t)argc + 1, sizeof *events);
-    const char **custs = calloc((size_t)argc + 1, sizeof *custs);
-    size_t nevents = 0, ncusts = 0;
+    input_opts in;
     const char *as_of_text = NULL, *val;
-    int only_files = 0;
 
-    if (!events || !custs)
-        die_line(EXIT_DATA, "out of memory");
+    input_init(&in, argc);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (only_files || a[0] != '-' || strcmp(a, "-") == 0) {
-            events[nevents++] = a;
-        } else if (strcmp(a, "--") == 0) {
-            only_files = 1;
-        } else if (is_help(a)) {
+        if (!in.only_files && is_help(a)) {
             print_help(customers_help);
-        } else if (opt_value(argv, argc, &i, "--events", &val)) {
-            events[nevents++] = val;
-        } else if (opt_value(argv, argc, &i, "--customers", &val)) {
-            custs[ncusts++] = val;
+        } else if (input_option(&in, argv, argc, &i)) {
+            continue;
         } else if (opt_value(argv, argc, &i, "--as-of", &val)) {
             if (as_of_text)
                 die_line(EXIT_USAGE, "--as-of given twice");
@@ -347,14 +543,6 @@ static int cmd_customers(int argc, char **argv)
             die_line(EXIT_USAGE, "customers: unknown option '%s' (see 'segment customers --help')", a);
         }
     }
-    if (nevents == 0)
-        die_line(EXIT_USAGE, "customers: no events file given (--events FILE; see 'segment customers --help')");
-    for (size_t i = 0; i < nevents; i++)
-        if (events[i][0] == '\0')
-            die_line(EXIT_USAGE, "customers: empty file name for --events");
-    for (size_t i = 0; i < ncusts; i++)
-        if (custs[i][0] == '\0')
-            die_line(EXIT_USAGE, "customers: empty file name for --customers");
 
     int64_t as_of = 0;
     if (as_of_text) {
@@ -367,35 +555,8 @@ static int cmd_customers(int argc, char **argv)
                      as_of_text);
     }
 
-    char errbuf[512] = "";
-    seg_db_options opts = SEG_DB_OPTIONS_INIT;
-    opts.errbuf = errbuf;
-    opts.errbuf_size = sizeof errbuf;
-    seg_db *db = NULL;
-    int rc = seg_db_open(&db, ":memory:", &opts);
-    if (rc != SEG_OK)
-        die_line(EXIT_DATA, "%s", errbuf[0] ? errbuf : seg_errstr(rc));
-
-    for (size_t i = 0; i < nevents; i++) {
-        if (strcmp(events[i], "-") == 0) {
-            size_t len;
-            char *data = read_stdin(&len);
-            seg_csv_options copts = SEG_CSV_OPTIONS_INIT;
-            copts.source_name = "<stdin>";
-            rc = seg_event_import_csv(db, data, len, &copts, NULL);
-            free(data);
-        } else {
-            rc = seg_event_import_csv_file(db, events[i], NULL, NULL);
-        }
-        if (rc != SEG_OK)
-            die_db(db, rc);
-    }
-    for (size_t i = 0; i < ncusts; i++) {
-        rc = seg_customer_import_csv_file(db, custs[i]);
-        if (rc != SEG_OK)
-            die_db(db, rc);
-    }
-
+    seg_db *db = open_input(&in, "customers", 0);
+    int rc;
     row_ctx ctx = { seg_db_currency_exponent(db), 0 };
     out_str("customer_id,orders,purchase_days,first_purchase,last_purchase,revenue,net_revenue\n");
     if (as_of_text)
@@ -408,8 +569,7 @@ static int cmd_customers(int argc, char **argv)
         die_line(EXIT_DATA, "a time or amount could not be formatted");
     out_finish();
     seg_db_close(db);
-    free(events);
-    free(custs);
+    input_free(&in);
     return 0;
 }
 
@@ -417,7 +577,8 @@ static int cmd_customers(int argc, char **argv)
 
 static const char rfm_help[] =
     "Usage: segment rfm --events FILE [--events FILE ...] [FILE ...]\n"
-    "                   [--as-of TIME] [--window DURATION] [--bins N]\n"
+    "                   [--customers FILE] [--as-of TIME] [--window DURATION]\n"
+    "                   [--bins N]\n"
     "                   [--monetary total|aov] [--use-thresholds FILE]\n"
     "                   [--thresholds] [--value] [--timings]\n"
     "       segment rfm --db FILE.db [OPTIONS]\n"
@@ -432,8 +593,10 @@ static const char rfm_help[] =
     "                    arguments without an option (or after --) are event\n"
     "                    files too; '-' reads standard input.  Each file is one\n"
     "                    atomic batch; events already imported are skipped.\n"
-    "  --db FILE.db      read the events from a libsegment database file\n"
-    "                    instead (needs the SQLite storage backend).\n"
+    "  --customers FILE  a customer CSV file (customers without a purchase are\n"
+    "                    listed as prospects); repeat for several files.\n"
+    "  --db FILE.db      read a libsegment database file instead of CSV files\n"
+    "                    (read-only; see 'segment import --help').\n"
     "  --as-of TIME      the reference time: only events with ts < TIME count,\n"
     "                    and recency is counted to the UTC date of TIME.\n"
     "                    Default: the start of the day after the last event\n"
@@ -492,9 +655,7 @@ static const char rfm_help[] =
     "  segment rfm --events new.csv --window 365d --use-thresholds t.txt\n";
 
 typedef struct rfm_args {
-    const char **events;
-    size_t nevents;
-    const char *db_path;
+    input_opts in;          /* --events, --customers, --db */
     const char *as_of_text, *window_text, *bins_text, *monetary_text, *thresholds_path;
     int print_thresholds, value, timings;
 } rfm_args;
@@ -551,11 +712,8 @@ bad:
 static void rfm_parse_args(int argc, char **argv, rfm_args *a)
 {
     const char *val;
-    int only_files = 0;
     memset(a, 0, sizeof *a);
-    a->events = calloc((size_t)argc + 1, sizeof *a->events);
-    if (!a->events)
-        die_line(EXIT_DATA, "out of memory");
+    input_init(&a->in, argc);
 #define ONCE(field, name)                                        \
     do {                                                         \
         if (a->field)                                            \
@@ -564,16 +722,10 @@ static void rfm_parse_args(int argc, char **argv, rfm_args *a)
     } while (0)
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
-        if (only_files || s[0] != '-' || strcmp(s, "-") == 0) {
-            a->events[a->nevents++] = s;
-        } else if (strcmp(s, "--") == 0) {
-            only_files = 1;
-        } else if (is_help(s)) {
+        if (!a->in.only_files && is_help(s)) {
             print_help(rfm_help);
-        } else if (opt_value(argv, argc, &i, "--events", &val)) {
-            a->events[a->nevents++] = val;
-        } else if (opt_value(argv, argc, &i, "--db", &val)) {
-            ONCE(db_path, "--db");
+        } else if (input_option(&a->in, argv, argc, &i)) {
+            continue;
         } else if (opt_value(argv, argc, &i, "--as-of", &val)) {
             ONCE(as_of_text, "--as-of");
         } else if (opt_value(argv, argc, &i, "--window", &val)) {
@@ -595,14 +747,6 @@ static void rfm_parse_args(int argc, char **argv, rfm_args *a)
         }
     }
 #undef ONCE
-    if (a->db_path && a->nevents)
-        die_line(EXIT_USAGE, "rfm: give --events or --db, not both");
-    if (!a->db_path && a->nevents == 0)
-        die_line(EXIT_USAGE,
-                 "rfm: no events file given (--events FILE or --db FILE.db; see 'segment rfm --help')");
-    for (size_t i = 0; i < a->nevents; i++)
-        if (a->events[i][0] == '\0')
-            die_line(EXIT_USAGE, "rfm: empty file name for --events");
     if (a->thresholds_path && (a->bins_text || a->monetary_text || a->window_text))
         die_line(EXIT_USAGE,
                  "rfm: --use-thresholds sets the bins, the monetary measure and the window: "
@@ -646,35 +790,10 @@ static void rfm_options(const rfm_args *a, seg_rfm_options *o)
 }
 
 /* Open the database the command reads: the event files imported into a
- * memory database, or a database file. */
+ * memory database, or a database file (the shared input helper). */
 static seg_db *rfm_open_input(const rfm_args *a)
 {
-    if (a->db_path)
-        die_line(EXIT_DATA, "--db %s: database files are not built yet (no SQLite storage backend in this build)",
-                 a->db_path);
-    char errbuf[512] = "";
-    seg_db_options opts = SEG_DB_OPTIONS_INIT;
-    opts.errbuf = errbuf;
-    opts.errbuf_size = sizeof errbuf;
-    seg_db *db = NULL;
-    int rc = seg_db_open(&db, ":memory:", &opts);
-    if (rc != SEG_OK)
-        die_line(EXIT_DATA, "%s", errbuf[0] ? errbuf : seg_errstr(rc));
-    for (size_t i = 0; i < a->nevents; i++) {
-        if (strcmp(a->events[i], "-") == 0) {
-            size_t len;
-            char *data = read_stdin(&len);
-            seg_csv_options copts = SEG_CSV_OPTIONS_INIT;
-            copts.source_name = "<stdin>";
-            rc = seg_event_import_csv(db, data, len, &copts, NULL);
-            free(data);
-        } else {
-            rc = seg_event_import_csv_file(db, a->events[i], NULL, NULL);
-        }
-        if (rc != SEG_OK)
-            die_db(db, rc);
-    }
-    return db;
+    return open_input(&a->in, "rfm", 0);
 }
 
 /* Read a whole file (for --use-thresholds). */
@@ -841,7 +960,7 @@ static int cmd_rfm(int argc, char **argv)
     phase(&a, "write", &t0);
     seg_rfm_thresholds_free(given);
     seg_db_close(db);
-    free(a.events);
+    input_free(&a.in);
     return 0;
 }
 
@@ -873,12 +992,16 @@ int main(int argc, char **argv)
             print_help(customers_help);
         if (strcmp(argv[2], "rfm") == 0)
             print_help(rfm_help);
+        if (strcmp(argv[2], "import") == 0)
+            print_help(import_help);
         die_line(EXIT_USAGE, "help: unknown command '%s' (see 'segment --help')", argv[2]);
     }
     if (strcmp(cmd, "customers") == 0)
         return cmd_customers(argc - 1, argv + 1);
     if (strcmp(cmd, "rfm") == 0)
         return cmd_rfm(argc - 1, argv + 1);
+    if (strcmp(cmd, "import") == 0)
+        return cmd_import(argc - 1, argv + 1);
     if (cmd[0] == '-')
         die_line(EXIT_USAGE, "unknown option '%s' (see 'segment --help')", cmd);
     die_line(EXIT_USAGE, "unknown command '%s' (see 'segment --help')", cmd);

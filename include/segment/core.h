@@ -74,6 +74,7 @@ SEG_BEGIN_DECLS
 #define SEG_EMISUSE  (-12) /**< the call is not allowed in this state */
 #define SEG_EREADONLY (-13) /**< the database was opened read-only */
 #define SEG_ELIMIT   (-14) /**< a documented size limit was exceeded */
+#define SEG_ENOTSUP  (-15) /**< not available in this build (an optional part was left out) */
 /** @} */
 
 /** @name Limits */

@@ -69,7 +69,10 @@ typedef struct seg_storage_sink {
     size_t struct_size;  /**< sizeof(seg_storage_sink) as known to the core */
     int (*meta)(void *ctx, const char *key, const char *value);            /**< a meta entry */
     int (*customer)(void *ctx, const char *customer_id);                   /**< a customer */
-    int (*event)(void *ctx, const seg_event_info *event);                  /**< an event */
+    /** An event.  event_id NULL stands for the derived id of the first
+     *  event with this content (occurrence 0), which the core computes;
+     *  a repeat of identical content carries its derived id. */
+    int (*event)(void *ctx, const seg_event_info *event);
     int (*attr)(void *ctx, const char *customer_id, const char *name,
                 const seg_value *value);                                    /**< an attribute */
     int (*consent)(void *ctx, const char *customer_id, const char *channel,
@@ -147,6 +150,97 @@ struct seg_storage_backend {
  * @since 1.0
  */
 SEG_API const seg_storage_backend *seg_storage_memory(void);
+
+/** @name The SQLite backend
+ * One SQLite file holds everything the engine stores (events, customers,
+ * attributes, consent, module records) in plain tables that the sqlite3
+ * shell can read; doc/storage.md documents them.  The uri given to
+ * seg_db_open() is the file's path (or an SQLite "file:" URI).
+ *
+ * - Durability: WAL mode and one SQLite transaction per batch.  By default
+ *   (synchronous=FULL) a batch is on disk when the call that wrote it
+ *   returns SEG_OK: it survives a crash of the process and a power loss.
+ *   With SEG_STORAGE_SQLITE_SYNC_NORMAL it survives a crash of the process
+ *   (SIGKILL, abort) but the last batches may be lost on a power loss or an
+ *   OS crash; writes are faster.
+ * - One writer: a second open for writing of the same file, from any
+ *   process or from this one, fails with SEG_EBUSY while the first is open
+ *   (an advisory lock on the file FILE-seglock, created next to it and left
+ *   there).  Any number of SEG_DB_READONLY opens may read it meanwhile; each
+ *   sees the state as of its open.
+ * - A file that does not exist is created only with SEG_DB_CREATE
+ *   (otherwise SEG_ENOTFOUND).  A file of a newer libsegment is refused
+ *   with SEG_EVERSION; an older one is upgraded when opened for writing.
+ *   A file that is not a libsegment database, or is damaged, is refused
+ *   with SEG_ESTORAGE and a message naming the problem.
+ * - Built with -Dsqlite=disabled, these functions still exist: the backend's
+ *   open fails with SEG_ENOTSUP, and seg_storage_sqlite_new() returns it.
+ * @{ */
+
+/** seg_storage_sqlite_options.flags: synchronous=NORMAL (see above). @since 1.0 */
+#define SEG_STORAGE_SQLITE_SYNC_NORMAL 0x1u
+
+/**
+ * Options of an SQLite backend made by seg_storage_sqlite_new().
+ * Initialize with SEG_STORAGE_SQLITE_OPTIONS_INIT or
+ * seg_storage_sqlite_options_init().
+ * @since 1.0
+ */
+typedef struct seg_storage_sqlite_options {
+    size_t struct_size;  /**< sizeof(seg_storage_sqlite_options) as compiled by the caller */
+    uint32_t flags;      /**< SEG_STORAGE_SQLITE_SYNC_NORMAL */
+    /** NULL, or a `sqlite3 *` the host has open: the backend uses it and
+     *  never closes it, and the uri given to seg_db_open() is ignored.  The
+     *  backend adds its tables (all named seg_*) to that database and changes
+     *  no setting of the connection, so durability follows the host's
+     *  journal_mode and synchronous (WAL and FULL are recommended).  The
+     *  connection must stay open until seg_db_close(), and the host uses it
+     *  only between calls on the db (one thread at a time).  Inside a
+     *  transaction of the host's, the backend's writes are savepoints: they
+     *  become durable when the host commits. */
+    void *connection;
+} seg_storage_sqlite_options;
+
+/** Default options. @since 1.0 */
+#define SEG_STORAGE_SQLITE_OPTIONS_INIT { sizeof(seg_storage_sqlite_options), 0, NULL }
+
+/**
+ * Write the default options into @p opts (for bindings).
+ * @return SEG_OK, SEG_EINVAL (NULL) or SEG_EVERSION (size smaller than 1.0's).
+ * @since 1.0
+ */
+SEG_API int seg_storage_sqlite_options_init(seg_storage_sqlite_options *opts,
+                                            size_t struct_size);
+
+/**
+ * The SQLite backend with default options: pass it in
+ * seg_db_options.storage and the file's path as the uri.  Static: never
+ * freed.  Never NULL, also when built without SQLite.
+ * @since 1.0
+ */
+SEG_API const seg_storage_backend *seg_storage_sqlite(void);
+
+/**
+ * An SQLite backend with options (for instance a host's own connection).
+ * @param out  receives the backend, or NULL on failure; free it with
+ *             seg_storage_sqlite_free() after the last seg_db_close() of a
+ *             database that uses it.
+ * @param opts options, or NULL for defaults
+ * @return SEG_OK, SEG_EINVAL (out NULL, unknown flags), SEG_EVERSION
+ *         (struct_size), SEG_ENOMEM, SEG_ENOTSUP (built without SQLite).
+ * @since 1.0
+ */
+SEG_API int seg_storage_sqlite_new(seg_storage_backend **out,
+                                   const seg_storage_sqlite_options *opts);
+
+/**
+ * Free a backend made by seg_storage_sqlite_new().  NULL, and the static
+ * backend of seg_storage_sqlite(), are ignored.
+ * @since 1.0
+ */
+SEG_API void seg_storage_sqlite_free(seg_storage_backend *backend);
+
+/** @} */
 
 /**
  * Report a failure from inside a backend call: formats a message that

@@ -21,6 +21,7 @@ SEG_API const char *seg_errstr(int code)
     case SEG_EMISUSE:   return "call not allowed in this state";
     case SEG_EREADONLY: return "database is read-only";
     case SEG_ELIMIT:    return "size limit exceeded";
+    case SEG_ENOTSUP:   return "not supported by this build";
     default:            return "unknown error";
     }
 }
