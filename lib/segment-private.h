@@ -184,6 +184,7 @@ typedef struct seg__batch seg__batch;
 /* flags for seg__batch_begin (whether a bad event ends the batch is the
  * caller's choice: see seg__is_fatal) */
 #define SEG__BATCH_COUNT_OCCURRENCES 0x2u /* derived ids count identical events within the batch (CSV) */
+#define SEG__BATCH_LOAD 0x4u /* the backend's load: no undo log (a failed load fails the open) */
 
 /* Start a batch (one storage transaction).  *out is NULL on failure. */
 int seg__batch_begin(seg__batch **out, seg_db *db, uint32_t flags, size_t size_hint);
@@ -193,14 +194,15 @@ int seg__batch_begin(seg__batch **out, seg_db *db, uint32_t flags, size_t size_h
  * batch stays usable: the caller goes on (per-event mode) or rolls back
  * (atomic).  After a fatal code the caller must roll back. */
 int seg__batch_add(seg__batch *b, const seg__ev *ev, bool *dup_out, int *field_out);
-/* Add events evs[0..n) in order, faster than one by one (lookups of
- * later events are prefetched while earlier ones are applied).  Returns
+/* Add events evs[0..n) in order, faster than one by one (the lookups of
+ * a group of events overlap).  occs: NULL, or the occurrence number of
+ * each event's derived id (-1: count as the batch's flags say).  Returns
  * SEG_OK when all were added (accepted or duplicates); otherwise the status
  * of the first rejected event, whose index is stored in *done (the events
  * before it were added, it and those after it were not) and its field in
  * *field_out. */
-int seg__batch_add_many(seg__batch *b, const seg__ev *evs, size_t n, size_t *done,
-                        int *field_out);
+int seg__batch_add_many(seg__batch *b, const seg__ev *evs, const int *occs, size_t n,
+                        size_t *done, int *field_out);
 /* The batch's counts so far: events accepted, duplicates skipped. */
 void seg__batch_counts(const seg__batch *b, uint64_t *accepted, uint64_t *duplicates);
 /* Commit: writes to storage; on failure everything of the batch is undone

@@ -28,6 +28,7 @@ struct seg_db {
     bool in_batch;
     bool iterating;          /* inside a foreach callback: no changes allowed */
     struct seg__batch *load_batch; /* open while the backend loads */
+    struct seg__loadq *loadq;      /* loaded items not applied yet (storage.c) */
     /* store */
     seg__store store;
     char idbuf[SEG_ID_MAX + 1];

@@ -1068,31 +1068,3 @@ SEG_API int seg_customer_anonymize(seg_db *db, const char *customer_id, char **n
     return SEG_OK;
 }
 
-/* ------------------------------------------------------------- loading */
-
-int seg__load_customer(seg_db *db, const char *customer_id)
-{
-    if (!customer_id)
-        return seg__error(db, SEG_ESTORAGE, "load: customer without id");
-    seg__custop op = { SEG__OP_ADD, seg__cstr(customer_id), SEG__STR_NULL, 0, 0, 0,
-                       SEG__STR_NULL, 0 };
-    return seg__customer_apply(db, &op, 1, NULL);
-}
-
-int seg__load_attr(seg_db *db, const char *cust, const char *name, const seg_value *v)
-{
-    if (!cust || !name || !v)
-        return seg__error(db, SEG_ESTORAGE, "load: incomplete attribute");
-    seg__custop op = { SEG__OP_ATTR, seg__cstr(cust), seg__cstr(name), v->type, v->i, v->d,
-                       v->type == SEG_TYPE_STRING ? seg__cstr(v->s) : SEG__STR_NULL, 0 };
-    return seg__customer_apply(db, &op, 1, NULL);
-}
-
-int seg__load_consent(seg_db *db, const char *cust, const char *channel, int state)
-{
-    if (!cust || !channel)
-        return seg__error(db, SEG_ESTORAGE, "load: incomplete consent");
-    seg__custop op = { SEG__OP_CONSENT, seg__cstr(cust), seg__cstr(channel), 0, 0, 0,
-                       SEG__STR_NULL, state };
-    return seg__customer_apply(db, &op, 1, NULL);
-}

@@ -1003,7 +1003,8 @@ static int flush_pending(csv_import *im)
         size_t done = 0;
         int field = SEG__F_NONE;
         seg__batch_counts(im->batch, &acc0, &dup0);
-        rc = seg__batch_add_many(im->batch, im->pending_ev + base, n - base, &done, &field);
+        rc = seg__batch_add_many(im->batch, im->pending_ev + base, NULL, n - base, &done,
+                                 &field);
         seg__batch_counts(im->batch, &acc1, &dup1);
         im->accepted += acc1 - acc0;
         im->duplicates += dup1 - dup0;

@@ -279,7 +279,7 @@ int seg__batch_begin(seg__batch **out, seg_db *db, uint32_t flags, size_t size_h
 
 static int save_cust(seg__batch *b, uint32_t ci)
 {
-    if (ci >= b->cust0)
+    if (ci >= b->cust0 || (b->flags & SEG__BATCH_LOAD))
         return SEG_OK; /* created by this batch: undone by truncation */
     seg_db *db = b->db;
     if (!b->saved_bits) {
@@ -908,8 +908,8 @@ static void touch_strings(const seg__store *s, const pre *p)
     }
 }
 
-int seg__batch_add_many(seg__batch *b, const seg__ev *evs, size_t n, size_t *done,
-                        int *field_out)
+int seg__batch_add_many(seg__batch *b, const seg__ev *evs, const int *occs, size_t n,
+                        size_t *done, int *field_out)
 {
     const seg__store *s = &b->db->store;
     pre ring[TGROUP];
@@ -925,7 +925,8 @@ int seg__batch_add_many(seg__batch *b, const seg__ev *evs, size_t n, size_t *don
             touch_strings(s, &ring[k]);
         for (size_t k = 0; k < m; k++) {
             bool dup;
-            int rc = batch_add(b, &evs[g + k], -1, &ring[k], &dup, field_out);
+            int rc = batch_add(b, &evs[g + k], occs ? occs[g + k] : -1, &ring[k], &dup,
+                               field_out);
             if (rc != SEG_OK) {
                 *done = g + k;
                 return rc;
@@ -1046,15 +1047,10 @@ int seg__batch_commit(seg__batch *b)
 
 /* ------------------------------------------------------------- loading */
 
-int seg__load_event(seg_db *db, const seg_event_info *in)
+int seg__load_prepare(seg_db *db, const seg_event_info *in, seg__ev *out, int *occ_out)
 {
     if (!in || !in->customer_id)
         return seg__error(db, SEG_ESTORAGE, "load: event without customer");
-    if (!db->load_batch) {
-        int rc = seg__batch_begin(&db->load_batch, db, 0, 0);
-        if (rc != SEG_OK)
-            return rc;
-    }
     seg__ev ev;
     memset(&ev, 0, sizeof ev);
     ev.kind = in->kind;
@@ -1094,11 +1090,30 @@ int seg__load_event(seg_db *db, const seg_event_info *in)
         ev.event_id = id;
         ev.order_id = order;
     }
-    bool dup;
+    *out = ev;
+    *occ_out = occ;
+    return SEG_OK;
+}
+
+int seg__load_events(seg_db *db, const seg__ev *evs, const int *occs, size_t n)
+{
+    if (!db->load_batch) {
+        /* no undo log: a failed load fails the open, and the handle goes */
+        int rc = seg__batch_begin(&db->load_batch, db, SEG__BATCH_LOAD, 0);
+        if (rc != SEG_OK)
+            return rc;
+    }
+    size_t done = 0;
     int field;
-    int rc = batch_add(db->load_batch, &ev, occ, NULL, &dup, &field);
-    if (rc != SEG_OK)
-        seg__error_prefix(db, "load: event '%s': ", in->event_id ? in->event_id : "?");
+    int rc = seg__batch_add_many(db->load_batch, evs, occs, n, &done, &field);
+    if (rc != SEG_OK) {
+        const seg__ev *e = &evs[done];
+        if (e->event_id.n)
+            seg__error_prefix(db, "load: event '%.*s': ", (int)e->event_id.n, e->event_id.p);
+        else
+            seg__error_prefix(db, "load: an event of customer '%.*s': ",
+                              (int)e->customer_id.n, e->customer_id.p);
+    }
     return rc;
 }
 
@@ -1262,7 +1277,7 @@ SEG_API int seg_event_ingest_batch(seg_db *db, const seg_event *events, size_t n
                 break;
         }
         size_t done = m;
-        int rc2 = seg__batch_add_many(b, group, m, &done, &field);
+        int rc2 = seg__batch_add_many(b, group, NULL, m, &done, &field);
         if (rc2 != SEG_OK)
             rc = rc2;
         size_t bad = base + done; /* the event that failed, if any */

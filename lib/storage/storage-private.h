@@ -34,11 +34,13 @@ typedef struct seg__info_bufs {
 void seg__event_info(const seg__store *s, uint32_t i, seg_event_info *out, seg__info_bufs *b);
 
 /* Replaying a backend's load (ingest.c, customer.c). */
-int seg__load_event(seg_db *db, const seg_event_info *ev);
+/* An event from the backend: checked, its derived id's occurrence found
+ * (-1: not derived); strings point into *in. */
+int seg__load_prepare(seg_db *db, const seg_event_info *in, seg__ev *out, int *occ_out);
+/* Apply loaded events (in the load batch, opened on first use). */
+int seg__load_events(seg_db *db, const seg__ev *evs, const int *occs, size_t n);
 int seg__load_finish(seg_db *db, bool ok); /* ends the load batch */
-int seg__load_customer(seg_db *db, const char *customer_id);
-int seg__load_attr(seg_db *db, const char *cust, const char *name, const seg_value *v);
-int seg__load_consent(seg_db *db, const char *cust, const char *channel, int state);
+void seg__loadq_free(seg_db *db);
 int seg__load_declaration(seg_db *db, const char *name, const char *type);
 
 #endif /* SEGMENT_STORAGE_PRIVATE_H */

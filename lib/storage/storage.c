@@ -105,9 +105,14 @@ int seg__st_erase_customer(seg_db *db, const char *customer_id)
 
 /* ---- load: replay what the backend holds ---- */
 
+static int loadq_flush(seg_db *db);
+
 static int sink_meta(void *ctx, const char *key, const char *value)
 {
     seg_db *db = ctx;
+    int rc = loadq_flush(db); /* (meta entries normally come first) */
+    if (rc != SEG_OK)
+        return rc;
     if (!key || !value)
         return seg__error(db, SEG_ESTORAGE, "load: meta entry without key or value");
     if (strcmp(key, "currency_exponent") == 0) {
@@ -120,16 +125,155 @@ static int sink_meta(void *ctx, const char *key, const char *value)
     return SEG_OK;
 }
 
-static int sink_customer(void *ctx, const char *id) { return seg__load_customer(ctx, id); }
-static int sink_event(void *ctx, const seg_event_info *ev) { return seg__load_event(ctx, ev); }
+/* Loaded items are queued and applied in groups (as batches are): events
+ * through the ingest path, customers, attributes and consent as customer
+ * operations.  One kind is queued at a time, so the order is kept.  The
+ * strings are copied into the queue's text buffer, which never moves while
+ * items point into it (a full buffer is flushed first). */
+#define LOADQ 256
+enum { Q_NONE, Q_EVENTS, Q_CUSTOPS };
+struct seg__loadq {
+    int kind;
+    size_t n;
+    seg__ev ev[LOADQ];
+    int occ[LOADQ];
+    seg__custop op[LOADQ];
+    char *text;
+    size_t used, cap;
+};
+
+static int loadq_flush(seg_db *db)
+{
+    struct seg__loadq *q = db->loadq;
+    int rc = SEG_OK;
+    if (!q || !q->n)
+        return SEG_OK;
+    if (q->kind == Q_EVENTS) {
+        rc = seg__load_events(db, q->ev, q->occ, q->n);
+    } else {
+        size_t bad = (size_t)-1;
+        rc = seg__customer_apply(db, q->op, q->n, &bad);
+        if (rc != SEG_OK && bad < q->n)
+            seg__error_prefix(db, "load: customer '%.*s': ", (int)q->op[bad].customer_id.n,
+                              q->op[bad].customer_id.p);
+        else if (rc != SEG_OK)
+            seg__error_prefix(db, "load: ");
+    }
+    q->n = 0;
+    q->used = 0;
+    q->kind = Q_NONE;
+    return rc;
+}
+
+/* Room for an item of `kind` whose strings take `bytes`: flushes what is
+ * queued when needed. */
+static int loadq_room(seg_db *db, int kind, size_t bytes)
+{
+    struct seg__loadq *q = db->loadq;
+    if (!q) {
+        q = db->loadq = seg__calloc(&db->alloc, 1, sizeof *q);
+        if (!q)
+            return seg__error(db, SEG_ENOMEM, "out of memory");
+    }
+    int rc = SEG_OK;
+    if (q->n && (q->kind != kind || q->n == LOADQ || q->cap - q->used < bytes))
+        rc = loadq_flush(db);
+    if (rc == SEG_OK && q->cap - q->used < bytes) { /* (nothing queued now) */
+        size_t cap = q->cap ? q->cap : 64 * 1024;
+        while (cap < bytes)
+            cap *= 2;
+        char *t = seg__realloc(&db->alloc, q->text, cap);
+        if (!t)
+            return seg__error(db, SEG_ENOMEM, "out of memory");
+        q->text = t;
+        q->cap = cap;
+    }
+    q->kind = kind;
+    return rc;
+}
+
+static seg__str loadq_keep(struct seg__loadq *q, seg__str s)
+{
+    if (!s.n)
+        return s;
+    char *p = q->text + q->used;
+    memcpy(p, s.p, s.n);
+    q->used += s.n;
+    seg__str r = { p, s.n };
+    return r;
+}
+
+void seg__loadq_free(seg_db *db)
+{
+    if (db->loadq) {
+        seg__free(&db->alloc, db->loadq->text);
+        seg__free(&db->alloc, db->loadq);
+        db->loadq = NULL;
+    }
+}
+
+static int sink_event(void *ctx, const seg_event_info *in)
+{
+    seg_db *db = ctx;
+    seg__ev ev;
+    int occ;
+    int rc = seg__load_prepare(db, in, &ev, &occ);
+    if (rc != SEG_OK)
+        return rc;
+    seg__str *f[8] = { &ev.event_id, &ev.customer_id, &ev.order_id, &ev.channel,
+                       &ev.category, &ev.sku, &ev.refund_of, &ev.name };
+    size_t bytes = 0;
+    for (int k = 0; k < 8; k++)
+        bytes += f[k]->n;
+    if ((rc = loadq_room(db, Q_EVENTS, bytes)) != SEG_OK)
+        return rc;
+    struct seg__loadq *q = db->loadq;
+    for (int k = 0; k < 8; k++)
+        *f[k] = loadq_keep(q, *f[k]);
+    q->ev[q->n] = ev;
+    q->occ[q->n++] = occ;
+    return SEG_OK;
+}
+
+static int queue_custop(seg_db *db, seg__custop op)
+{
+    int rc = loadq_room(db, Q_CUSTOPS, op.customer_id.n + op.name.n + op.s.n);
+    if (rc != SEG_OK)
+        return rc;
+    struct seg__loadq *q = db->loadq;
+    op.customer_id = loadq_keep(q, op.customer_id);
+    op.name = loadq_keep(q, op.name);
+    op.s = loadq_keep(q, op.s);
+    q->op[q->n++] = op;
+    return SEG_OK;
+}
+
+static int sink_customer(void *ctx, const char *id)
+{
+    if (!id)
+        return seg__error(ctx, SEG_ESTORAGE, "load: customer without id");
+    seg__custop op = { SEG__OP_ADD, seg__cstr(id), SEG__STR_NULL, 0, 0, 0, SEG__STR_NULL, 0 };
+    return queue_custop(ctx, op);
+}
+
 static int sink_attr(void *ctx, const char *c, const char *n, const seg_value *v)
 {
-    return seg__load_attr(ctx, c, n, v);
+    if (!c || !n || !v)
+        return seg__error(ctx, SEG_ESTORAGE, "load: incomplete attribute");
+    seg__custop op = { SEG__OP_ATTR, seg__cstr(c), seg__cstr(n), v->type, v->i, v->d,
+                       v->type == SEG_TYPE_STRING ? seg__cstr(v->s) : SEG__STR_NULL, 0 };
+    return queue_custop(ctx, op);
 }
+
 static int sink_consent(void *ctx, const char *c, const char *ch, int s)
 {
-    return seg__load_consent(ctx, c, ch, s);
+    if (!c || !ch)
+        return seg__error(ctx, SEG_ESTORAGE, "load: incomplete consent");
+    seg__custop op = { SEG__OP_CONSENT, seg__cstr(c), seg__cstr(ch), 0, 0, 0,
+                       SEG__STR_NULL, s };
+    return queue_custop(ctx, op);
 }
+
 static int sink_record(void *ctx, const char *table, const char *key, const void *d, size_t n)
 {
     /* no module keeps records yet; they stay in the backend */
@@ -175,6 +319,9 @@ int seg__storage_open(seg_db *db, const char *uri)
     if (m->load) {
         db->loading = true;
         rc = m->load(st, &load_sink, db);
+        if (rc == SEG_OK)
+            rc = loadq_flush(db);
+        seg__loadq_free(db);
         seg__load_finish(db, rc == SEG_OK);
         db->loading = false;
         if (rc != SEG_OK)
