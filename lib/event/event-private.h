@@ -110,7 +110,23 @@ typedef struct seg__dict {
 } seg__dict;
 
 /* index of s or SEG__NONE */
-uint32_t seg__dict_find(const seg__arena *ar, const seg__dict *d, seg__str s);
+static inline uint32_t seg__dict_cache_slot(seg__str s)
+{
+    const uint8_t *p = (const uint8_t *)s.p;
+    return ((uint32_t)s.n * 0x9e37u ^ p[0] * 31u ^ p[s.n / 2] * 7u ^ p[s.n - 1] * 131u) &
+           (SEG__DICT_CACHE - 1);
+}
+uint32_t seg__dict_find_slow(const seg__arena *ar, const seg__dict *d, seg__str s);
+/* inline: most lookups stop at the cache */
+static inline uint32_t seg__dict_find(const seg__arena *ar, const seg__dict *d, seg__str s)
+{
+    if (s.n && s.n <= SEG_ID_MAX) {
+        uint32_t c = d->cache[seg__dict_cache_slot(s)];
+        if (c && seg__arena_eq(ar, d->refs[c - 1], s))
+            return c - 1;
+    }
+    return seg__dict_find_slow(ar, d, s);
+}
 /* index of s, added if absent; SEG__NONE on ENOMEM or limit (*err set) */
 uint32_t seg__dict_intern(const seg__alloc *a, seg__arena *ar, seg__dict *d, seg__str s, int *err);
 void seg__dict_truncate(seg__dict *d, const seg__arena *ar, uint32_t count);

@@ -59,7 +59,10 @@ static void raw_insert(uint64_t *slots, uint32_t cap, uint64_t e)
     while (slots[j])
         if (++j == cap)
             j = 0;
-    if (j > i) {
+    if (j > i && j - i <= 8) { /* most runs are short */
+        for (uint32_t k = j; k > i; k--)
+            slots[k] = slots[k - 1];
+    } else if (j > i) {
         memmove(&slots[i + 1], &slots[i], (size_t)(j - i) * sizeof *slots);
     } else { /* the run wraps around the end of the table */
         memmove(&slots[1], &slots[0], (size_t)j * sizeof *slots);
@@ -212,20 +215,12 @@ static bool dict_eq(const void *ctx, uint32_t i)
     return seg__arena_eq(k->ar, k->d->refs[i], k->s);
 }
 
-static inline uint32_t cache_slot(seg__str s)
-{
-    const uint8_t *p = (const uint8_t *)s.p;
-    return ((uint32_t)s.n * 0x9e37u ^ p[0] * 31u ^ p[s.n / 2] * 7u ^ p[s.n - 1] * 131u) &
-           (SEG__DICT_CACHE - 1);
-}
+#define cache_slot seg__dict_cache_slot
 
-uint32_t seg__dict_find(const seg__arena *ar, const seg__dict *d, seg__str s)
+uint32_t seg__dict_find_slow(const seg__arena *ar, const seg__dict *d, seg__str s)
 {
     if (!s.n || s.n > SEG_ID_MAX)
         return SEG__NONE; /* never stored */
-    uint32_t c = d->cache[cache_slot(s)];
-    if (c && seg__arena_eq(ar, d->refs[c - 1], s))
-        return c - 1;
     dict_key k = { ar, d, s };
     return seg__htab_find(&d->tab, seg__tag(seg__hash(s.p, s.n, SEG__SEED_DICT)), dict_eq, &k);
 }
