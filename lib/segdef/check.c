@@ -183,10 +183,15 @@ static int settle(chk *c, seg__node *n, int t)
         int64_t v = n->i;
         int shift = e;
         if (n->kind == SEG__N_DEC) {
-            if (n->scale > e)
+            int scale = n->scale;
+            while (scale > e && v % 10 == 0) { /* 10.0 is fine in whole units */
+                v /= 10;
+                scale--;
+            }
+            if (scale > e)
                 return cerr(c, n, SEG_EINVAL,
                             "money %s has more decimals than the currency (%d)", txt, e);
-            shift = e - n->scale;
+            shift = e - scale;
         }
         for (int k = 0; k < shift; k++) {
             if (v > INT64_MAX / 10)

@@ -481,15 +481,15 @@ bool seg__run_customer(seg__run *run, uint32_t ci)
         return false;
     if (c->events && c->first_seen >= run->now)
         return false; /* every event comes later: not a customer yet */
-    seg__cctx cc;
-    cc.ci = ci;
-    cc.cust = c;
-    cc.feats_ready = false;
-    cc.scan = run->feat_vals != NULL && !(run->recount && run->recount[ci]);
+    seg__cctx *cc = &run->cc;
+    cc->ci = ci;
+    cc->cust = c;
+    cc->feats_ready = false;
+    cc->scan = run->feat_vals != NULL && !(run->recount && run->recount[ci]);
     if (c->events && c->last_seen >= run->now)
-        asof_aggregates(run, c, &cc.agg);
+        asof_aggregates(run, c, &cc->agg);
     else
-        agg_of(c, &cc.agg);
+        agg_of(c, &cc->agg);
     if (++run->epoch == 0) {
         memset(run->stamp, 0, (size_t)d->nslots * sizeof *run->stamp);
         run->epoch = 1;
@@ -498,17 +498,16 @@ bool seg__run_customer(seg__run *run, uint32_t ci)
         const seg__citem *it = &d->items[d->order[k]];
         uint8_t *m = run->member + it->first_seg;
         if (it->kind == SEG__ITEM_SEGMENT) {
-            m[0] = seg__vm_exec(run, &cc, &it->progs[0]);
+            m[0] = seg__vm_exec(run, cc, &it->progs[0]);
             continue;
         }
         uint32_t r = 0;
         for (; r + 1 < it->nrules; r++)
-            if (seg__vm_exec(run, &cc, &it->progs[r]))
+            if (seg__vm_exec(run, cc, &it->progs[r]))
                 break;
         memset(m, 0, it->nrules);
         m[r] = 1;
     }
-    run->agg = cc.agg;
     return true;
 }
 
@@ -881,7 +880,7 @@ SEG_API int seg_segdef_report_get(seg_segdef_report *out, seg_segdef *def, int64
     for (uint32_t ci = 0; ci < s->ncusts && rc == SEG_OK; ci++) {
         if (!seg__run_customer(&run, ci))
             continue;
-        int64_t net = run.agg.revenue + run.agg.refunds;
+        int64_t net = run.cc.agg.revenue + run.cc.agg.refunds;
         r.customers++;
         if (__builtin_add_overflow(r.net_revenue, net, &r.net_revenue))
             rc = SEG_ERANGE;

@@ -702,13 +702,11 @@ static seg__node *parse_and(parser *p)
     return parse_chain(p, SEG__TK_AND, SEG__N_AND, parse_not);
 }
 
+/* Nesting is counted where it happens: parentheses, calls, lists, 'not'
+ * and unary minus each add a level (and report at their own position). */
 static seg__node *parse_expr(parser *p)
 {
-    if (!enter(p))
-        return NULL;
-    seg__node *n = parse_chain(p, SEG__TK_OR, SEG__N_OR, parse_and);
-    p->depth--;
-    return n;
+    return parse_chain(p, SEG__TK_OR, SEG__N_OR, parse_and);
 }
 
 /* After an expression: what may follow, or a message that helps. */

@@ -381,6 +381,15 @@ typedef struct seg__agg {
     int64_t revenue, refunds, units;
 } seg__agg;
 
+/* The customer being evaluated. */
+struct seg__cctx {
+    uint32_t ci;
+    const seg__cust *cust;      /* the store's record */
+    seg__agg agg;               /* aggregates as of now */
+    bool feats_ready;           /* walk mode: featv computed */
+    bool scan;                  /* features come from run->feat_vals */
+};
+
 /* One evaluation run: the bound state of a definition for one `now`. */
 struct seg__run {
     seg_segdef *def;
@@ -406,17 +415,9 @@ struct seg__run {
     int64_t *featv;             /* [nfeats]: walk mode */
     uint32_t epoch;
     uint8_t *member;            /* [nsegs] */
-    seg__agg agg;               /* the aggregates of the customer last evaluated */
+    seg__cctx cc;               /* the customer last evaluated (its values stay
+                                 * readable through seg__vm_slot until the next) */
     char idbuf[SEG_ID_MAX + 1];
-};
-
-/* The customer being evaluated. */
-struct seg__cctx {
-    uint32_t ci;
-    const seg__cust *cust;      /* the store's record */
-    seg__agg agg;               /* aggregates as of now */
-    bool feats_ready;           /* walk mode: featv computed */
-    bool scan;                  /* features come from run->feat_vals */
 };
 
 /* Prepare a run; scan = compute windowed measures for every customer with
