@@ -2157,6 +2157,57 @@ START_TEST(definition_outlives_db_handle)
 }
 END_TEST
 
+/* Every definition example in doc/segdef.md compiles (with the journey
+ * segments around it, which the suppression example names). */
+START_TEST(doc_examples_compile)
+{
+    char *doc = read_file(SEG_SRCDIR "/doc/segdef.md", NULL);
+    char *journeys = read_file(SEG_SRCDIR "/examples/definitions/journeys.seg", NULL);
+    static const struct { const char *name; uint32_t type; } attrs[] = {
+        { "country", SEG_TYPE_STRING }, { "birth_year", SEG_TYPE_INT },
+        { "email_verified", SEG_TYPE_BOOL }, { "signup", SEG_TYPE_TIME },
+        { "score", SEG_TYPE_NUMBER }, { "nickname", SEG_TYPE_STRING },
+        { "email", SEG_TYPE_STRING },
+    };
+    for (size_t k = 0; k < sizeof attrs / sizeof attrs[0]; k++)
+        TU_OK(db, seg_attr_declare(db, attrs[k].name, attrs[k].type));
+    int blocks = 0;
+    char *line = doc, *body = NULL;
+    bool in_block = false, plain = false;
+    while (*line) {
+        char *next = strchr(line, '\n');
+        next = next ? next + 1 : line + strlen(line);
+        if (strncmp(line, "```", 3) == 0) {
+            if (!in_block) {
+                in_block = true;
+                plain = line[3] == '\n';
+                body = next;
+            } else {
+                in_block = false;
+                size_t n = (size_t)(line - body);
+                if (plain && (strncmp(body, "segment", 7) == 0 || body[0] == '#')) {
+                    char *src = malloc(strlen(journeys) + n + 2);
+                    ck_assert_ptr_nonnull(src);
+                    sprintf(src, "%s\n%.*s", journeys, (int)n, body);
+                    seg_segdef *x = NULL;
+                    int rc = seg_segdef_compile(&x, db, src, strlen(src));
+                    ck_assert_msg(rc == SEG_OK, "doc example does not compile (%s):\n%.*s",
+                                  seg_errmsg(db), (int)n, body);
+                    seg_segdef_free(x);
+                    free(src);
+                    blocks++;
+                }
+            }
+        }
+        line = next;
+    }
+    ck_assert(!in_block);
+    ck_assert_int_ge(blocks, 15);
+    free(doc);
+    free(journeys);
+}
+END_TEST
+
 Suite *segdef_suite(void)
 {
     Suite *s = suite_create("segdef");
@@ -2208,6 +2259,7 @@ Suite *segdef_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, bundled_definitions_round_trip);
     tcase_add_test(tc, random_asts_round_trip);
+    tcase_add_test(tc, doc_examples_compile);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("memory");
