@@ -102,6 +102,85 @@ static int stack_type(const seg__node *n)
 
 static void gen_node(gen *g, const seg__node *n);
 
+/* A rough cost of evaluating a node for one customer: reading an aggregate
+ * or a membership is cheap, a windowed measure a little more, an attribute
+ * or consent costs a lookup in the customer's attribute list (often a
+ * cache miss).  The terms of `and`/`or` are emitted cheapest first: they
+ * have no side effects and null counts as false, so the order does not
+ * change the result, only how soon it is known. */
+static uint32_t node_cost(const seg_segdef *d, const seg__node *n)
+{
+    if (n->isconst)
+        return 0;
+    uint32_t c = 0;
+    switch (n->kind) {
+    case SEG__N_NAME:
+        return 1;
+    case SEG__N_MEMBER:
+        return 1;
+    case SEG__N_CALL:
+        if (n->mode == SEG__FN_VALUE) {
+            uint32_t f = d->slots[n->slot].prov->flags;
+            return (f & SEG__PV_ATTRS) ? 8 : (f & SEG__PV_EVENTS) ? 2 : 1;
+        }
+        c = 2;
+        break;
+    default:
+        break;
+    }
+    for (uint32_t k = 0; k < n->nkids; k++) {
+        uint32_t x = node_cost(d, n->kids[k]);
+        c = c + x < c ? UINT32_MAX : c + x;
+    }
+    return c;
+}
+
+/* A term of a branch-free and/or: a cheap value (cost 1 or 2) compared
+ * with a constant, as int64.  Fills up to two (slot, op, constant node)
+ * triples (a `between` inside an `and` is two) and returns how many, or 0
+ * when the node is not such a term. */
+typedef struct term { uint32_t slot, op; const seg__node *k; } term;
+
+static bool int_like(int t)
+{
+    return t == SEG__T_INT || t == SEG__T_MONEY || t == SEG__T_DUR || t == SEG__T_TIME ||
+           t == SEG__T_BOOL;
+}
+
+static int simple_term(const gen *g, const seg__node *n, bool in_and, term out[2])
+{
+    if (n->kind == SEG__N_CMP) {
+        const seg__node *a = n->kids[0], *b = n->kids[1];
+        int op = n->op;
+        if (a->isconst) {
+            const seg__node *x = a;
+            a = b;
+            b = x;
+            op = swap_op(op);
+        }
+        if (!is_value(a) || !b->isconst || !int_like(a->type) ||
+            node_cost(g->def, a) > 2)
+            return 0;
+        out[0].slot = a->slot;
+        out[0].op = (uint32_t)op;
+        out[0].k = b;
+        return 1;
+    }
+    if (n->kind == SEG__N_BETWEEN && in_and && !n->neg) {
+        const seg__node *x = n->kids[0];
+        if (!is_value(x) || !n->kids[1]->isconst || !n->kids[2]->isconst ||
+            !int_like(x->type) || node_cost(g->def, x) > 2)
+            return 0;
+        out[0].slot = out[1].slot = x->slot;
+        out[0].op = SEG__SOP_GE;
+        out[0].k = n->kids[1];
+        out[1].op = SEG__SOP_LE;
+        out[1].k = n->kids[2];
+        return 2;
+    }
+    return 0;
+}
+
 static void gen_kid(gen *g, const seg__node *n)
 {
     gen_node(g, n);
@@ -123,12 +202,53 @@ static void gen_node(gen *g, const seg__node *n)
         uint32_t np = 0;
         const seg__alloc *a = &g->def->db->alloc;
         patch = seg__calloc(a, n->nkids, sizeof *patch);
-        if (!patch) {
+        uint32_t *ord = seg__calloc(a, n->nkids, sizeof *ord);
+        uint32_t *cost = seg__calloc(a, n->nkids, sizeof *cost);
+        if (!patch || !ord || !cost) {
+            seg__free(a, patch);
+            seg__free(a, ord);
+            seg__free(a, cost);
             g->oom = true;
             return;
         }
         for (uint32_t k = 0; k < n->nkids; k++) {
-            gen_kid(g, n->kids[k]);
+            cost[k] = node_cost(g->def, n->kids[k]);
+            uint32_t j = k;
+            while (j > 0 && cost[ord[j - 1]] > cost[k]) {
+                ord[j] = ord[j - 1];
+                j--;
+            }
+            ord[j] = k;
+        }
+        /* the cheap comparisons first, as one branch-free instruction */
+        uint32_t first = 0, nterms = 0;
+        term t2[2];
+        while (first < n->nkids && simple_term(g, n->kids[ord[first]], n->kind == SEG__N_AND, t2))
+            nterms += (uint32_t)simple_term(g, n->kids[ord[first++]], n->kind == SEG__N_AND, t2);
+        if (first >= 2) {
+            emit(g, n->kind == SEG__N_AND ? SEG__BC_ALLI : SEG__BC_ANYI);
+            emit(g, nterms);
+            for (uint32_t k = 0; k < first; k++) {
+                int m = simple_term(g, n->kids[ord[k]], n->kind == SEG__N_AND, t2);
+                for (int j = 0; j < m; j++) {
+                    seg__val v = const_of(t2[j].k);
+                    emit(g, t2[j].slot);
+                    emit(g, t2[j].op);
+                    emit(g, add_const(g, &v));
+                }
+            }
+            push(g, 1);
+            if (first < n->nkids) {
+                emit(g, n->kind == SEG__N_AND ? SEG__BC_JFK : SEG__BC_JTK);
+                patch[np++] = g->n;
+                emit(g, 0);
+                push(g, -1);
+            }
+        } else {
+            first = 0;
+        }
+        for (uint32_t k = first; k < n->nkids; k++) {
+            gen_kid(g, n->kids[ord[k]]);
             if (k + 1 < n->nkids) {
                 emit(g, n->kind == SEG__N_AND ? SEG__BC_JFK : SEG__BC_JTK);
                 patch[np++] = g->n;
@@ -140,6 +260,8 @@ static void gen_node(gen *g, const seg__node *n)
             if (!g->oom)
                 g->code[patch[k]] = (uint32_t)(g->n - g->prog_start);
         seg__free(a, patch);
+        seg__free(a, ord);
+        seg__free(a, cost);
         break;
     }
     case SEG__N_NOT:
@@ -298,6 +420,48 @@ int seg__sd_codegen(seg_segdef *d, seg__sderr *err)
             ci->progs[k].n = (uint32_t)(g.n - g.prog_start);
         }
     }
+    /* the customer program: every item in evaluation order */
+    size_t cstart = g.n;
+    g.prog_start = cstart;
+    for (uint32_t o = 0; o < d->nitems; o++) {
+        uint32_t i = d->order[o];
+        const seg__item *it = &d->ast.items[i];
+        const seg__citem *ci = &d->items[i];
+        g.depth = 0;
+        if (it->kind == SEG__ITEM_SEGMENT) {
+            gen_node(&g, it->rules[0].cond);
+            emit(&g, SEG__BC_STORE);
+            emit(&g, ci->first_seg);
+            continue;
+        }
+        emit(&g, SEG__BC_CLR);
+        emit(&g, ci->first_seg);
+        emit(&g, ci->nrules);
+        size_t *to_end = seg__calloc(a, ci->nrules + 1, sizeof *to_end);
+        if (!to_end)
+            goto nomem;
+        uint32_t nend = 0;
+        for (uint32_t k = 0; k + 1 < it->nrules; k++) {
+            g.depth = 0;
+            gen_node(&g, it->rules[k].cond);
+            emit(&g, SEG__BC_JPOPF);
+            size_t next = g.n;
+            emit(&g, 0);
+            emit(&g, SEG__BC_SET1);
+            emit(&g, ci->first_seg + k);
+            emit(&g, SEG__BC_JMP);
+            to_end[nend++] = g.n;
+            emit(&g, 0);
+            if (!g.oom)
+                g.code[next] = (uint32_t)(g.n - cstart);
+        }
+        emit(&g, SEG__BC_SET1);
+        emit(&g, ci->first_seg + ci->nrules - 1);
+        for (uint32_t k = 0; k < nend && !g.oom; k++)
+            g.code[to_end[k]] = (uint32_t)(g.n - cstart);
+        seg__free(a, to_end);
+    }
+    emit(&g, SEG__BC_HALT);
     if (g.oom)
         goto nomem;
     d->code = g.code;
@@ -308,6 +472,8 @@ int seg__sd_codegen(seg_segdef *d, seg__sderr *err)
         for (uint32_t k = 0; k < d->items[i].nrules; k++, r++)
             if (d->items[i].progs[k].n)
                 d->items[i].progs[k].code = d->code + starts[r];
+    d->cprog.code = d->code + cstart;
+    d->cprog.n = (uint32_t)(g.n - cstart);
     seg__free(a, starts);
     return SEG_OK;
 nomem:

@@ -21,6 +21,9 @@
 #include "segdef/segdef-private.h"
 
 #include <stdio.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 /* ---- sorting without allocation (heap sort) ---- */
 
@@ -146,6 +149,34 @@ static uint32_t *visit_order(seg_db *db, bool sorted, const uint8_t *only, size_
         merge_sort(s, v, v + s->ncusts, n);
     *n_out = n;
     return v;
+}
+
+/* ---- large work tables ---- */
+
+/* A zeroed table of n * size bytes.  Tables read in random order (one row
+ * per customer, indexed by events) are asked to use huge pages where the
+ * system offers them (Linux: madvise, when transparent huge pages are in
+ * "madvise" mode): with 4 KiB pages nearly every row is a TLB miss, far
+ * costlier than the cache miss itself under virtualization. */
+static void *big_table(const seg__alloc *a, size_t count, size_t size)
+{
+    if (size && count > SIZE_MAX / size)
+        return NULL;
+    size_t n = count * size;
+    void *p = seg__malloc(a, n);
+    if (!p)
+        return NULL;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    const size_t huge = (size_t)2 << 20;
+    if (n >= 2 * huge) {
+        uintptr_t lo = ((uintptr_t)p + huge - 1) & ~(uintptr_t)(huge - 1);
+        uintptr_t hi = ((uintptr_t)p + n) & ~(uintptr_t)(huge - 1);
+        if (hi > lo)
+            madvise((void *)lo, hi - lo, MADV_HUGEPAGE); /* advice only: failure is fine */
+    }
+#endif
+    memset(p, 0, n);
+    return p;
 }
 
 /* ---- one event's contribution to the windowed measures ---- */
@@ -277,33 +308,45 @@ static int scan_events(seg__run *run)
     const seg__store *s = run->store;
     const seg__alloc *a = &run->db->alloc;
     size_t nc = run->ncusts;
-    bool orders = false;
+    uint32_t nord = 0, ordidx[256];
     int64_t min_from = INT64_MAX;
     for (uint32_t f = 0; f < d->nfeats; f++) {
-        orders |= d->feats[f].kind == SEG__F_ORDERS;
+        ordidx[f] = d->feats[f].kind == SEG__F_ORDERS ? nord++ : UINT32_MAX;
         if (run->feat_from[f] < min_from)
             min_from = run->feat_from[f];
     }
-    run->feat_vals = seg__calloc(a, (size_t)d->nfeats * nc + 1, sizeof *run->feat_vals);
-    if (!run->feat_vals)
+    /* customer-major rows of whole cache lines: the measures (int64), then
+     * for each order measure the largest order ref seen (uint32 pairs), so
+     * that an event touches one line */
+    size_t words = d->nfeats + (nord + 1) / 2;
+    size_t stride = words <= 8 ? 8 : (words + 7) / 8 * 8;
+    if (words <= 4)
+        stride = words <= 2 ? (words <= 1 ? 1 : 2) : 4; /* a few per line */
+    run->feat_raw = big_table(a, stride * nc + 8, sizeof(int64_t));
+    if (!run->feat_raw)
         return SEG_ENOMEM;
-    uint32_t *maxref = NULL;
-    if (orders) {
-        run->recount = seg__calloc(a, nc + 1, 1);
-        maxref = seg__calloc(a, (size_t)d->nfeats * nc + 1, sizeof *maxref);
-        if (!run->recount || !maxref) {
-            seg__free(a, maxref);
-            return SEG_ENOMEM;
-        }
-    }
-    /* the features by the kinds of events they read (at most 256) */
+    run->feat_vals = (int64_t *)(((uintptr_t)run->feat_raw + 63) & ~(uintptr_t)63);
+    run->feat_stride = stride;
+    if (nord && !(run->recount = seg__calloc(a, nc + 1, 1)))
+        return SEG_ENOMEM;
+    /* the features by the kinds of events they read (at most 256), with
+     * what the inner loops compare in small arrays of their own */
     uint32_t buy[256], eng[256], nbuy = 0, neng = 0;
+    int64_t from[256];
+    uint32_t fcat[256], fchan[256], fname[256];
+    uint8_t fkind[256];
     for (uint32_t f = 0; f < d->nfeats; f++) {
         if (d->feats[f].kind == SEG__F_COUNT)
             eng[neng++] = f;
         else
             buy[nbuy++] = f;
+        from[f] = run->feat_from[f];
+        fcat[f] = run->feat_cat[f];
+        fchan[f] = run->feat_chan[f];
+        fname[f] = run->feat_name[f];
+        fkind[f] = d->feats[f].kind;
     }
+    size_t nf = d->nfeats;
     int64_t *vals = run->feat_vals;
     int64_t now = run->now;
     for (uint32_t ch = 0; ch < s->nchunks; ch++) {
@@ -320,46 +363,48 @@ static int scan_events(seg__run *run)
             int64_t ts = c->ts32 ? c->ts_base + c->ts32[off] : c->ts64[off];
             if (ts >= now || ts < min_from)
                 continue;
+            /* the table rows of a customer a few events ahead: events of
+             * one customer lie scattered, so each row is a cache miss */
+            if (off + 24 < end)
+                seg__sd_prefetch(&vals[(size_t)c->cust[off + 24] * stride]);
             uint32_t ci = c->cust[off];
+            int64_t *row = vals + (size_t)ci * stride;
+            /* which features an event counts for is data: computed without
+             * jumps, since a mispredicted jump per feature and event costs
+             * more than the arithmetic */
             if (kind == SEG_EVENT_ENGAGEMENT) {
                 uint32_t name = c->ref[off];
                 for (uint32_t k = 0; k < neng; k++) {
                     uint32_t f = eng[k];
-                    if (ts >= run->feat_from[f] && name == run->feat_name[f])
-                        vals[(size_t)f * nc + ci]++;
+                    row[f] += (ts >= from[f]) & (name == fname[f]);
                 }
                 continue;
             }
             int64_t amt = c->amt32 ? (int64_t)c->amt32[off] : c->amt64[off];
             uint32_t chan = kc & 0x3fffu, cat = c->cat[off];
+            int64_t pos = (kind == SEG_EVENT_PURCHASE) & (amt > 0);
             for (uint32_t k = 0; k < nbuy; k++) {
                 uint32_t f = buy[k];
-                if (ts < run->feat_from[f] ||
-                    (run->feat_cat[f] && cat != run->feat_cat[f]) ||
-                    (run->feat_chan[f] && chan != run->feat_chan[f]))
-                    continue;
-                uint8_t fk = d->feats[f].kind;
-                if (fk == SEG__F_NET_SPEND) {
-                    vals[(size_t)f * nc + ci] += amt;
-                } else if (kind == SEG_EVENT_PURCHASE && amt > 0) {
-                    if (fk == SEG__F_SPEND) {
-                        vals[(size_t)f * nc + ci] += amt;
-                    } else {
-                        uint32_t ref = c->ref[off];
-                        uint32_t *m = &maxref[(size_t)f * nc + ci];
-                        if (!ref || ref > *m) {
-                            vals[(size_t)f * nc + ci]++;
-                            if (ref)
-                                *m = ref;
-                        } else if (ref < *m) {
-                            run->recount[ci] = 1; /* maybe seen before: count exactly */
-                        }
+                int64_t m = (ts >= from[f]) & ((fcat[f] == 0) | (cat == fcat[f])) &
+                            ((fchan[f] == 0) | (chan == fchan[f]));
+                if (fkind[f] == SEG__F_NET_SPEND) {
+                    row[f] += m * amt;
+                } else if (fkind[f] == SEG__F_SPEND) {
+                    row[f] += (m & pos) * amt;
+                } else if (m & pos) {
+                    uint32_t ref = c->ref[off];
+                    uint32_t *mx = (uint32_t *)(void *)(row + nf) + ordidx[f];
+                    if (!ref || ref > *mx) {
+                        row[f]++;
+                        if (ref)
+                            *mx = ref;
+                    } else if (ref < *mx) {
+                        run->recount[ci] = 1; /* maybe seen before: count exactly */
                     }
                 }
             }
         }
     }
-    seg__free(a, maxref);
     return SEG_OK;
 }
 
@@ -372,7 +417,7 @@ void seg__run_free(seg__run *run)
     const seg__alloc *a = &run->db->alloc;
     seg__free(a, run->feat_cat);
     seg__free(a, run->feat_from);
-    seg__free(a, run->feat_vals);
+    seg__free(a, run->feat_raw);
     seg__free(a, run->recount);
     seg__free(a, run->scr_idx);
     seg__free(a, run->scr_key);
@@ -494,21 +539,42 @@ bool seg__run_customer(seg__run *run, uint32_t ci)
         memset(run->stamp, 0, (size_t)d->nslots * sizeof *run->stamp);
         run->epoch = 1;
     }
-    for (uint32_t k = 0; k < d->nitems; k++) {
-        const seg__citem *it = &d->items[d->order[k]];
-        uint8_t *m = run->member + it->first_seg;
-        if (it->kind == SEG__ITEM_SEGMENT) {
-            m[0] = seg__vm_exec(run, cc, &it->progs[0]);
-            continue;
-        }
-        uint32_t r = 0;
-        for (; r + 1 < it->nrules; r++)
-            if (seg__vm_exec(run, cc, &it->progs[r]))
-                break;
-        memset(m, 0, it->nrules);
-        m[r] = 1;
-    }
+    seg__vm_exec(run, cc, &d->cprog);
     return true;
+}
+
+/* ---- visiting many customers ---- */
+
+static inline uint32_t nth(const uint32_t *order, size_t k)
+{
+    return order ? order[k] : (uint32_t)k;
+}
+
+/* Before evaluating the k-th customer of a visit, ask the memory for what
+ * later ones will need: the customer's record 32 ahead, its attribute list
+ * header 16 ahead and the list itself 8 ahead (each step reads what the
+ * previous one fetched), its windowed measures 16 ahead.  Attributes live in
+ * blocks of their own, so without this every customer costs two cache
+ * misses in a row. */
+static inline void prefetch_ahead(const seg__run *run, const uint32_t *order, size_t k, size_t n)
+{
+    const seg__store *s = run->store;
+    if (k + 32 < n)
+        seg__sd_prefetch(&s->custs[nth(order, k + 32)]);
+    if (run->feat_vals && k + 16 < n)
+        seg__sd_prefetch(&run->feat_vals[(size_t)nth(order, k + 16) * run->feat_stride]);
+    if (!(run->def->pv_flags & SEG__PV_ATTRS))
+        return;
+    if (k + 16 < n) {
+        uint32_t e = s->custs[nth(order, k + 16)].ext;
+        if (e)
+            seg__sd_prefetch(&s->exts[e - 1]);
+    }
+    if (k + 8 < n) {
+        uint32_t e = s->custs[nth(order, k + 8)].ext;
+        if (e)
+            seg__sd_prefetch(s->exts[e - 1].items);
+    }
 }
 
 /* ---- public: evaluation ---- */
@@ -548,6 +614,7 @@ SEG_API int seg_segdef_eval(seg_segdef *def, int64_t now, uint32_t flags, seg_se
     db->iterating = true;
     for (size_t k = 0; k < n; k++) {
         uint32_t ci = order[k];
+        prefetch_ahead(&run, order, k, n);
         if (!seg__run_customer(&run, ci))
             continue;
         if (cb(seg__run_cust_id(&run, ci), run.member, def->nsegs, payload))
@@ -755,6 +822,7 @@ SEG_API int seg_segdef_refresh(seg_segdef *def, int64_t now, uint32_t flags,
     db->iterating = true;
     for (size_t k = 0; k < n && !stopped; k++) {
         uint32_t ci = order[k];
+        prefetch_ahead(&run, order, k, n);
         const seg__cust *c = &s->custs[ci];
         if (c->events && c->last_seen > max_ts)
             max_ts = c->last_seen;
@@ -878,6 +946,7 @@ SEG_API int seg_segdef_report_get(seg_segdef_report *out, seg_segdef *def, int64
     bool was = db->iterating;
     db->iterating = true;
     for (uint32_t ci = 0; ci < s->ncusts && rc == SEG_OK; ci++) {
+        prefetch_ahead(&run, NULL, ci, s->ncusts);
         if (!seg__run_customer(&run, ci))
             continue;
         int64_t net = run.cc.agg.revenue + run.cc.agg.refunds;

@@ -295,7 +295,18 @@ enum {
     SEG__BC_PREFIX, SEG__BC_SUFFIX, SEG__BC_CONTAINS, /* pop b, a */
     SEG__BC_COALESCE,    /* pop b, a; push a unless null, else b */
     SEG__BC_MEMBER,      /* segment: push the customer's membership */
-    SEG__BC_NOP
+    SEG__BC_NOP,
+    SEG__BC_ALLI,        /* n, then n (slot, op, k): push whether every
+                          * value(slot) op consts[k] holds (all evaluated:
+                          * no data-dependent jumps) */
+    SEG__BC_ANYI,        /* n, then n (slot, op, k): whether any holds */
+    /* the customer program (every item in evaluation order, one run) */
+    SEG__BC_STORE,       /* seg: pop a bool into member[seg] (null: 0) */
+    SEG__BC_CLR,         /* seg, n: member[seg .. seg+n) = 0 */
+    SEG__BC_SET1,        /* seg: member[seg] = 1 */
+    SEG__BC_JPOPF,       /* target: pop; jump when false or null */
+    SEG__BC_JMP,         /* target */
+    SEG__BC_HALT         /* end of the customer program */
 };
 
 typedef struct seg__prog {
@@ -328,6 +339,7 @@ struct seg_segdef {
     seg__citem *items;
     uint32_t nitems;
     uint32_t *order;             /* items in evaluation order */
+    seg__prog cprog;             /* every item in that order, storing into member[] */
     /* code and data */
     uint32_t *code;
     size_t ncode;
@@ -399,8 +411,12 @@ struct seg__run {
     /* features, bound: dictionary indexes (SEG__NONE: matches nothing) */
     uint32_t *feat_cat, *feat_chan, *feat_name;  /* [nfeats] */
     int64_t *feat_from;                          /* [nfeats]: window start */
-    /* scan mode: per customer feature values, feat_vals[f * ncusts + ci] */
+    /* scan mode: per customer feature values, feat_vals[ci * feat_stride + f];
+     * a row holds the measures, then the scan's order bookkeeping, padded to
+     * whole cache lines (feat_raw is the allocation) */
     int64_t *feat_vals;
+    void *feat_raw;
+    size_t feat_stride;
     uint8_t *recount;           /* per customer: 1 when order features need a walk */
     uint32_t ncusts;
     /* scratch for walks (as-of aggregates, distinct orders): */
@@ -435,6 +451,20 @@ const seg__val *seg__vm_slot(seg__run *run, seg__cctx *cc, uint32_t slot);
 void seg__run_walk_features(seg__run *run, seg__cctx *cc);
 /* The customer's id into run->idbuf. */
 const char *seg__run_cust_id(seg__run *run, uint32_t ci);
+
+/* Ask the memory for the cache line holding p.  An asm statement on x86:
+ * GCC 12 drops __builtin_prefetch as dead code in some inlined contexts
+ * (the loops of eval.c among them; check with objdump -d). */
+static inline void seg__sd_prefetch(const void *p)
+{
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)p));
+#elif defined(__GNUC__)
+    __builtin_prefetch(p);
+#else
+    (void)p;
+#endif
+}
 
 /* ---- static analysis (analyze.c) ---- */
 

@@ -126,7 +126,7 @@ static void get_now(const seg__run *run, seg__cctx *cc, const seg__slot *sl, seg
 static void get_feature(const seg__run *run, seg__cctx *cc, const seg__slot *sl, seg__val *out)
 {
     if (cc->scan) {
-        set_i(out, run->feat_vals[(size_t)sl->feat * run->ncusts + cc->ci]);
+        set_i(out, run->feat_vals[(size_t)cc->ci * run->feat_stride + sl->feat]);
         return;
     }
     if (!cc->feats_ready)
