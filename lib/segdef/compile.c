@@ -462,6 +462,31 @@ int seg__sd_codegen(seg_segdef *d, seg__sderr *err)
         seg__free(a, to_end);
     }
     emit(&g, SEG__BC_HALT);
+    /* the block program: the same, with sets as lane masks */
+    size_t bstart = g.n;
+    g.prog_start = bstart;
+    for (uint32_t o = 0; o < d->nitems; o++) {
+        uint32_t i = d->order[o];
+        const seg__item *it = &d->ast.items[i];
+        const seg__citem *ci = &d->items[i];
+        g.depth = 0;
+        if (it->kind == SEG__ITEM_SEGMENT) {
+            gen_node(&g, it->rules[0].cond);
+            emit(&g, SEG__BC_STORE);
+            emit(&g, ci->first_seg);
+            continue;
+        }
+        emit(&g, SEG__BC_SETB_BEGIN);
+        for (uint32_t k = 0; k + 1 < it->nrules; k++) {
+            g.depth = 0;
+            gen_node(&g, it->rules[k].cond);
+            emit(&g, SEG__BC_SETB_RULE);
+            emit(&g, ci->first_seg + k);
+        }
+        emit(&g, SEG__BC_SETB_ELSE);
+        emit(&g, ci->first_seg + ci->nrules - 1);
+    }
+    emit(&g, SEG__BC_HALT);
     if (g.oom)
         goto nomem;
     d->code = g.code;
@@ -473,7 +498,9 @@ int seg__sd_codegen(seg_segdef *d, seg__sderr *err)
             if (d->items[i].progs[k].n)
                 d->items[i].progs[k].code = d->code + starts[r];
     d->cprog.code = d->code + cstart;
-    d->cprog.n = (uint32_t)(g.n - cstart);
+    d->cprog.n = (uint32_t)(bstart - cstart);
+    d->bprog.code = d->code + bstart;
+    d->bprog.n = (uint32_t)(g.n - bstart);
     seg__free(a, starts);
     return SEG_OK;
 nomem:

@@ -297,7 +297,7 @@ void seg__run_walk_features(seg__run *run, seg__cctx *cc)
             acc = (int64_t)count_distinct(run->scr_key, no);
         run->featv[f] = acc;
     }
-    cc->feats_ready = true;
+    run->featv_ci = cc->ci;
 }
 
 /* ---- scan mode ---- */
@@ -415,6 +415,7 @@ void seg__run_free(seg__run *run)
     if (!run->db)
         return;
     const seg__alloc *a = &run->db->alloc;
+    seg__block_free(run);
     seg__free(a, run->feat_cat);
     seg__free(a, run->feat_from);
     seg__free(a, run->feat_raw);
@@ -509,7 +510,10 @@ int seg__run_init(seg__run *run, seg_segdef *d, int64_t now, bool scan)
      * more than 256 distinct windowed measures are walked instead */
     if (scan && d->nfeats && d->nfeats <= 256 && (rc = scan_events(run)) != SEG_OK)
         goto fail;
+    if (scan && (rc = seg__block_init(run)) != SEG_OK)
+        goto fail;
     run->epoch = 1;
+    run->featv_ci = UINT32_MAX;
     return SEG_OK;
 fail:
     if (rc == SEG_ENOMEM)
@@ -518,23 +522,31 @@ fail:
     return rc;
 }
 
-bool seg__run_customer(seg__run *run, uint32_t ci)
+/* Prepare the context of customer ci: false when ci is not a customer as of
+ * now (erased, or every event comes later). */
+static bool prepare(seg__run *run, uint32_t ci, seg__cctx *cc)
 {
-    const seg_segdef *d = run->def;
     const seg__cust *c = &run->store->custs[ci];
     if (!c->id)
         return false;
     if (c->events && c->first_seen >= run->now)
         return false; /* every event comes later: not a customer yet */
-    seg__cctx *cc = &run->cc;
     cc->ci = ci;
     cc->cust = c;
-    cc->feats_ready = false;
     cc->scan = run->feat_vals != NULL && !(run->recount && run->recount[ci]);
     if (c->events && c->last_seen >= run->now)
         asof_aggregates(run, c, &cc->agg);
     else
         agg_of(c, &cc->agg);
+    return true;
+}
+
+bool seg__run_customer(seg__run *run, uint32_t ci)
+{
+    const seg_segdef *d = run->def;
+    seg__cctx *cc = &run->cc;
+    if (!prepare(run, ci, cc))
+        return false;
     if (++run->epoch == 0) {
         memset(run->stamp, 0, (size_t)d->nslots * sizeof *run->stamp);
         run->epoch = 1;
@@ -577,6 +589,96 @@ static inline void prefetch_ahead(const seg__run *run, const uint32_t *order, si
     }
 }
 
+/* Called for each customer visited, in order: cc NULL for one that is not a
+ * customer as of now; else its context, and run->member holds its
+ * memberships.  Non-zero stops the visit. */
+typedef int (*visit_fn)(seg__run *run, uint32_t ci, const seg__cctx *cc, void *ctx);
+
+/* Blocks of 64 customers through the block machine (scan mode runs), or one
+ * customer at a time through the scalar one. */
+static int visit(seg__run *run, const uint32_t *order, size_t n, visit_fn fn, void *ctx)
+{
+    seg__block *b = run->blk;
+    const seg_segdef *d = run->def;
+    const seg__store *s = run->store;
+    if (!b) {
+        for (size_t k = 0; k < n; k++) {
+            uint32_t ci = nth(order, k);
+            prefetch_ahead(run, order, k, n);
+            if (fn(run, ci, seg__run_customer(run, ci) ? &run->cc : NULL, ctx))
+                return 1;
+        }
+        return 0;
+    }
+    bool attrs = (d->pv_flags & SEG__PV_ATTRS) != 0, strs = false;
+    for (uint32_t k = 0; k < d->nslots; k++)
+        strs |= d->slots[k].prov->sig == SEG__SIG_ATTR && d->slots[k].type == SEG__T_STR;
+    for (size_t k0 = 0; k0 < n; k0 += SEG__LANES) {
+        uint32_t nl = n - k0 < SEG__LANES ? (uint32_t)(n - k0) : SEG__LANES;
+        /* memory for the blocks to come, each step reading what an earlier
+         * one asked for: attribute list headers three blocks ahead, the
+         * lists two blocks ahead, their string values, the measure rows and
+         * the records one block ahead */
+        size_t k1 = k0 + SEG__LANES, k2 = k1 + SEG__LANES, k3 = k2 + SEG__LANES;
+        for (size_t k = k1; k < k1 + SEG__LANES && k < n; k++) {
+            uint32_t cj = nth(order, k);
+            seg__sd_prefetch(&s->custs[cj]);
+            if (run->feat_vals)
+                seg__sd_prefetch(&run->feat_vals[(size_t)cj * run->feat_stride]);
+            if (strs && s->custs[cj].ext) {
+                const seg__custext *x = &s->exts[s->custs[cj].ext - 1];
+                for (uint32_t j = 0; j < x->n && j < 8; j++)
+                    if (x->items[j].type == SEG_TYPE_STRING && !(x->items[j].key & 0x80000000u))
+                        seg__sd_prefetch(x->items[j].v.s);
+            }
+        }
+        if (attrs) {
+            for (size_t k = k2; k < k2 + SEG__LANES && k < n; k++) {
+                uint32_t e = s->custs[nth(order, k)].ext;
+                if (e) {
+                    /* a customer's list is a few 16-byte items: two lines */
+                    const seg__custext *x = &s->exts[e - 1];
+                    seg__sd_prefetch(x->items);
+                    if (x->n > 1)
+                        seg__sd_prefetch((const char *)x->items + 16 * x->n - 1);
+                }
+            }
+            for (size_t k = k3; k < k3 + SEG__LANES && k < n; k++) {
+                uint32_t e = s->custs[nth(order, k)].ext;
+                if (e)
+                    seg__sd_prefetch(&s->exts[e - 1]);
+            }
+        }
+        b->nlanes = nl;
+        b->valid = 0;
+        for (uint32_t l = 0; l < nl; l++) {
+            uint32_t ci = nth(order, k0 + l);
+            b->ci[l] = ci;
+            if (prepare(run, ci, &b->cc[l]))
+                b->valid |= UINT64_C(1) << l;
+        }
+        if (b->valid) {
+            seg__vm_block(run);
+            /* lane by lane, as bytes: from the set bits only */
+            memset(b->bytes, 0, (size_t)nl * d->nsegs);
+            for (uint32_t i = 0; i < d->nsegs; i++)
+                for (uint64_t m = b->member[i] & b->valid; m; m &= m - 1)
+                    b->bytes[(size_t)__builtin_ctzll(m) * d->nsegs + i] = 1;
+        }
+        uint8_t *own = run->member;
+        int stop = 0;
+        for (uint32_t l = 0; l < nl && !stop; l++) {
+            bool cust = (b->valid >> l) & 1;
+            run->member = b->bytes + (size_t)l * d->nsegs;
+            stop = fn(run, b->ci[l], cust ? &b->cc[l] : NULL, ctx);
+        }
+        run->member = own;
+        if (stop)
+            return 1;
+    }
+    return 0;
+}
+
 /* ---- public: evaluation ---- */
 
 static int check_now(seg_db *db, int64_t now)
@@ -585,6 +687,19 @@ static int check_now(seg_db *db, int64_t now)
         return seg__error(db, SEG_ERANGE, "now: %lld is out of range (years 1 to 9999)",
                           (long long)now);
     return SEG_OK;
+}
+
+typedef struct eval_ctx {
+    seg_segdef_cb cb;
+    void *payload;
+} eval_ctx;
+
+static int eval_visit(seg__run *run, uint32_t ci, const seg__cctx *customer, void *ctx)
+{
+    eval_ctx *ec = ctx;
+    if (!customer)
+        return 0;
+    return ec->cb(seg__run_cust_id(run, ci), run->member, run->def->nsegs, ec->payload);
 }
 
 SEG_API int seg_segdef_eval(seg_segdef *def, int64_t now, uint32_t flags, seg_segdef_cb cb,
@@ -612,14 +727,8 @@ SEG_API int seg_segdef_eval(seg_segdef *def, int64_t now, uint32_t flags, seg_se
     }
     bool was = db->iterating;
     db->iterating = true;
-    for (size_t k = 0; k < n; k++) {
-        uint32_t ci = order[k];
-        prefetch_ahead(&run, order, k, n);
-        if (!seg__run_customer(&run, ci))
-            continue;
-        if (cb(seg__run_cust_id(&run, ci), run.member, def->nsegs, payload))
-            break;
-    }
+    eval_ctx ec = { cb, payload };
+    visit(&run, order, n, eval_visit, &ec);
     db->iterating = was;
     seg__run_free(&run);
     seg__free(&db->alloc, order);
@@ -708,6 +817,7 @@ SEG_API int seg_segdef_eval_customer(unsigned char *out, size_t n, seg_segdef *d
     run.scr_cap = c->events;
     memset(run.stamp, 0, (size_t)def->nslots * sizeof *run.stamp);
     run.epoch = 0;
+    run.featv_ci = UINT32_MAX;
     const seg__store *s = run.store;
     for (uint32_t f = 0; f < def->nfeats; f++) {
         const seg__feature *ft = &def->feats[f];
@@ -747,6 +857,47 @@ SEG_API int seg_segdef_eval_customer(unsigned char *out, size_t n, seg_segdef *d
 static uint64_t *state_of(seg_segdef *d, uint64_t *st, uint32_t ci)
 {
     return st + (size_t)ci * d->state_words;
+}
+
+typedef struct refresh_ctx {
+    seg_segdef *def;
+    uint64_t *ns;              /* the new membership */
+    seg_segdef_delta_cb cb;
+    void *payload;
+    seg_segdef_stats *st;
+    int64_t max_ts;
+} refresh_ctx;
+
+static int refresh_visit(seg__run *run, uint32_t ci, const seg__cctx *customer, void *ctx)
+{
+    refresh_ctx *r = ctx;
+    seg_segdef *def = r->def;
+    uint32_t words = def->state_words;
+    const seg__cust *c = &run->store->custs[ci];
+    if (c->events && c->last_seen > r->max_ts)
+        r->max_ts = c->last_seen;
+    uint64_t *nw = state_of(def, r->ns, ci);
+    memset(nw, 0, words * sizeof *nw);
+    if (customer) {
+        r->st->evaluated++;
+        for (uint32_t i = 0; i < def->nsegs; i++)
+            if (run->member[i])
+                nw[i >> 6] |= UINT64_C(1) << (i & 63);
+    }
+    const uint64_t *old = def->has_state && ci < def->state_ncusts
+                              ? state_of(def, def->state, ci) : NULL;
+    for (uint32_t w = 0; w < words; w++) {
+        uint64_t was_in = old ? old[w] : 0, diff = was_in ^ nw[w];
+        while (diff) {
+            uint32_t b = (uint32_t)__builtin_ctzll(diff);
+            diff &= diff - 1;
+            int entered = (nw[w] >> b) & 1;
+            if (entered) r->st->entered++; else r->st->exited++;
+            if (r->cb(seg__run_cust_id(run, ci), (size_t)w * 64 + b, entered, r->payload))
+                return 1;
+        }
+    }
+    return 0;
 }
 
 SEG_API int seg_segdef_refresh(seg_segdef *def, int64_t now, uint32_t flags,
@@ -817,39 +968,11 @@ SEG_API int seg_segdef_refresh(seg_segdef *def, int64_t now, uint32_t flags,
         goto nomem;
     if ((rc = seg__run_init(&run, def, now, full)) != SEG_OK)
         goto out;
-    int64_t max_ts = full ? INT64_MIN : def->mark_max_ts;
-    bool was = db->iterating, stopped = false;
+    refresh_ctx rc2 = { def, ns, cb, payload, &st, full ? INT64_MIN : def->mark_max_ts };
+    bool was = db->iterating;
     db->iterating = true;
-    for (size_t k = 0; k < n && !stopped; k++) {
-        uint32_t ci = order[k];
-        prefetch_ahead(&run, order, k, n);
-        const seg__cust *c = &s->custs[ci];
-        if (c->events && c->last_seen > max_ts)
-            max_ts = c->last_seen;
-        uint64_t *nw = state_of(def, ns, ci);
-        memset(nw, 0, words * sizeof *nw);
-        if (seg__run_customer(&run, ci)) {
-            st.evaluated++;
-            for (uint32_t i = 0; i < def->nsegs; i++)
-                if (run.member[i])
-                    nw[i >> 6] |= UINT64_C(1) << (i & 63);
-        }
-        const uint64_t *old = def->has_state && ci < def->state_ncusts
-                                  ? state_of(def, def->state, ci) : NULL;
-        for (uint32_t w = 0; w < words && !stopped; w++) {
-            uint64_t was_in = old ? old[w] : 0, diff = was_in ^ nw[w];
-            while (diff) {
-                uint32_t b = (uint32_t)__builtin_ctzll(diff);
-                diff &= diff - 1;
-                int entered = (nw[w] >> b) & 1;
-                if (entered) st.entered++; else st.exited++;
-                if (cb(seg__run_cust_id(&run, ci), (size_t)w * 64 + b, entered, payload)) {
-                    stopped = true;
-                    break;
-                }
-            }
-        }
-    }
+    bool stopped = visit(&run, order, n, refresh_visit, &rc2) != 0;
+    int64_t max_ts = rc2.max_ts;
     db->iterating = was;
     st.full = full;
     if (!stopped) {
@@ -906,6 +1029,47 @@ SEG_API int seg_segdef_member(int *out, seg_segdef *def, const char *customer_id
 
 #define REPORT_SEG_MAX 4096u
 
+typedef struct report_ctx {
+    seg_segdef_report *r;
+    uint64_t *size;
+    int64_t *rev;
+    uint64_t *ov;
+    uint32_t *in;
+    const uint8_t *plain;
+    uint32_t n;
+    int rc;
+} report_ctx;
+
+static int report_visit(seg__run *run, uint32_t ci, const seg__cctx *cc, void *ctx)
+{
+    report_ctx *x = ctx;
+    (void)ci;
+    if (!cc)
+        return 0;
+    const seg__agg *g = &cc->agg;
+    int64_t net = g->revenue + g->refunds;
+    x->r->customers++;
+    if (__builtin_add_overflow(x->r->net_revenue, net, &x->r->net_revenue))
+        x->rc = SEG_ERANGE;
+    uint32_t m = 0, np = 0, n = x->n;
+    for (uint32_t i = 0; i < n; i++)
+        if (run->member[i]) {
+            x->in[m++] = i;
+            np += x->plain[i];
+            x->size[i]++;
+            if (__builtin_add_overflow(x->rev[i], net, &x->rev[i]))
+                x->rc = SEG_ERANGE;
+        }
+    if (np == 0)
+        x->r->in_none++;
+    else if (np > 1)
+        x->r->in_several++;
+    for (uint32_t a = 0; a < m; a++)
+        for (uint32_t b = a; b < m; b++)
+            x->ov[(size_t)x->in[a] * n + x->in[b]]++;
+    return 0;
+}
+
 SEG_API int seg_segdef_report_get(seg_segdef_report *out, seg_segdef *def, int64_t now)
 {
     if (!def)
@@ -943,33 +1107,11 @@ SEG_API int seg_segdef_report_get(seg_segdef_report *out, seg_segdef *def, int64
         goto out;
     seg_segdef_report r = SEG_SEGDEF_REPORT_INIT;
     r.segments = n;
+    report_ctx rx = { &r, size, rev, ov, in, plain, n, SEG_OK };
     bool was = db->iterating;
     db->iterating = true;
-    for (uint32_t ci = 0; ci < s->ncusts && rc == SEG_OK; ci++) {
-        prefetch_ahead(&run, NULL, ci, s->ncusts);
-        if (!seg__run_customer(&run, ci))
-            continue;
-        int64_t net = run.cc.agg.revenue + run.cc.agg.refunds;
-        r.customers++;
-        if (__builtin_add_overflow(r.net_revenue, net, &r.net_revenue))
-            rc = SEG_ERANGE;
-        uint32_t m = 0, np = 0;
-        for (uint32_t i = 0; i < n; i++)
-            if (run.member[i]) {
-                in[m++] = i;
-                np += plain[i];
-                size[i]++;
-                if (__builtin_add_overflow(rev[i], net, &rev[i]))
-                    rc = SEG_ERANGE;
-            }
-        if (np == 0)
-            r.in_none++;
-        else if (np > 1)
-            r.in_several++;
-        for (uint32_t x = 0; x < m; x++)
-            for (uint32_t y = x; y < m; y++)
-                ov[(size_t)in[x] * n + in[y]]++;
-    }
+    visit(&run, NULL, s->ncusts, report_visit, &rx);
+    rc = rx.rc;
     db->iterating = was;
     if (rc != SEG_OK) {
         rc = seg__error(db, SEG_ERANGE, "a revenue sum is beyond the range of int64");

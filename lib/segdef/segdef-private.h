@@ -306,7 +306,12 @@ enum {
     SEG__BC_SET1,        /* seg: member[seg] = 1 */
     SEG__BC_JPOPF,       /* target: pop; jump when false or null */
     SEG__BC_JMP,         /* target */
-    SEG__BC_HALT         /* end of the customer program */
+    SEG__BC_HALT,        /* end of the customer program */
+    /* sets in the block program (vmblock.c): lanes still without a label */
+    SEG__BC_SETB_BEGIN,  /* every valid lane is without a label */
+    SEG__BC_SETB_RULE,   /* seg: pop; the lanes where it holds and still without a
+                          * label get this one */
+    SEG__BC_SETB_ELSE    /* seg: the lanes left get this one */
 };
 
 typedef struct seg__prog {
@@ -340,6 +345,7 @@ struct seg_segdef {
     uint32_t nitems;
     uint32_t *order;             /* items in evaluation order */
     seg__prog cprog;             /* every item in that order, storing into member[] */
+    seg__prog bprog;             /* the same for the block machine (vmblock.c) */
     /* code and data */
     uint32_t *code;
     size_t ncode;
@@ -398,7 +404,6 @@ struct seg__cctx {
     uint32_t ci;
     const seg__cust *cust;      /* the store's record */
     seg__agg agg;               /* aggregates as of now */
-    bool feats_ready;           /* walk mode: featv computed */
     bool scan;                  /* features come from run->feat_vals */
 };
 
@@ -431,6 +436,8 @@ struct seg__run {
     int64_t *featv;             /* [nfeats]: walk mode */
     uint32_t epoch;
     uint8_t *member;            /* [nsegs] */
+    uint32_t featv_ci;          /* the customer whose measures featv holds (walks) */
+    struct seg__block *blk;     /* the block machine's state (scan mode) */
     seg__cctx cc;               /* the customer last evaluated (its values stay
                                  * readable through seg__vm_slot until the next) */
     char idbuf[SEG_ID_MAX + 1];
@@ -443,6 +450,36 @@ void seg__run_free(seg__run *run);
 /* Evaluate customer ci (live, existing as of now): fills run->member.
  * Returns false when the customer is not a customer yet at now. */
 bool seg__run_customer(seg__run *run, uint32_t ci);
+/* ---- the block machine (vmblock.c): up to 64 customers at once ---- */
+#define SEG__LANES 64
+typedef union seg__num { int64_t i; double d; const char *s; } seg__num;
+/* a value for every lane */
+typedef struct seg__col {
+    uint64_t null;              /* lanes where the value is null */
+    uint64_t mask;              /* is_mask: the lanes where the bool is true */
+    uint32_t is_mask;           /* a bool held as a mask only (v, n unset; never null) */
+    seg__num v[SEG__LANES];
+    uint32_t n[SEG__LANES];     /* string lengths */
+} seg__col;
+typedef struct seg__block {
+    uint32_t ci[SEG__LANES];    /* the lanes' customers */
+    seg__cctx cc[SEG__LANES];
+    uint64_t valid;             /* lanes holding a customer (as of now) */
+    uint32_t nlanes;
+    seg__col *stack;            /* [max_stack] */
+    seg__col **sp;              /* [max_stack]: what each stack entry points to */
+    seg__col *slots;            /* [nslots] */
+    uint32_t *stamp;            /* [nslots]: the block a slot's column belongs to */
+    uint32_t epoch;
+    uint64_t *member;           /* [nsegs]: lanes in each segment */
+    uint8_t *bytes;             /* [LANES * nsegs]: the same as bytes, lane by lane */
+} seg__block;
+int seg__block_init(seg__run *run);
+void seg__block_free(seg__run *run);
+/* Evaluate the block's lanes (blk->ci, blk->nlanes, blk->valid set; the
+ * lanes' contexts prepared): fills blk->member. */
+void seg__vm_block(seg__run *run);
+
 /* Evaluate one program for the customer in cc (vm.c). */
 bool seg__vm_exec(seg__run *run, seg__cctx *cc, const seg__prog *p);
 /* A slot's value for the customer (lazily computed, cached per customer). */

@@ -129,7 +129,7 @@ static void get_feature(const seg__run *run, seg__cctx *cc, const seg__slot *sl,
         set_i(out, run->feat_vals[(size_t)cc->ci * run->feat_stride + sl->feat]);
         return;
     }
-    if (!cc->feats_ready)
+    if (run->featv_ci != cc->ci)
         seg__run_walk_features((seg__run *)run, cc);
     set_i(out, run->featv[sl->feat]);
 }
