@@ -8,10 +8,10 @@
  * events per customer over three years (purchases in multi-line orders with
  * categories and channels, 2 % refunds, engagement events), ~10 %
  * prospects, and per customer a country, a birth year and email/sms
- * consent (through seg_customer_import_csv).  The definitions are the six
- * journey segments, four audiences with suppression, a four-label value
- * set, and six more (windows by category and channel, engagement counts,
- * attributes, arithmetic, membership).
+ * consent (through seg_customer_import_csv).  The definitions are 20
+ * segments: the six journey segments, four audiences with suppression, a
+ * set of four labels, and six more (windows by category and channel,
+ * engagement counts, attributes, arithmetic, membership).
  *
  * Prints one line per phase:
  *   phase=... customers=... seconds=... cpu_seconds=... [cpu_ns_per_customer=...]
@@ -227,7 +227,8 @@ static const char definitions[] =
     "segment us_millennials: attr(\"country\") == \"US\" and attr(\"birth_year\") between 1981 and 1996\n"
     "  and orders >= 1;\n"
     "segment sms_winback: days_since_last_purchase between 120 and 365 and net_revenue * 2 >= 300.00\n"
-    "  and consent(\"sms\") and not in(vip_thank_you);\n";
+    "  and consent(\"sms\") and not in(vip_thank_you);\n"
+    "segment one_time_buyers: orders == 1 and days_since_last_purchase > 60 and refunds == 0;\n";
 
 static unsigned long members_total;
 

@@ -117,9 +117,9 @@ typedef int (*seg_segdef_cb)(const char *customer_id, const unsigned char *membe
 /**
  * Evaluate every customer as of @p now.  Customers whose events all come at
  * or after @p now are not customers yet and are skipped; customers without
- * events (prospects) are visited.  Allocates a fixed amount per call
- * (per-customer work tables when windowed measures are used), nothing per
- * customer.
+ * events (prospects) are visited.  Allocates a fixed number of blocks per
+ * call (work tables of a few words per customer when windowed measures are
+ * used, the visiting order), nothing per customer.
  * @param flags 0 or SEG_SEGDEF_SORTED
  * @return SEG_OK (also when cb stopped early), SEG_EINVAL, SEG_ERANGE (now
  *         out of range), SEG_ENOMEM.
@@ -202,9 +202,11 @@ SEG_API int seg_segdef_refresh(seg_segdef *def, int64_t now, uint32_t flags,
                                seg_segdef_stats *stats_out);
 
 /**
- * Membership remembered by the last seg_segdef_refresh().
+ * Membership remembered by the last seg_segdef_refresh().  A customer
+ * created since is in no segment.
  * @param out 1 when the customer was in the segment, else 0
- * @return SEG_OK, SEG_ENOTFOUND (no such customer or segment), SEG_EINVAL.
+ * @return SEG_OK, SEG_ENOTFOUND (no such customer), SEG_EINVAL (segment out
+ *         of range), SEG_EMISUSE (no refresh has run yet).
  * @since 1.0
  */
 SEG_API int seg_segdef_member(int *out, seg_segdef *def, const char *customer_id,
