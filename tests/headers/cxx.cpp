@@ -19,6 +19,9 @@ int main()
     seg_ingest_stats stats = SEG_INGEST_STATS_INIT;
     seg_csv_options csv_opts = SEG_CSV_OPTIONS_INIT;
     seg_customer_info info = SEG_CUSTOMER_INFO_INIT;
+    seg_segdef_stats sd_stats = SEG_SEGDEF_STATS_INIT;
+    seg_segdef_report sd_report = SEG_SEGDEF_REPORT_INIT;
+    (void)sd_stats; (void)sd_report;
     (void)event; (void)stats; (void)info; (void)ingest_opts; (void)csv_opts;
     ingest_opts.on_reject = on_reject;
     csv_opts.on_reject = on_reject;
