@@ -108,6 +108,7 @@ int seg__sd_score_cells(const seg_segdef *def, uint32_t item, int nscores, uint3
         goto out;
     }
     run.epoch = 1;
+    run.featv_ci = UINT32_MAX;
     seg__cctx cc;
     memset(&cc, 0, sizeof cc);
     size_t cell = 0;
