@@ -14,5 +14,6 @@
 #include "segment/customer.h"
 #include "segment/storage.h"
 #include "segment/rfm.h"
+#include "segment/segdef.h"
 
 #endif /* SEGMENT_H */

@@ -250,6 +250,10 @@ int seg__db_writable(seg_db *db);
 int seg__db_exponent(const seg_db *db);
 /* The db's allocator. */
 const seg__alloc *seg__db_alloc(const seg_db *db);
+/* Children (seg_segdef ...) keep a reference on their db (lib/core/db.c):
+ * seg_db_close() frees it only once no child is left. */
+void seg__db_ref(seg_db *db);
+void seg__db_unref(seg_db *db);
 
 /* ==================================================================
  * CSV tokenizer (lib/event/csv.c)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The 'cli-db' test: `segment import --db`, `segment customers --db` and
-# `segment rfm --db`
+# The 'cli-db' test: `segment import --db`, and `segment customers`, `rfm`,
+# `eval` and `report` reading the database with --db
 # (database files through the SQLite backend), in the style of check-cli.sh.
 #
 #   check-cli-db.sh path/to/segment path/to/examples/data
@@ -63,6 +63,9 @@ nev=$(($(wc -l <"$ev") - 1))
 run 0 -- customers --events "$ev" --customers "$cu" && cp out want-all.csv
 run 0 -- customers --events "$ev" --customers "$cu" --as-of 2024-01-01 && cp out want-asof.csv
 run 0 -- rfm --events "$ev" --customers "$cu" && cp out want-rfm.csv
+defs=$data/../definitions/journeys.seg
+run 0 -- eval "$defs" --events "$ev" --customers "$cu" --as-of 2025-01-01 && cp out want-eval.csv
+run 0 -- report "$defs" --events "$ev" --customers "$cu" --as-of 2025-01-01 && cp out want-report.csv
 run 0 -- rfm --events "$ev" --customers "$cu" --as-of 2024-01-01 --window 180d && cp out want-rfm-asof.csv
 [ "$(wc -l <want-all.csv)" -gt 400 ] || fail "the reference output is too short"
 
@@ -76,6 +79,8 @@ run 0 -- import --db shop.db "$ev" --customers "$cu" && {
 run 0 -- customers --db shop.db && same want-all.csv
 run 0 -- customers --db=shop.db --as-of 2024-01-01 && same want-asof.csv
 run 0 -- rfm --db shop.db && same want-rfm.csv
+run 0 -- eval "$defs" --db shop.db --as-of 2025-01-01 && same want-eval.csv
+run 0 -- report "$defs" --db shop.db --as-of 2025-01-01 && same want-report.csv
 run 0 -- rfm --db shop.db --as-of 2024-01-01 --window 180d && same want-rfm-asof.csv
 # again: nothing new, the same answers
 run 0 -- import --db shop.db --events "$ev" && {

@@ -188,5 +188,84 @@ if [ -w /dev/full ]; then
   grep -qE '^segment: write error' err || fail "writing to /dev/full: $(cat err)"
 fi
 
+# ---- segment eval and segment report ----
+cat >defs.seg <<'EOF'
+# test definitions
+segment buyers: orders >= 1;
+segment big: revenue >= 20.00;
+segment us: attr("country") == "US";
+segment set status { prospect: orders == 0; else customer; }
+EOF
+cat >defs2.seg <<'EOF'
+segment mailable: consent("email") and not in(buyers);
+EOF
+cat >want-eval.csv <<'EOF'
+customer_id,segment
+alice,buyers
+alice,us
+alice,customer
+bob,buyers
+bob,big
+bob,customer
+carol,prospect
+dave,buyers
+dave,customer
+erin,prospect
+erin,mailable
+"q""z",buyers
+"q""z",customer
+"x,y",buyers
+"x,y",customer
+EOF
+# as of bob's first order: bob and "q""z" are not customers yet, alice's
+# second order does not count
+cat >want-eval-asof.csv <<'EOF'
+customer_id,segment
+alice,buyers
+alice,us
+alice,customer
+carol,prospect
+dave,buyers
+dave,customer
+erin,prospect
+erin,mailable
+"x,y",buyers
+"x,y",customer
+EOF
+run 0 -- eval defs.seg defs2.seg --events ev1.csv --events ev2.csv --customers cust.csv &&
+  expect_out want-eval.csv
+run 0 -- eval defs.seg defs2.seg --events=ev1.csv --events ev2.csv --customers=cust.csv \
+  --as-of 2024-02-01T12:00:00Z && expect_out want-eval-asof.csv
+run 0 -- eval defs.seg defs2.seg --events - --events ev2.csv --customers cust.csv <ev1.csv &&
+  expect_out want-eval.csv
+run 0 -- report defs.seg defs2.seg --events ev1.csv --events ev2.csv --customers cust.csv && {
+  # 7 customers; carol is in none of the plain segments, alice (buyers, us)
+  # and bob (buyers, big) in several; net revenue 14.00 + 27.25 + 12.00 + 3.00 + 1.00
+  grep -qx '7,1,2,57.25' out || fail "report totals: $(cat out)"
+  grep -qx 'buyers,,5,71.4%,57.25,100.0%' out || fail "report buyers row: $(cat out)"
+  grep -qx 'big,,1,14.3%,27.25,47.6%' out || fail "report big row: $(cat out)"
+  grep -qx 'prospect,status,2,28.6%,0.00,0.0%' out || fail "report prospect row: $(cat out)"
+  grep -qx 'overlap,buyers,big,us,prospect,customer,mailable' out || fail "report overlap header"
+  grep -qx 'buyers,5,1,1,0,5,0' out || fail "report overlap row: $(cat out)"
+}
+for args in "help eval" "eval --help" "help report" "report -h"; do
+  # shellcheck disable=SC2086
+  run 0 -- $args || continue
+  grep -q "Usage: segment" out || fail "segment $args: no usage line"
+done
+run 0 -- --help && { grep -q "eval" out && grep -q "report" out || fail "--help lacks eval/report"; }
+run_error 2 "no definition file" -- eval --events ev1.csv
+run_error 2 "no events file" -- eval defs.seg
+run_error 1 "x\.db" -- eval defs.seg --db x.db
+run_error 2 "give one or the other" -- report defs.seg --events ev1.csv --db=x.db
+run_error 2 "unknown option '--bogus'" -- report defs.seg --events ev1.csv --bogus
+run_error 2 "'--events' needs a value" -- eval defs.seg --events
+run_error 2 "--as-of: not a time" -- eval defs.seg --events ev1.csv --as-of soon
+printf 'segment ok: true;\n\nsegment bad: orders >;\n' >bad.seg
+run_error 1 "^segment: bad\.seg:3:22: expected a value" -- eval defs.seg bad.seg --events ev1.csv
+run_error 1 "^segment: defs2\.seg:1:47: unknown segment 'buyers'" -- eval defs2.seg --events ev1.csv
+run_error 1 "cannot open 'nosuch\.seg'" -- eval nosuch.seg --events ev1.csv
+run_error 1 "bad-amount\.csv:3:" -- report defs.seg --events bad-amount.csv
+
 echo "cli: $checks checks, $failures failed"
 [ "$failures" = 0 ]

@@ -169,6 +169,8 @@ static const char main_help[] =
     "  rfm           print recency, frequency, monetary and their scores per\n"
     "                customer, or the thresholds of the scores\n"
     "  import        import event and customer CSV files into a database file\n"
+    "  eval          evaluate segment definitions: one CSV row per membership\n"
+    "  report        sizes, revenue shares, overlap and coverage of segments\n"
     "  help [COMMAND]\n"
     "                show this help, or the help of COMMAND\n"
     "\n"
@@ -964,6 +966,390 @@ static int cmd_rfm(int argc, char **argv)
     return 0;
 }
 
+/* ---- segment eval, segment report: definition files ---- */
+
+static const char eval_help[] =
+    "Usage: segment eval DEFS.seg [DEFS.seg ...] --events FILE [--events FILE ...]\n"
+    "                    [--customers FILE] [--as-of TIME]\n"
+    "       segment eval DEFS.seg [...] --db FILE.db [--as-of TIME]\n"
+    "\n"
+    "Compile segment definitions (the language of doc/segdef.md), evaluate them\n"
+    "over the customers of the events and print one CSV row per membership:\n"
+    "\n"
+    "  customer_id,segment\n"
+    "\n"
+    "A customer in several segments has several rows; a segment set gives each\n"
+    "customer one row with its label.  Rows are sorted by customer_id (byte\n"
+    "order), then in the order the segments are defined.  Customers in no\n"
+    "segment have no row.\n"
+    "\n"
+    "Options (each also accepted as --option=VALUE):\n"
+    "  DEFS.seg          definition files, compiled as one text in the order\n"
+    "                    given (so in(x) may name a segment of another file);\n"
+    "                    errors name the file, line and column\n"
+    "  --events FILE     an event CSV file (as for 'segment customers'); repeat\n"
+    "                    for several; '-' reads standard input\n"
+    "  --customers FILE  a customer CSV file: attributes (attr(\"name\")) and\n"
+    "                    consent (consent(\"channel\")); may be repeated\n"
+    "  --as-of TIME      evaluate as of TIME: only events with ts < TIME count,\n"
+    "                    windows such as spend(30d) end at TIME.  Default: one\n"
+    "                    second after the latest event, so every event counts\n"
+    "                    and the output does not depend on the clock.\n"
+    "                    ISO-8601 UTC or epoch seconds.\n"
+    "  --db FILE.db      read a database file instead of CSV files (read-only;\n"
+    "                    see 'segment import --help')\n"
+    "  -h, --help        show this help and exit\n"
+    "\n"
+    "Exit status: 0 on success, 1 on bad data, a bad definition or an\n"
+    "unreadable file (one line on standard error naming file:line:column), 2 on\n"
+    "a usage error.\n"
+    "\n"
+    "Example:\n"
+    "  segment eval examples/definitions/journeys.seg \\\n"
+    "      --events examples/data/sample_events.csv --as-of 2025-01-01\n";
+
+static const char report_help[] =
+    "Usage: segment report DEFS.seg [DEFS.seg ...] --events FILE [--events FILE ...]\n"
+    "                      [--customers FILE] [--as-of TIME]\n"
+    "       segment report DEFS.seg [...] --db FILE.db [--as-of TIME]\n"
+    "\n"
+    "Evaluate segment definitions as 'segment eval' does and print, as CSV\n"
+    "sections separated by blank lines:\n"
+    "\n"
+    "  1. totals: customers, customers in none of the plain segments,\n"
+    "     customers in several plain segments (set labels are exclusive and\n"
+    "     exhaustive by construction, so they are left out of these two), and\n"
+    "     the net revenue of all customers;\n"
+    "  2. one row per segment: its set (empty for a plain segment), size,\n"
+    "     share of the customers, net revenue of its members and share of the\n"
+    "     total net revenue;\n"
+    "  3. the overlap matrix: customers in both the row's and the column's\n"
+    "     segment (the diagonal is the size).\n"
+    "\n"
+    "Shares are percentages with one decimal.  Options as for 'segment eval'\n"
+    "(see 'segment eval --help').\n"
+    "\n"
+    "Example:\n"
+    "  segment report examples/definitions/journeys.seg \\\n"
+    "      --events examples/data/sample_events.csv --as-of 2025-01-01\n";
+
+typedef struct defs_cmd {
+    const char *name;       /* "eval" or "report" */
+    const char **defs, **events, **custs;
+    size_t ndefs, nevents, ncusts;
+    const char *as_of_text, *db_path;
+} defs_cmd;
+
+static int defs_opt(char **argv, int argc, int *i, const char *cmd, const char *name,
+                    const char **val)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0 || (a[n] != '=' && a[n] != '\0'))
+        return 0;
+    if (a[n] == '=') {
+        *val = a + n + 1;
+    } else {
+        if (*i + 1 >= argc)
+            die_line(EXIT_USAGE, "option '%s' needs a value (see 'segment %s --help')", name, cmd);
+        *val = argv[++*i];
+    }
+    if (!**val)
+        die_line(EXIT_USAGE, "%s: empty value for %s", cmd, name);
+    return 1;
+}
+
+static void defs_parse(defs_cmd *c, int argc, char **argv, const char *help)
+{
+    c->defs = calloc((size_t)argc + 1, sizeof *c->defs);
+    c->events = calloc((size_t)argc + 1, sizeof *c->events);
+    c->custs = calloc((size_t)argc + 1, sizeof *c->custs);
+    if (!c->defs || !c->events || !c->custs)
+        die_line(EXIT_DATA, "out of memory");
+    int only_files = 0;
+    const char *val;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (only_files || a[0] != '-') {
+            c->defs[c->ndefs++] = a;
+        } else if (strcmp(a, "--") == 0) {
+            only_files = 1;
+        } else if (is_help(a)) {
+            print_help(help);
+        } else if (defs_opt(argv, argc, &i, c->name, "--events", &val)) {
+            c->events[c->nevents++] = val;
+        } else if (defs_opt(argv, argc, &i, c->name, "--customers", &val)) {
+            c->custs[c->ncusts++] = val;
+        } else if (defs_opt(argv, argc, &i, c->name, "--as-of", &val)) {
+            if (c->as_of_text)
+                die_line(EXIT_USAGE, "--as-of given twice");
+            c->as_of_text = val;
+        } else if (defs_opt(argv, argc, &i, c->name, "--db", &val)) {
+            if (c->db_path)
+                die_line(EXIT_USAGE, "--db given twice");
+            c->db_path = val;
+        } else {
+            die_line(EXIT_USAGE, "%s: unknown option '%s' (see 'segment %s --help')", c->name, a,
+                     c->name);
+        }
+    }
+    if (c->ndefs == 0)
+        die_line(EXIT_USAGE, "%s: no definition file given (see 'segment %s --help')", c->name,
+                 c->name);
+}
+
+static char *read_whole_file(const char *path, size_t *len_out)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        die_line(EXIT_DATA, "cannot open '%s': %s", path, strerror(errno));
+    size_t cap = 1 << 14, len = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        die_line(EXIT_DATA, "out of memory");
+    for (;;) {
+        if (len == cap) {
+            char *nb = cap > SIZE_MAX / 2 ? NULL : realloc(buf, cap * 2);
+            if (!nb)
+                die_line(EXIT_DATA, "out of memory reading '%s'", path);
+            buf = nb;
+            cap *= 2;
+        }
+        size_t got = fread(buf + len, 1, cap - len, f);
+        len += got;
+        if (got == 0) {
+            if (ferror(f))
+                die_line(EXIT_DATA, "%s: read error: %s", path, strerror(errno));
+            break;
+        }
+    }
+    fclose(f);
+    *len_out = len;
+    return buf;
+}
+
+static int latest_event_cb(const seg_customer_info *c, void *payload)
+{
+    int64_t *t = payload;
+    if (c->events && c->last_seen > *t)
+        *t = c->last_seen;
+    return 0;
+}
+
+/* Load the data and compile the definitions; *now_out is the evaluation time. */
+static seg_segdef *defs_load(const defs_cmd *c, seg_db **db_out, int64_t *now_out)
+{
+    int64_t now = 0;
+    if (c->as_of_text) {
+        int rc = seg_time_parse(&now, c->as_of_text, strlen(c->as_of_text));
+        if (rc == SEG_ERANGE)
+            die_line(EXIT_USAGE, "--as-of: time out of range: '%s'", c->as_of_text);
+        if (rc != SEG_OK)
+            die_line(EXIT_USAGE,
+                     "--as-of: not a time: '%s' (use 2024-03-01, 2024-03-01T10:00:00Z or epoch seconds)",
+                     c->as_of_text);
+    }
+    /* the definition files, as one text; remember where each starts */
+    size_t *first_line = calloc(c->ndefs + 1, sizeof *first_line);
+    char *text = NULL;
+    size_t tlen = 0, lines = 0;
+    if (!first_line)
+        die_line(EXIT_DATA, "out of memory");
+    for (size_t k = 0; k < c->ndefs; k++) {
+        size_t n;
+        char *part = read_whole_file(c->defs[k], &n);
+        char *nt = realloc(text, tlen + n + 2);
+        if (!nt)
+            die_line(EXIT_DATA, "out of memory");
+        text = nt;
+        first_line[k] = lines + 1;
+        memcpy(text + tlen, part, n);
+        tlen += n;
+        if (n == 0 || part[n - 1] != '\n')
+            text[tlen++] = '\n';
+        for (size_t j = 0; j < n; j++)
+            lines += part[j] == '\n';
+        if (n == 0 || part[n - 1] != '\n')
+            lines++;
+        free(part);
+    }
+
+    input_opts in; /* the shared input helper: CSV files or --db */
+    memset(&in, 0, sizeof in);
+    in.db_path = c->db_path;
+    in.events = c->events;
+    in.nevents = c->nevents;
+    in.customers = c->custs;
+    in.ncustomers = c->ncusts;
+    seg_db *db = open_input(&in, c->name, 0);
+    int rc;
+    if (!c->as_of_text) {
+        int64_t latest = INT64_MIN;
+        if ((rc = seg_customer_foreach(db, 0, latest_event_cb, &latest)) != SEG_OK)
+            die_db(db, rc);
+        now = latest == INT64_MIN ? 0 : latest + 1;
+    }
+
+    seg_segdef *def = NULL;
+    rc = seg_segdef_compile(&def, db, text, tlen);
+    if (rc != SEG_OK) {
+        /* "LINE:COL: message" of the joined text -> "FILE:LINE:COL: message" */
+        const char *msg = seg_errmsg(db);
+        unsigned long line = strtoul(msg, NULL, 10);
+        const char *rest = strchr(msg, ':');
+        size_t k = 0;
+        while (k + 1 < c->ndefs && first_line[k + 1] <= line)
+            k++;
+        if (line >= 1 && rest)
+            die_line(EXIT_DATA, "%s:%lu%s", c->defs[k], line - first_line[k] + 1, rest);
+        die_db(db, rc);
+    }
+    free(text);
+    free(first_line);
+    *db_out = db;
+    *now_out = now;
+    return def;
+}
+
+typedef struct eval_ctx {
+    seg_segdef *def;
+} eval_ctx;
+
+static int print_members(const char *customer_id, const unsigned char *member, size_t n,
+                         void *payload)
+{
+    eval_ctx *ctx = payload;
+    for (size_t i = 0; i < n; i++) {
+        if (!member[i])
+            continue;
+        char *p = out_reserve(OUT_ROW_MAX), *start = p;
+        p += fmt_csv_field(p, customer_id);
+        *p++ = ',';
+        const char *name = seg_segdef_segment_name(ctx->def, i);
+        size_t nl = strlen(name); /* a name is at most 256 bytes, never quoted */
+        memcpy(p, name, nl);
+        p += nl;
+        *p++ = '\n';
+        out_len += (size_t)(p - start);
+    }
+    return 0;
+}
+
+static int cmd_eval(int argc, char **argv)
+{
+    defs_cmd c;
+    memset(&c, 0, sizeof c);
+    c.name = "eval";
+    defs_parse(&c, argc, argv, eval_help);
+    seg_db *db;
+    int64_t now;
+    seg_segdef *def = defs_load(&c, &db, &now);
+    eval_ctx ctx = { def };
+    out_str("customer_id,segment\n");
+    int rc = seg_segdef_eval(def, now, SEG_SEGDEF_SORTED, print_members, &ctx);
+    if (rc != SEG_OK)
+        die_db(db, rc);
+    out_finish();
+    seg_segdef_free(def);
+    seg_db_close(db);
+    free(c.defs);
+    free(c.events);
+    free(c.custs);
+    return 0;
+}
+
+/* "12.3%" of part / whole, or "" when whole is 0 */
+static void fmt_share(char *buf, size_t size, double part, double whole)
+{
+    if (whole == 0)
+        buf[0] = '\0';
+    else
+        snprintf(buf, size, "%.1f%%", 100.0 * part / whole);
+}
+
+static void out_money(int64_t v, int exponent)
+{
+    char m[SEG_MONEY_BUFSIZE];
+    if (seg_money_format(m, sizeof m, v, exponent) == 0)
+        die_line(EXIT_DATA, "an amount could not be formatted");
+    out_str(m);
+}
+
+static void out_u64(uint64_t v)
+{
+    char b[24];
+    b[fmt_u64(b, v)] = '\0';
+    out_str(b);
+}
+
+static int cmd_report(int argc, char **argv)
+{
+    defs_cmd c;
+    memset(&c, 0, sizeof c);
+    c.name = "report";
+    defs_parse(&c, argc, argv, report_help);
+    seg_db *db;
+    int64_t now;
+    seg_segdef *def = defs_load(&c, &db, &now);
+    seg_segdef_report r = SEG_SEGDEF_REPORT_INIT;
+    int rc = seg_segdef_report_get(&r, def, now);
+    if (rc != SEG_OK)
+        die_db(db, rc);
+    int exp = seg_db_currency_exponent(db);
+    char t[32], share[32];
+    if (seg_time_format(t, sizeof t, now) == 0)
+        snprintf(t, sizeof t, "%lld", (long long)now);
+    out_str("# segment report as of ");
+    out_str(t);
+    out_str("\ncustomers,in_none,in_several,net_revenue\n");
+    out_u64(r.customers);
+    out_str(",");
+    out_u64(r.in_none);
+    out_str(",");
+    out_u64(r.in_several);
+    out_str(",");
+    out_money(r.net_revenue, exp);
+    out_str("\n\nsegment,set,size,customer_share,net_revenue,revenue_share\n");
+    for (size_t i = 0; i < r.segments; i++) {
+        const char *set = seg_segdef_segment_set(def, i);
+        out_str(seg_segdef_segment_name(def, i));
+        out_str(",");
+        out_str(set ? set : "");
+        out_str(",");
+        out_u64(r.size[i]);
+        out_str(",");
+        fmt_share(share, sizeof share, (double)r.size[i], (double)r.customers);
+        out_str(share);
+        out_str(",");
+        out_money(r.revenue[i], exp);
+        out_str(",");
+        fmt_share(share, sizeof share, (double)r.revenue[i], (double)r.net_revenue);
+        out_str(share);
+        out_str("\n");
+    }
+    out_str("\noverlap");
+    for (size_t j = 0; j < r.segments; j++) {
+        out_str(",");
+        out_str(seg_segdef_segment_name(def, j));
+    }
+    out_str("\n");
+    for (size_t i = 0; i < r.segments; i++) {
+        out_str(seg_segdef_segment_name(def, i));
+        for (size_t j = 0; j < r.segments; j++) {
+            out_str(",");
+            out_u64(r.overlap[i * r.segments + j]);
+        }
+        out_str("\n");
+    }
+    out_finish();
+    seg_segdef_free(def);
+    seg_db_close(db);
+    free(c.defs);
+    free(c.events);
+    free(c.custs);
+    return 0;
+}
+
 /* ---- main ---- */
 
 static void print_version(void)
@@ -994,6 +1380,10 @@ int main(int argc, char **argv)
             print_help(rfm_help);
         if (strcmp(argv[2], "import") == 0)
             print_help(import_help);
+        if (strcmp(argv[2], "eval") == 0)
+            print_help(eval_help);
+        if (strcmp(argv[2], "report") == 0)
+            print_help(report_help);
         die_line(EXIT_USAGE, "help: unknown command '%s' (see 'segment --help')", argv[2]);
     }
     if (strcmp(cmd, "customers") == 0)
@@ -1002,6 +1392,10 @@ int main(int argc, char **argv)
         return cmd_rfm(argc - 1, argv + 1);
     if (strcmp(cmd, "import") == 0)
         return cmd_import(argc - 1, argv + 1);
+    if (strcmp(cmd, "eval") == 0)
+        return cmd_eval(argc - 1, argv + 1);
+    if (strcmp(cmd, "report") == 0)
+        return cmd_report(argc - 1, argv + 1);
     if (cmd[0] == '-')
         die_line(EXIT_USAGE, "unknown option '%s' (see 'segment --help')", cmd);
     die_line(EXIT_USAGE, "unknown command '%s' (see 'segment --help')", cmd);

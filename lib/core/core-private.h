@@ -32,6 +32,13 @@ struct seg_db {
     /* store */
     seg__store store;
     char idbuf[SEG_ID_MAX + 1];
+    /* children (seg_segdef ...) holding a reference: the memory is freed
+     * when the caller has closed the db and the last child is freed */
+    uint32_t children;
+    bool closed;
+    /* bumped by every change of attributes or consent (lib/customer/), so
+     * cached evaluations know when they are stale */
+    uint64_t attr_gen;
 };
 
 

@@ -125,15 +125,33 @@ SEG_API int seg_db_open(seg_db **out, const char *uri, const seg_db_options *opt
     return SEG_OK;
 }
 
-SEG_API void seg_db_close(seg_db *db)
+static void db_free(seg_db *db)
 {
-    if (!db)
-        return;
     seg__storage_close(db);
     seg__store_free(&db->alloc, &db->store);
     seg__alloc a = db->alloc;
     seg__free(&a, db->errmsg);
     seg__free(&a, db);
+}
+
+SEG_API void seg_db_close(seg_db *db)
+{
+    if (!db || db->closed)
+        return;
+    db->closed = true;
+    if (db->children == 0)
+        db_free(db);
+}
+
+void seg__db_ref(seg_db *db)
+{
+    db->children++;
+}
+
+void seg__db_unref(seg_db *db)
+{
+    if (--db->children == 0 && db->closed)
+        db_free(db);
 }
 
 SEG_API int seg_db_currency_exponent(const seg_db *db)

@@ -577,6 +577,8 @@ int seg__customer_apply(seg_db *db, const seg__custop *ops, size_t n, size_t *ba
     }
     if (rc != SEG_OK)
         txn_undo(&t);
+    else
+        db->attr_gen++; /* attributes or consent may have changed */
     txn_done(&t);
     return rc;
 }
@@ -1063,6 +1065,7 @@ SEG_API int seg_customer_anonymize(seg_db *db, const char *customer_id, char **n
     seg__free(&db->alloc, rl);
     seg__arena_wipe(&s->arena, from);
     drop_ext(db, ci);
+    db->attr_gen++; /* attributes and consent dropped */
     if (new_id_out)
         *new_id_out = user;
     return SEG_OK;

@@ -15,11 +15,14 @@ int main(void)
     seg_customer_info info = SEG_CUSTOMER_INFO_INIT;
     seg_rfm_options rfm_opts = SEG_RFM_OPTIONS_INIT;
     seg_rfm_info rfm_info = SEG_RFM_INFO_INIT;
+    seg_segdef_stats sd_stats = SEG_SEGDEF_STATS_INIT;
+    seg_segdef_report sd_report = SEG_SEGDEF_REPORT_INIT;
     seg_db *db = NULL;
     int ok = 1;
 
     (void)event; (void)ingest_opts; (void)stats; (void)csv_opts; (void)info;
     (void)rfm_opts; (void)rfm_info;
+    (void)sd_stats; (void)sd_report;
     if (seg_db_open(&db, ":memory:", &db_opts) != SEG_OK) {
         fprintf(stderr, "c89: seg_db_open failed\n");
         return 1;

@@ -22,6 +22,9 @@ int main()
     seg_rfm_options rfm_opts = SEG_RFM_OPTIONS_INIT;
     seg_rfm_info rfm_info = SEG_RFM_INFO_INIT;
     (void)rfm_opts; (void)rfm_info;
+    seg_segdef_stats sd_stats = SEG_SEGDEF_STATS_INIT;
+    seg_segdef_report sd_report = SEG_SEGDEF_REPORT_INIT;
+    (void)sd_stats; (void)sd_report;
     (void)event; (void)stats; (void)info; (void)ingest_opts; (void)csv_opts;
     ingest_opts.on_reject = on_reject;
     csv_opts.on_reject = on_reject;

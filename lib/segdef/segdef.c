@@ -1,0 +1,136 @@
+/*
+ * The definition handle: compile, free, names, canonical text.
+ */
+#include "segdef/segdef-private.h"
+
+#include <stdio.h>
+
+static void def_free(seg_segdef *d)
+{
+    const seg__alloc *a = &d->db->alloc;
+    for (uint32_t i = 0; i < d->nsegs; i++)
+        seg__free(a, d->segs[i].name);
+    if (d->items)
+        for (uint32_t i = 0; i < d->nitems; i++) {
+            seg__free(a, d->items[i].name);
+            seg__free(a, d->items[i].progs);
+        }
+    seg__free(a, d->segs);
+    seg__free(a, d->items);
+    seg__free(a, d->order);
+    seg__free(a, d->code);
+    seg__free(a, d->consts);
+    seg__free(a, d->slots);
+    seg__free(a, d->feats);
+    seg__free(a, d->scratch);
+    seg__free(a, d->state);
+    seg__free(a, d->rep_size);
+    seg__free(a, d->rep_revenue);
+    seg__free(a, d->rep_overlap);
+    seg__pool_free(&d->ast.pool);
+    seg_db *db = d->db;
+    seg__free(a, d);
+    seg__db_unref(db);
+}
+
+int seg__segdef_compile_ex(seg_segdef **out, seg_db *db, const char *src, size_t len,
+                           const seg__provider *extra, size_t nextra)
+{
+    if (out)
+        *out = NULL;
+    if (!db)
+        return SEG_EINVAL;
+    seg__error_clear(db);
+    if (!out)
+        return seg__error(db, SEG_EINVAL, "out: NULL");
+    if (!src && len)
+        return seg__error(db, SEG_EINVAL, "src: NULL");
+    seg_segdef *d = seg__calloc(&db->alloc, 1, sizeof *d);
+    if (!d)
+        return seg__error(db, SEG_ENOMEM, "out of memory");
+    d->db = db;
+    seg__db_ref(db);
+    d->exponent = seg__db_exponent(db);
+    d->extra = extra;
+    d->nextra = nextra;
+    seg__pool_init(&d->ast.pool, &db->alloc);
+    seg__sderr err;
+    int rc = seg__sd_parse(&d->ast, src ? src : "", len, &err);
+    if (rc == SEG_OK)
+        rc = seg__sd_check(d, &err);
+    if (rc == SEG_OK)
+        rc = seg__sd_codegen(d, &err);
+    if (rc != SEG_OK) {
+        seg__error(db, err.code, "%u:%u: %s", (unsigned)err.line, (unsigned)err.col, err.msg);
+        def_free(d);
+        return err.code;
+    }
+    d->state_words = (d->nsegs + 63) / 64;
+    *out = d;
+    return SEG_OK;
+}
+
+SEG_API int seg_segdef_compile(seg_segdef **out, seg_db *db, const char *src, size_t len)
+{
+    return seg__segdef_compile_ex(out, db, src, len, NULL, 0);
+}
+
+SEG_API void seg_segdef_free(seg_segdef *def)
+{
+    if (def)
+        def_free(def);
+}
+
+SEG_API size_t seg_segdef_segment_count(const seg_segdef *def)
+{
+    return def ? def->nsegs : 0;
+}
+
+SEG_API const char *seg_segdef_segment_name(const seg_segdef *def, size_t i)
+{
+    return def && i < def->nsegs ? def->segs[i].name : NULL;
+}
+
+SEG_API const char *seg_segdef_segment_set(const seg_segdef *def, size_t i)
+{
+    if (!def || i >= def->nsegs)
+        return NULL;
+    const seg__citem *it = &def->items[def->segs[i].item];
+    return it->kind == SEG__ITEM_SET ? it->name : NULL;
+}
+
+SEG_API int seg_segdef_find(size_t *out, seg_segdef *def, const char *name)
+{
+    if (out)
+        *out = 0;
+    if (!def)
+        return SEG_EINVAL;
+    seg__error_clear(def->db);
+    if (!out || !name)
+        return seg__error(def->db, SEG_EINVAL, "%s: NULL", !out ? "out" : "name");
+    for (uint32_t i = 0; i < def->nsegs; i++)
+        if (strcmp(def->segs[i].name, name) == 0) {
+            *out = i;
+            return SEG_OK;
+        }
+    return seg__error(def->db, SEG_ENOTFOUND, "no segment named '%s'", name);
+}
+
+SEG_API int seg_segdef_print(char **out, seg_segdef *def)
+{
+    if (out)
+        *out = NULL;
+    if (!def)
+        return SEG_EINVAL;
+    seg__error_clear(def->db);
+    if (!out)
+        return seg__error(def->db, SEG_EINVAL, "out: NULL");
+    size_t n;
+    char *text = seg__sd_print(&def->db->alloc, &def->ast, &n);
+    char *user = text ? seg__strdup_user(&def->db->alloc, text, n) : NULL;
+    seg__free(&def->db->alloc, text);
+    if (!user)
+        return seg__error(def->db, SEG_ENOMEM, "out of memory");
+    *out = user;
+    return SEG_OK;
+}

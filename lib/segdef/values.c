@@ -1,0 +1,261 @@
+/*
+ * The registry of named values: everything a definition can read about a
+ * customer.  Each row names a value, its type, the arguments it takes and a
+ * function computing it for one customer (seg__provider in
+ * segdef-private.h).  The checker resolves names through this table (after
+ * any extra table given to seg__segdef_compile_ex), the VM calls `get`
+ * lazily, at most once per customer and value.
+ *
+ * Adding a value from another module (RFM scores, CLV, P(alive), loyalty
+ * tier and points, journey state) is one row here plus its get function,
+ * and, when the value needs the module's state for the whole run (a model's
+ * thresholds or parameters), a bind function that fetches it once and fails
+ * with a message when the module has nothing to offer yet.
+ */
+#include "segdef/segdef-private.h"
+
+#include <math.h>
+
+#define CONSENT_BIT 0x80000000u
+
+static void set_i(seg__val *out, int64_t v)
+{
+    out->u.i = v;
+    out->n = 0;
+    out->null = 0;
+}
+
+static void set_null(seg__val *out)
+{
+    out->u.i = 0;
+    out->n = 0;
+    out->null = 1;
+}
+
+#define AGG_INT(fn, expr)                                                            \
+    static void fn(const seg__run *run, seg__cctx *cc, const seg__slot *sl, seg__val *out) \
+    {                                                                                \
+        (void)run;                                                                   \
+        (void)sl;                                                                    \
+        set_i(out, (int64_t)(expr));                                                 \
+    }
+
+AGG_INT(get_orders, cc->agg.orders)
+AGG_INT(get_purchase_days, cc->agg.days)
+AGG_INT(get_revenue, cc->agg.revenue)
+AGG_INT(get_net_revenue, cc->agg.revenue + cc->agg.refunds)
+AGG_INT(get_refunds, cc->agg.refunds)
+AGG_INT(get_units, cc->agg.units)
+AGG_INT(get_events, cc->agg.events)
+AGG_INT(get_engagements, cc->agg.engagements)
+#undef AGG_INT
+
+static void get_first_purchase(const seg__run *run, seg__cctx *cc, const seg__slot *sl,
+                               seg__val *out)
+{
+    (void)run; (void)sl;
+    if (cc->agg.days) set_i(out, cc->agg.first_purchase); else set_null(out);
+}
+
+static void get_last_purchase(const seg__run *run, seg__cctx *cc, const seg__slot *sl,
+                              seg__val *out)
+{
+    (void)run; (void)sl;
+    if (cc->agg.days) set_i(out, cc->agg.last_purchase); else set_null(out);
+}
+
+static void get_first_seen(const seg__run *run, seg__cctx *cc, const seg__slot *sl,
+                           seg__val *out)
+{
+    (void)run; (void)sl;
+    if (cc->agg.events) set_i(out, cc->agg.first_seen); else set_null(out);
+}
+
+static void get_last_seen(const seg__run *run, seg__cctx *cc, const seg__slot *sl,
+                          seg__val *out)
+{
+    (void)run; (void)sl;
+    if (cc->agg.events) set_i(out, cc->agg.last_seen); else set_null(out);
+}
+
+/* whole days from t to now (t < now: events at or after now do not count) */
+static int64_t days_before(int64_t now, int64_t t)
+{
+    return (now - t) / 86400;
+}
+
+static void get_days_since_last(const seg__run *run, seg__cctx *cc, const seg__slot *sl,
+                                seg__val *out)
+{
+    (void)sl;
+    if (cc->agg.days) set_i(out, days_before(run->now, cc->agg.last_purchase)); else set_null(out);
+}
+
+static void get_days_since_first(const seg__run *run, seg__cctx *cc, const seg__slot *sl,
+                                 seg__val *out)
+{
+    (void)sl;
+    if (cc->agg.days) set_i(out, days_before(run->now, cc->agg.first_purchase)); else set_null(out);
+}
+
+static void get_tenure(const seg__run *run, seg__cctx *cc, const seg__slot *sl, seg__val *out)
+{
+    (void)sl;
+    if (cc->agg.days) set_i(out, run->now - cc->agg.first_purchase); else set_null(out);
+}
+
+static void get_aov(const seg__run *run, seg__cctx *cc, const seg__slot *sl, seg__val *out)
+{
+    (void)run; (void)sl;
+    if (!cc->agg.orders) {
+        set_null(out);
+        return;
+    }
+    /* revenue / orders, rounded half away from zero (revenue >= 0) */
+    uint64_t o = cc->agg.orders;
+    int64_t r = cc->agg.revenue;
+    set_i(out, (int64_t)(((uint64_t)r + o / 2) / o));
+}
+
+static void get_now(const seg__run *run, seg__cctx *cc, const seg__slot *sl, seg__val *out)
+{
+    (void)cc; (void)sl;
+    set_i(out, run->now);
+}
+
+static void get_feature(const seg__run *run, seg__cctx *cc, const seg__slot *sl, seg__val *out)
+{
+    if (cc->scan) {
+        set_i(out, run->feat_vals[(size_t)cc->ci * run->feat_stride + sl->feat]);
+        return;
+    }
+    if (run->featv_ci != cc->ci)
+        seg__run_walk_features((seg__run *)run, cc);
+    set_i(out, run->featv[sl->feat]);
+}
+
+static const seg__attrval *find_attr(const seg__run *run, const seg__cctx *cc, uint32_t key)
+{
+    uint32_t e = cc->cust->ext;
+    if (!e || key == SEG__NONE)
+        return NULL;
+    const seg__custext *x = &run->store->exts[e - 1];
+    for (uint32_t k = 0; k < x->n; k++)
+        if (x->items[k].key == key)
+            return &x->items[k];
+    return NULL;
+}
+
+static void get_attr(const seg__run *run, seg__cctx *cc, const seg__slot *sl, seg__val *out)
+{
+    const seg__attrval *v = find_attr(run, cc, sl->key);
+    if (!v) {
+        set_null(out);
+        return;
+    }
+    out->null = 0;
+    out->n = 0;
+    switch (v->type) {
+    case SEG_TYPE_STRING:
+        out->u.s = v->v.s;
+        out->n = (uint32_t)strlen(v->v.s);
+        break;
+    case SEG_TYPE_NUMBER:
+        out->u.d = v->v.d;
+        break;
+    default:
+        out->u.i = v->v.i;
+        break;
+    }
+}
+
+static void get_consent(const seg__run *run, seg__cctx *cc, const seg__slot *sl, seg__val *out)
+{
+    const seg__attrval *v = find_attr(run, cc, sl->key);
+    set_i(out, v && v->type == SEG_CONSENT_GRANTED);
+}
+
+/* Name lookups happen once per run: an attribute or channel the db does
+ * not know yet matches nobody. */
+static int bind_attr(seg__run *run, seg__slot *sl)
+{
+    const seg__store *s = run->store;
+    sl->key = seg__dict_find(&s->arena, &s->attr_names, sl->arg);
+    return SEG_OK;
+}
+
+static int bind_consent(seg__run *run, seg__slot *sl)
+{
+    const seg__store *s = run->store;
+    uint32_t k = seg__dict_find(&s->arena, &s->consent_chans, sl->arg);
+    sl->key = k == SEG__NONE ? SEG__NONE : (k | CONSENT_BIT);
+    return SEG_OK;
+}
+
+#define T(x) SEG__T_##x
+const seg__provider seg__sd_builtins[] = {
+    /* aggregates (all time, as of now) */
+    { "orders", T(INT), SEG__SIG_NONE, 0, 0, get_orders, NULL,
+      "distinct orders with at least one line of positive amount" },
+    { "purchase_days", T(INT), SEG__SIG_NONE, 0, 0, get_purchase_days, NULL,
+      "distinct UTC days with a purchase" },
+    { "revenue", T(MONEY), SEG__SIG_NONE, 0, 0, get_revenue, NULL,
+      "sum of the positive purchase amounts" },
+    { "net_revenue", T(MONEY), SEG__SIG_NONE, 0, 0, get_net_revenue, NULL,
+      "revenue plus refunds" },
+    { "refunds", T(MONEY), SEG__SIG_NONE, 0, 0, get_refunds, NULL,
+      "sum of the refunds (zero or negative)" },
+    { "units", T(INT), SEG__SIG_NONE, 0, 0, get_units, NULL,
+      "units bought less units returned" },
+    { "events", T(INT), SEG__SIG_NONE, 0, 0, get_events, NULL, "events of every kind" },
+    { "engagements", T(INT), SEG__SIG_NONE, 0, 0, get_engagements, NULL,
+      "engagement events" },
+    { "first_purchase", T(TIME), SEG__SIG_NONE, 0, 0, get_first_purchase, NULL,
+      "time of the first purchase (null without one)" },
+    { "last_purchase", T(TIME), SEG__SIG_NONE, 0, 0, get_last_purchase, NULL,
+      "time of the last purchase (null without one)" },
+    { "first_seen", T(TIME), SEG__SIG_NONE, 0, 0, get_first_seen, NULL,
+      "time of the first event (null without one)" },
+    { "last_seen", T(TIME), SEG__SIG_NONE, 0, 0, get_last_seen, NULL,
+      "time of the last event (null without one)" },
+    { "days_since_last_purchase", T(INT), SEG__SIG_NONE, SEG__PV_TIME, 0, get_days_since_last,
+      NULL, "whole days from the last purchase to now (null without one)" },
+    { "days_since_first_purchase", T(INT), SEG__SIG_NONE, SEG__PV_TIME, 0,
+      get_days_since_first, NULL,
+      "whole days from the first purchase to now (null without one)" },
+    { "tenure", T(DUR), SEG__SIG_NONE, SEG__PV_TIME, 0, get_tenure, NULL,
+      "time from the first purchase to now (null without one)" },
+    { "average_order_value", T(MONEY), SEG__SIG_NONE, 0, 0, get_aov, NULL,
+      "revenue / orders, rounded (null without orders)" },
+    { "now", T(TIME), SEG__SIG_NONE, SEG__PV_TIME, 0, get_now, NULL,
+      "the evaluation's time" },
+    /* windowed measures: [now - window, now) */
+    { "spend", T(MONEY), SEG__SIG_WINDOW, SEG__PV_EVENTS | SEG__PV_TIME, SEG__F_SPEND,
+      get_feature, NULL, "positive purchase amounts in the window" },
+    { "net_spend", T(MONEY), SEG__SIG_WINDOW, SEG__PV_EVENTS | SEG__PV_TIME,
+      SEG__F_NET_SPEND, get_feature, NULL, "purchases plus refunds in the window" },
+    { "orders", T(INT), SEG__SIG_WINDOW, SEG__PV_EVENTS | SEG__PV_TIME, SEG__F_ORDERS,
+      get_feature, NULL, "distinct orders with a positive line in the window" },
+    { "count", T(INT), SEG__SIG_COUNT, SEG__PV_EVENTS, SEG__F_COUNT, get_feature, NULL,
+      "engagement events of a name (in the window)" },
+    /* attributes and consent */
+    { "attr", T(ERR), SEG__SIG_ATTR, SEG__PV_ATTRS, 0, get_attr, bind_attr,
+      "a customer attribute, of its declared type (null when missing)" },
+    { "consent", T(BOOL), SEG__SIG_CONSENT, SEG__PV_ATTRS, 0, get_consent, bind_consent,
+      "true when consent for the channel is granted" },
+};
+#undef T
+const size_t seg__sd_nbuiltins = sizeof seg__sd_builtins / sizeof seg__sd_builtins[0];
+
+const seg__provider *seg__sd_find_provider(const seg_segdef *def, seg__str name, int has_args)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        const seg__provider *t = pass ? seg__sd_builtins : def->extra;
+        size_t n = pass ? seg__sd_nbuiltins : def->nextra;
+        for (size_t k = 0; k < n; k++)
+            if (strlen(t[k].name) == name.n && memcmp(t[k].name, name.p, name.n) == 0 &&
+                ((t[k].sig != SEG__SIG_NONE) == (has_args != 0)))
+                return &t[k];
+    }
+    return NULL;
+}
