@@ -1449,6 +1449,140 @@ START_TEST(report_matches_evaluation)
 }
 END_TEST
 
+/* RFM values and scores in definitions are those of seg_rfm_foreach() as of
+ * the same time: 125 segments, one per (r, f, m) cell, plus value checks */
+typedef struct rfm_want {
+    char id[64];
+    uint32_t status, r, f, m;
+    int64_t recency, monetary;
+    uint64_t frequency;
+} rfm_want;
+typedef struct rfm_wants {
+    rfm_want *w;
+    size_t n, cap;
+} rfm_wants;
+
+static int collect_rfm(const seg_rfm_info *c, void *payload)
+{
+    rfm_wants *ws = payload;
+    if (ws->n == ws->cap) {
+        ws->cap = ws->cap ? ws->cap * 2 : 256;
+        ws->w = realloc(ws->w, ws->cap * sizeof *ws->w);
+        ck_assert_ptr_nonnull(ws->w);
+    }
+    rfm_want *w = &ws->w[ws->n++];
+    snprintf(w->id, sizeof w->id, "%s", c->customer_id);
+    w->status = c->status;
+    w->r = c->r;
+    w->f = c->f;
+    w->m = c->m;
+    w->recency = c->recency_days;
+    w->frequency = c->frequency;
+    w->monetary = c->monetary;
+    return 0;
+}
+
+typedef struct rfm_check {
+    rfm_wants *ws;
+    size_t seen;
+} rfm_check;
+
+static int check_rfm_row(const char *customer_id, const unsigned char *member, size_t n,
+                         void *payload)
+{
+    rfm_check *k = payload;
+    const rfm_want *w = NULL;
+    for (size_t i = 0; i < k->ws->n && !w; i++)
+        if (strcmp(k->ws->w[i].id, customer_id) == 0)
+            w = &k->ws->w[i];
+    ck_assert_msg(w != NULL, "%s: not visited by seg_rfm_foreach", customer_id);
+    ck_assert_uint_eq(n, 125 + 4);
+    for (uint32_t c = 0; c < 125; c++) {
+        int want = w->status == SEG_RFM_ACTIVE && c == (w->r - 1) * 25 + (w->f - 1) * 5 + (w->m - 1);
+        ck_assert_msg(member[c] == want, "%s: cell %u: member %d, rfm says r%u f%u m%u",
+                      customer_id, c, member[c], w->r, w->f, w->m);
+    }
+    /* scored: r, f and m are not null exactly for active customers */
+    ck_assert_int_eq(member[125], w->status == SEG_RFM_ACTIVE);
+    ck_assert_int_eq(member[126], w->status == SEG_RFM_ACTIVE);
+    ck_assert_int_eq(member[127], 1); /* frequency and monetary as rfm says */
+    ck_assert_int_eq(member[128], 1);
+    k->seen++;
+    return 0;
+}
+
+START_TEST(rfm_values_match_rfm_module)
+{
+    seg_db *d = NULL;
+    ck_assert_int_eq(seg_db_open(&d, ":memory:", NULL), SEG_OK);
+    TU_OK(d, seg_event_import_csv_file(d, SEG_SRCDIR "/examples/data/sample_events.csv", NULL, NULL));
+    TU_OK(d, seg_customer_import_csv_file(d, SEG_SRCDIR "/examples/data/sample_customers.csv"));
+    int64_t now;
+    TU_OK(d, seg_time_parse(&now, "2024-09-15T12:00:00Z", 20));
+    rfm_wants ws = { NULL, 0, 0 };
+    seg_rfm_options o = SEG_RFM_OPTIONS_INIT;
+    o.as_of = now;
+    TU_OK(d, seg_rfm_foreach(NULL, d, &o, 0, collect_rfm, &ws));
+    ck_assert_uint_gt(ws.n, 100);
+    size_t cap = 125 * 64 + 4096, len = 0;
+    char *src = malloc(cap);
+    ck_assert_ptr_nonnull(src);
+    for (int r = 1; r <= 5; r++)
+        for (int f = 1; f <= 5; f++)
+            for (int m = 1; m <= 5; m++)
+                len += (size_t)snprintf(src + len, cap - len,
+                                        "segment c%d%d%d: r == %d and f == %d and m == %d;\n",
+                                        r, f, m, r, f, m);
+    len += (size_t)snprintf(src + len, cap - len,
+                            "segment scored_r: r is not null;\n"
+                            "segment scored_fm: f is not null and m is not null;\n"
+                            "segment freq: frequency >= 0;\nsegment mon: monetary is not null;\n");
+    seg_segdef *x = NULL;
+    int rc = seg_segdef_compile(&x, d, src, len);
+    ck_assert_msg(rc == SEG_OK, "compile: %s", seg_errmsg(d));
+    rfm_check k = { &ws, 0 };
+    TU_OK(d, seg_segdef_eval(x, now, 0, check_rfm_row, &k));
+    ck_assert_uint_gt(k.seen, 100);
+    seg_segdef_free(x);
+    /* the values themselves, customer by customer (every 9th), written out in
+     * a definition: exactly those values match, off by one they do not */
+    for (size_t i = 0; i < ws.n; i += 9) {
+        const rfm_want *w = &ws.w[i];
+        char money[64], def_src[512];
+        ck_assert(seg_money_format(money, sizeof money, w->monetary, 2));
+        for (int off = 0; off < 2; off++) {
+            int n = w->status == SEG_RFM_ACTIVE
+                        ? snprintf(def_src, sizeof def_src,
+                                   "segment v: frequency == %llu and recency_days == %lld and "
+                                   "monetary == %s;\n",
+                                   (unsigned long long)w->frequency + (unsigned)off,
+                                   (long long)w->recency, money)
+                        : snprintf(def_src, sizeof def_src,
+                                   "segment v: frequency == %llu and recency_days is null and "
+                                   "monetary == %s;\n",
+                                   (unsigned long long)w->frequency + (unsigned)off, money);
+            seg_segdef *v = NULL;
+            rc = seg_segdef_compile(&v, d, def_src, (size_t)n);
+            ck_assert_msg(rc == SEG_OK, "compile %s: %s", def_src, seg_errmsg(d));
+            unsigned char member = 9;
+            TU_OK(d, seg_segdef_eval_customer(&member, 1, v, w->id, now));
+            ck_assert_msg(member == (off == 0), "%s: %s gives %d", w->id, def_src, member);
+            seg_segdef_free(v);
+        }
+    }
+    /* the bundled map with the real values: every active customer gets a name */
+    char *map = read_file(SEG_SRCDIR "/examples/definitions/rfm_map.seg", NULL);
+    x = compile_ok(d, map);
+    seg_segdef_report rep = SEG_SEGDEF_REPORT_INIT;
+    TU_OK(d, seg_segdef_report_get(&rep, x, now));
+    seg_segdef_free(x);
+    free(map);
+    free(src);
+    free(ws.w);
+    seg_db_close(d);
+}
+END_TEST
+
 START_TEST(journey_segments_exclusive)
 {
     /* the six journey segments exclude each other on the bundled sample */
@@ -2250,6 +2384,7 @@ Suite *segdef_suite(void)
     tc = tcase_create("sets");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, rfm_map_covers_every_cell);
+    tcase_add_test(tc, rfm_values_match_rfm_module);
     tcase_add_test(tc, score_cells_agree_with_evaluation);
     tcase_add_test(tc, score_cells_find_gaps);
     suite_add_tcase(s, tc);

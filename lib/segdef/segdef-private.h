@@ -362,6 +362,11 @@ struct seg_segdef {
     /* extra providers (tests) */
     const seg__provider *extra;
     size_t nextra;
+    /* RFM thresholds calibrated for the last run that read RFM values, and
+     * the state they were calibrated on (reused while it is the same) */
+    struct seg_rfm_thresholds *rfm;
+    int64_t rfm_now;
+    uint64_t rfm_nevents, rfm_live, rfm_ncusts;
     /* reusable buffers of single-customer evaluation */
     uint32_t *scratch;           /* 4 * scratch_cap words */
     size_t scratch_cap;

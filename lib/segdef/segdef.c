@@ -2,6 +2,7 @@
  * The definition handle: compile, free, names, canonical text.
  */
 #include "segdef/segdef-private.h"
+#include "segment/rfm.h"
 
 #include <stdio.h>
 
@@ -23,6 +24,7 @@ static void def_free(seg_segdef *d)
     seg__free(a, d->slots);
     seg__free(a, d->feats);
     seg__free(a, d->scratch);
+    seg_rfm_thresholds_free(d->rfm);
     seg__free(a, d->state);
     seg__free(a, d->rep_size);
     seg__free(a, d->rep_revenue);

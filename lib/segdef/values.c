@@ -13,6 +13,7 @@
  * with a message when the module has nothing to offer yet.
  */
 #include "segdef/segdef-private.h"
+#include "segment/rfm.h"
 
 #include <math.h>
 
@@ -192,6 +193,74 @@ static int bind_consent(seg__run *run, seg__slot *sl)
     return SEG_OK;
 }
 
+/* ---- RFM (lib/rfm): values as of now, with no window, and scores from
+ * quantile thresholds calibrated on the customer base as of now (5 bins,
+ * net revenue), as `segment rfm --as-of NOW` computes them.  The
+ * thresholds are calibrated once per run and kept on the definition while
+ * now and the store stay the same. */
+static int bind_rfm(seg__run *run, seg__slot *sl)
+{
+    seg_segdef *d = run->def;
+    const seg__store *s = run->store;
+    if (!d->rfm || d->rfm_now != run->now || d->rfm_nevents != s->nevents ||
+        d->rfm_live != s->live_events || d->rfm_ncusts != s->ncusts) {
+        seg_rfm_thresholds_free(d->rfm);
+        d->rfm = NULL;
+        seg_rfm_options o = SEG_RFM_OPTIONS_INIT;
+        o.as_of = run->now;
+        int rc = seg_rfm_calibrate(&d->rfm, run->db, &o);
+        if (rc != SEG_OK) {
+            seg__error_prefix(run->db, "%s: RFM thresholds: ", sl->prov->name);
+            return rc;
+        }
+        d->rfm_now = run->now;
+        d->rfm_nevents = s->nevents;
+        d->rfm_live = s->live_events;
+        d->rfm_ncusts = s->ncusts;
+    }
+    sl->bound = d->rfm;
+    return SEG_OK;
+}
+
+static int64_t rfm_recency(const seg__run *run, const seg__cctx *cc)
+{
+    return seg__day_of(run->now) - seg__day_of(cc->agg.last_purchase);
+}
+
+static void get_recency_days(const seg__run *run, seg__cctx *cc, const seg__slot *sl,
+                             seg__val *out)
+{
+    (void)sl;
+    if (cc->agg.orders) set_i(out, rfm_recency(run, cc)); else set_null(out);
+}
+
+static void get_frequency(const seg__run *run, seg__cctx *cc, const seg__slot *sl, seg__val *out)
+{
+    (void)run; (void)sl;
+    set_i(out, cc->agg.orders);
+}
+
+static void get_monetary(const seg__run *run, seg__cctx *cc, const seg__slot *sl, seg__val *out)
+{
+    (void)run; (void)sl;
+    set_i(out, cc->agg.revenue + cc->agg.refunds);
+}
+
+/* the score of one dimension; null without a purchase (no scores) */
+#define RFM_SCORE(fn, dim, value)                                                          \
+    static void fn(const seg__run *run, seg__cctx *cc, const seg__slot *sl, seg__val *out) \
+    {                                                                                      \
+        (void)run;                                                                         \
+        if (!cc->agg.orders)                                                               \
+            set_null(out);                                                                 \
+        else                                                                               \
+            set_i(out, seg_rfm_score(sl->bound, dim, (value)));                            \
+    }
+RFM_SCORE(get_r, SEG_RFM_R, rfm_recency(run, cc))
+RFM_SCORE(get_f, SEG_RFM_F, cc->agg.orders)
+RFM_SCORE(get_m, SEG_RFM_M, cc->agg.revenue + cc->agg.refunds)
+#undef RFM_SCORE
+
 #define T(x) SEG__T_##x
 const seg__provider seg__sd_builtins[] = {
     /* aggregates (all time, as of now) */
@@ -238,6 +307,19 @@ const seg__provider seg__sd_builtins[] = {
       get_feature, NULL, "distinct orders with a positive line in the window" },
     { "count", T(INT), SEG__SIG_COUNT, SEG__PV_EVENTS, SEG__F_COUNT, get_feature, NULL,
       "engagement events of a name (in the window)" },
+    /* RFM as of now (no window): values and scores 1..5 */
+    { "recency_days", T(INT), SEG__SIG_NONE, SEG__PV_TIME, 0, get_recency_days, NULL,
+      "RFM recency: UTC days from the last purchase's date to now's (null without one)" },
+    { "frequency", T(INT), SEG__SIG_NONE, SEG__PV_TIME, 0, get_frequency, NULL,
+      "RFM frequency: distinct orders with a purchase" },
+    { "monetary", T(MONEY), SEG__SIG_NONE, SEG__PV_TIME, 0, get_monetary, NULL,
+      "RFM monetary: net revenue" },
+    { "r", T(INT), SEG__SIG_NONE, SEG__PV_TIME, 0, get_r, bind_rfm,
+      "RFM recency score 1..5, higher is more recent (null without a purchase)" },
+    { "f", T(INT), SEG__SIG_NONE, SEG__PV_TIME, 0, get_f, bind_rfm,
+      "RFM frequency score 1..5 (null without a purchase)" },
+    { "m", T(INT), SEG__SIG_NONE, SEG__PV_TIME, 0, get_m, bind_rfm,
+      "RFM monetary score 1..5 (null without a purchase)" },
     /* attributes and consent */
     { "attr", T(ERR), SEG__SIG_ATTR, SEG__PV_ATTRS, 0, get_attr, bind_attr,
       "a customer attribute, of its declared type (null when missing)" },
