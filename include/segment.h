@@ -13,5 +13,6 @@
 #include "segment/event.h"
 #include "segment/customer.h"
 #include "segment/storage.h"
+#include "segment/clv.h"
 
 #endif /* SEGMENT_H */
