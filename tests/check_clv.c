@@ -570,13 +570,18 @@ START_TEST(grouped_likelihood_is_the_sum)
     const double P[3][4] = { { 0.243, 4.414, 0.793, 2.426 }, { 0.6, 2.5, 0.9, 1.6 },
                              { 0.553, 10.578, 0.606, 11.669 } };
     const double G[4] = { 6.25, 3.74, 15.44, 0 };
-    for (uint32_t kind = 0; kind <= 3; kind++) {
+    /* Pareto/NBD also where its series is long (z up to 0.8) and where the
+     * quadrature takes over (z near 1), both ways round */
+    const double Q[4][4] = { { 0.9, 20.0, 1.3, 4.0 }, { 0.9, 4.0, 1.3, 20.0 }, { 0.9, 300.0, 1.3, 2.0 },
+                             { 0.9, 2.0, 1.3, 300.0 } };
+    for (uint32_t kk = 0; kk <= 7; kk++) {
+        uint32_t kind = kk > 3 ? SEG_CLV_PARETO : kk;
         seg_clv_model *mod = new_model(kind ? kind : SEG_CLV_BGNBD, SEG_CLV_WEEK, NULL);
         seg__clv_groups g;
         uint64_t excl;
         ck_assert_int_eq(seg__clv_group(mod, &c, kind == 0, &g, &excl), SEG_OK);
         ck_assert_uint_lt(g.n, N); /* duplicates were merged */
-        const double *p = kind ? P[kind - 1] : G;
+        const double *p = kk > 3 ? Q[kk - 4] : kind ? P[kind - 1] : G;
         double grad[4], ll = seg__clv_ll_groups(kind, p, &g, grad);
         long double want = 0, wg[4] = { 0, 0, 0, 0 };
         for (size_t i = 0; i < N; i++) {
@@ -1216,7 +1221,7 @@ static void check_recovery(uint32_t kind, const double *truth, const seg_clv_fit
     ck_assert_uint_eq(r->starts, 3);
     ck_assert_uint_gt(r->iterations, 0);
     ck_assert_uint_ge(r->evaluations, r->iterations);
-    ck_assert(r->gradient_norm <= 1e-8);
+    ck_assert(r->gradient_norm <= 1e-6); /* the tolerance, or 100x when precision-limited */
     for (int i = 0; i < dim; i++) {
         double z = (log(r->params[i]) - log(truth[i])) / r->log_param_se[i];
         ck_assert_msg(isfinite(z) && fabs(z) < 4, "kind %u param %d: fit %g, truth %g, se(log) %g",

@@ -277,7 +277,9 @@ typedef struct seg_clv_fit_options {
     size_t struct_size;        /**< sizeof(seg_clv_fit_options) */
     uint32_t max_iterations;   /**< per starting point; 0: 500 */
     uint32_t starts;           /**< starting points tried, 1..8; 0: 3 */
-    double tolerance;          /**< convergence: largest |dLL/d ln(param)| / customers; 0: 1e-8 */
+    double tolerance;          /**< convergence: largest |dLL/d ln(param)| / customers below it (or
+                                    below 100 times it once a Newton step could not change the
+                                    log-likelihood by more than its rounding); 0: 1e-8 */
     double min_repeat_buyers;  /**< fewer is an error (SEG_CLV_FIT_TOO_FEW); 0: 10 */
     const double *start;       /**< NULL, or a first starting point (4 or 3 parameters) */
 } seg_clv_fit_options;
@@ -287,7 +289,7 @@ typedef struct seg_clv_fit_options {
 
 /** @name seg_clv_fit_report.status */
 /** @{ */
-#define SEG_CLV_FIT_CONVERGED 0 /**< the gradient is below the tolerance */
+#define SEG_CLV_FIT_CONVERGED 0 /**< the gradient is below the tolerance (see seg_clv_fit_options) */
 #define SEG_CLV_FIT_MAX_ITER  1 /**< not converged within max_iterations */
 #define SEG_CLV_FIT_BOUNDARY  2 /**< a parameter runs off to 0 or to infinity */
 #define SEG_CLV_FIT_FLAT      3 /**< the likelihood is flat: the data do not determine a parameter */

@@ -47,6 +47,14 @@ double seg__clv_digamma(double x);
  * exact sums for small whole n */
 double seg__clv_lgratio(double a, double n);
 double seg__clv_psiratio(double a, double n);
+/* log(1 + e) for 0 <= e <= 1, absolute error below 1e-16: a short series
+ * for small e, else log(1 + e) (cheaper than log1p) */
+static inline double seg__clv_log1p_small(double e)
+{
+    if (e < 1e-4)
+        return e * (1.0 - e * (0.5 - e * (1.0 / 3)));
+    return log(1.0 + e);
+}
 /* log(1 + exp(u)) without overflow */
 static inline double seg__clv_softplus(double u)
 {
@@ -146,9 +154,9 @@ typedef struct seg__clv_groups {
 
 /* Terms of the Pareto/NBD series kept in tables per distinct x (beyond, the
  * general code takes over), and the scratch doubles an evaluation needs. */
-#define SEG__CLV_PNBD_NT 96
+#define SEG__CLV_PNBD_NT 256
 #define SEG__CLV_SCRATCH(nx, nT, ntx) \
-    ((nx) * (8 + 2 * SEG__CLV_PNBD_NT) + 6 * (nT) + 4 * (ntx) + SEG__CLV_PNBD_NT + 16)
+    ((nx) * (8 + 4 * SEG__CLV_PNBD_NT) + 6 * (nT) + 4 * (ntx) + 16)
 
 /* Validate the columns and group them.  Returns SEG_OK, SEG_EINVAL (msg set
  * on m) or SEG_ENOMEM.  `spend`: group (x, monetary) of the rows with x > 0

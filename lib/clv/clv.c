@@ -989,16 +989,26 @@ typedef struct cache {
     double *val;  /* 2 per entry */
 } cache;
 
+/* murmur3's finalizer: every input bit reaches the low bits (the index) */
+static uint64_t fmix(uint64_t z)
+{
+    z ^= z >> 33;
+    z *= UINT64_C(0xff51afd7ed558ccd);
+    z ^= z >> 33;
+    z *= UINT64_C(0xc4ceb9fe1a85ec53);
+    return z ^ (z >> 33);
+}
+
 static uint64_t mix3(double a, double b, double c)
 {
     uint64_t x, y, z;
+    a += 0.0; /* -0.0 == 0.0: one key */
+    b += 0.0;
+    c += 0.0;
     memcpy(&x, &a, 8);
     memcpy(&y, &b, 8);
     memcpy(&z, &c, 8);
-    uint64_t h = x * UINT64_C(0x9e3779b97f4a7c15);
-    h = (h ^ (h >> 29) ^ y) * UINT64_C(0xbf58476d1ce4e5b9);
-    h = (h ^ (h >> 32) ^ z) * UINT64_C(0x94d049bb133111eb);
-    return h ^ (h >> 29);
+    return fmix(fmix(fmix(x) ^ y) ^ z);
 }
 
 static void cache_free(const seg__alloc *a, cache *c)

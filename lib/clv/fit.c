@@ -73,14 +73,20 @@ static uint64_t dbits(double v)
     return u;
 }
 
+/* murmur3's finalizer: every input bit reaches the low bits (the table
+ * index), which matters for doubles like 3.0 whose low bits are all zero */
+static uint64_t fmix(uint64_t z)
+{
+    z ^= z >> 33;
+    z *= UINT64_C(0xff51afd7ed558ccd);
+    z ^= z >> 33;
+    z *= UINT64_C(0xc4ceb9fe1a85ec53);
+    return z ^ (z >> 33);
+}
+
 static uint64_t key_hash(double a, double b, double c)
 {
-    uint64_t h = dbits(a) * UINT64_C(0x9e3779b97f4a7c15);
-    h ^= dbits(b) + UINT64_C(0x632be59bd9b4e019) + (h << 6) + (h >> 2);
-    h *= UINT64_C(0xbf58476d1ce4e5b9);
-    h ^= dbits(c) + UINT64_C(0x94d049bb133111eb) + (h << 6) + (h >> 2);
-    h *= UINT64_C(0x94d049bb133111eb);
-    return h ^ (h >> 31);
+    return fmix(fmix(fmix(dbits(a)) ^ dbits(b)) ^ dbits(c));
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -153,9 +159,9 @@ int seg__clv_group(seg_clv_model *m, const seg_clv_columns *c, bool spend, seg__
             return rc;
         used += use;
     }
-    size_t cap = 16;
-    while (cap < 2 * used)
-        cap *= 2;
+    /* the table grows with the groups, not the rows: when many rows share
+     * a summary it stays small enough for the caches */
+    size_t cap = 1024;
     uint32_t *slots = seg__calloc(al, cap, sizeof *slots);
     size_t gcap = used ? used : 1;
     g->x = seg__calloc(al, gcap, sizeof *g->x);
@@ -179,6 +185,21 @@ int seg__clv_group(seg_clv_model *m, const seg_clv_columns *c, bool spend, seg__
         }
         tx += 0.0;
         T += 0.0;
+        if (2 * (g->n + 1) > cap) { /* grow at half load */
+            size_t ncap = 2 * cap;
+            uint32_t *ns = seg__calloc(al, ncap, sizeof *ns);
+            if (!ns)
+                goto nomem;
+            for (size_t j = 0; j < g->n; j++) {
+                size_t h = (size_t)key_hash(g->x[j], g->tx[j], g->T[j]) & (ncap - 1);
+                while (ns[h])
+                    h = (h + 1) & (ncap - 1);
+                ns[h] = (uint32_t)(j + 1);
+            }
+            seg__free(al, slots);
+            slots = ns;
+            cap = ncap;
+        }
         size_t h = (size_t)key_hash(x, tx, T) & (cap - 1);
         for (;;) {
             uint32_t s = slots[h];
@@ -387,6 +408,13 @@ static void bfgs(problem *P, const double *theta0, uint32_t max_iter, double tol
                 p[i] = -g[i];
                 gp -= g[i] * g[i];
             }
+        }
+        /* -gp / 2 is the decrease a Newton step would bring: once it is
+         * below the rounding of f, no step can show progress; with the
+         * gradient near the tolerance that is convergence */
+        if (gmax(g, n) <= 100.0 * tol && -gp <= 16.0 * DBL_EPSILON * fabs(f)) {
+            R->status = RUN_CONVERGED;
+            break;
         }
         double big = gmax(p, n);
         if (big > MAX_STEP) {

@@ -297,7 +297,7 @@ static double bg_ll_groups(int o, const double *p, const seg__clv_groups *g, dou
             double lct = TX[2 * g->itx[j]], ict = TX[2 * g->itx[j] + 1];
             double u = la - v[4] + k * (lcT - lct);
             double e = exp(-fabs(u));
-            l += (u > 0 ? u : 0.0) + log1p(e);
+            l += (u > 0 ? u : 0.0) + seg__clv_log1p_small(e);
             double s = u >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
             dr += s * (lcT - lct);
             dal += s * k * (icT - ict);
@@ -322,71 +322,99 @@ static double bg_ll_groups(int o, const double *p, const seg__clv_groups *g, dou
     return ll;
 }
 
-/* Both ends of A0 at once from tables: ik[n] = 1/(K+n), im[n] = 1/(m+n),
- * in[n] = 1/n.  out[e] = log H, d/dK, d/dm, d/dz at z[e].  false when the
- * series needs more terms than the tables hold.  out[e][0] is H, not its log. */
-static bool pnbd_h2(const double *ik, const double *im, const double *in, double m,
-                    const double z[2], double out[2][4])
+/* the grouped code's series reach; beyond, quadrature */
+#define SERIES_MAX_Z 0.85
+
+/* H and its derivatives at both ends of A0 from coefficient tables of one
+ * x: with c_n = (m)_n / n! and S_n = sum_{j<n} 1/(m+j),
+ *   A[n] = c_n/(K+n), B[n] = c_n/(K+n)^2, C[n] = c_n S_n/(K+n), D[n] = n c_n/(K+n),
+ * H = sum A z^n, dH/dK = -sum B z^n, dH/dm = sum C z^n, dH/dz = sum D z^(n-1).
+ * out[e] = H, d log H / dK, dm, dz.  false when the tables are too short. */
+static bool pnbd_h2(const double *coef, int len, const double z[2], double out[2][4])
 {
-    double t[2] = { 1.0, 1.0 }, tz[2] = { m, m }, S = 0.0;
-    double h[2] = { ik[0], ik[0] }, hk[2] = { -ik[0] * ik[0], -ik[0] * ik[0] };
-    double hm[2] = { 0.0, 0.0 }, hz[2] = { 0.0, 0.0 };
-    int n;
-    for (n = 1; n < SEG__CLV_PNBD_NT - 1; n++) {
-        S += im[n - 1];
-        double k = ik[n], a = (m + n - 1) * in[n], b = (m + n) * in[n];
-        for (int e = 0; e < 2; e++) {
-            t[e] *= a * z[e];
-            double tk = t[e] * k;
-            h[e] += tk;
-            hk[e] -= tk * k;
-            hm[e] += tk * S;
-            hz[e] += tz[e] * k;
-            tz[e] *= b * z[e];
+    const int NT = SEG__CLV_PNBD_NT;
+    const double *A = coef, *B = coef + NT, *C = coef + 2 * NT, *D = coef + 3 * NT;
+    double h0 = A[0], h1 = A[0], k0 = B[0], k1 = B[0], m0 = 0, m1 = 0, d0 = 0, d1 = 0;
+    double p0 = 1.0, p1 = 1.0, z0 = z[0], z1 = z[1]; /* z^(n-1) */
+    int n = 1;
+    for (;;) {
+        /* four terms per convergence test */
+        for (int u = 0; u < 4; u++, n++) {
+            d0 += D[n] * p0;
+            d1 += D[n] * p1;
+            p0 *= z0;
+            p1 *= z1;
+            h0 += A[n] * p0;
+            h1 += A[n] * p1;
+            k0 += B[n] * p0;
+            k1 += B[n] * p1;
+            m0 += C[n] * p0;
+            m1 += C[n] * p1;
         }
-        /* z[0] >= z[1]: the first end converges last */
-        double next = (m + n) * z[0] * in[n + 1];
-        if ((next < 1.0 && t[0] * k <= 1e-17 * h[0] * (1.0 - next) &&
-             tz[0] * k <= 1e-17 * hz[0] * (1.0 - next)) || t[0] == 0.0)
+        /* z0 >= z1: the first end converges last; D[n] >= A[n] n */
+        if (D[n - 1] * p0 <= 1e-17 * (h0 < d0 ? h0 : d0) * (1.0 - z0) || p0 == 0.0)
             break;
+        if (n + 4 >= len)
+            return false;
     }
-    if (n >= SEG__CLV_PNBD_NT - 1)
-        return false;
-    for (int e = 0; e < 2; e++) {
-        out[e][0] = h[e]; /* H itself: the caller takes one log of a ratio */
-        out[e][1] = hk[e] / h[e];
-        out[e][2] = hm[e] / h[e];
-        out[e][3] = hz[e] / h[e];
-    }
+    out[0][0] = h0;
+    out[1][0] = h1;
+    out[0][1] = -k0 / h0;
+    out[1][1] = -k1 / h1;
+    out[0][2] = m0 / h0;
+    out[1][2] = m1 / h1;
+    out[0][3] = d0 / h0;
+    out[1][3] = d1 / h1;
     return true;
 }
 
-/* Pareto/NBD over groups: per distinct x the series tables, per distinct T
- * and t_x the logarithms; the general code (quadrature) where the series
- * would be long. */
+/* Pareto/NBD over groups: per distinct x the series' coefficients, per
+ * distinct T and t_x the logarithms; the general code (quadrature) where
+ * the series would be long.  The tables hold as many terms as the largest
+ * argument of this evaluation needs. */
 static double pnbd_ll_groups(const double *p, const seg__clv_groups *g, double *grad)
 {
-    const int NT = SEG__CLV_PNBD_NT;
+    const int NT = SEG__CLV_PNBD_NT, XS = 8 + 4 * SEG__CLV_PNBD_NT;
     double r = p[0], al = p[1], s = p[2], be = p[3];
     bool pa = al >= be; /* P is alpha */
     double P = pa ? al : be, D = pa ? al - be : be - al;
-    double *X = g->scratch;                         /* per x: 8 + 2 NT */
-    double *TT = X + g->nx * (8 + 2 * NT);          /* per T: 6 */
+    double *X = g->scratch;                         /* per x: XS */
+    double *TT = X + g->nx * XS;                    /* per T: 6 */
     double *TX = TT + 6 * g->nT;                    /* per t_x: 4 */
-    double *in = TX + 4 * g->ntx;                   /* 1/n */
-    in[0] = 0.0;
-    for (int n = 1; n < NT; n++)
-        in[n] = 1.0 / n;
+    /* the largest argument of the series: at the smallest t_x */
+    double zmax = g->ntx ? D / (P + g->utx[0]) : 0.0;
+    if (zmax > SERIES_MAX_Z)
+        zmax = SERIES_MAX_Z;
     for (size_t i = 0; i < g->nx; i++) {
-        double x = g->ux[i], *v = X + i * (8 + 2 * NT);
+        double x = g->ux[i], *v = X + i * XS;
         double K = r + s + x, m = pa ? s + 1.0 : r + x;
         v[0] = seg__clv_lgratio(r, x);
         v[1] = seg__clv_psiratio(r, x);
         v[2] = K;
         v[3] = m;
-        for (int n = 0; n < NT; n++) {
-            v[8 + n] = 1.0 / (K + n);
-            v[8 + NT + n] = 1.0 / (m + n);
+        /* terms needed at zmax: c_n zmax^n falls below 1e-18 of the largest */
+        int len = 8;
+        {
+            double t = 1.0, top = 1.0;
+            for (int n = 0; n < NT - 8; n++) {
+                t *= (m + n) / (n + 1.0) * zmax;
+                top = t > top ? t : top;
+                len = n + 9;
+                if (t < 1e-18 * top && (m + n + 1) * zmax < (n + 2))
+                    break;
+            }
+        }
+        v[4] = len;
+        double *A = v + 8, *B = A + NT, *C = B + NT, *Dn = C + NT;
+        double c = 1.0, S = 0.0;
+        for (int n = 0; n < len; n++) {
+            double ik = 1.0 / (K + n);
+            A[n] = c * ik;
+            B[n] = A[n] * ik;
+            C[n] = A[n] * S;
+            Dn[n] = n * A[n];
+            S += 1.0 / (m + n);
+            c *= (m + n) / (n + 1.0);
         }
     }
     for (size_t i = 0; i < g->nT; i++) {
@@ -406,58 +434,58 @@ static double pnbd_ll_groups(const double *p, const seg__clv_groups *g, double *
     double lal = log(al), lbe = log(be), ls = log(s);
     double ll = 0.0, gs[4] = { 0, 0, 0, 0 };
     for (size_t j = 0; j < g->n; j++) {
-        const double *vx = X + g->ix[j] * (8 + 2 * NT), *vT = TT + 6 * g->iT[j],
-                     *vt = TX + 4 * g->itx[j];
+        const double *vx = X + g->ix[j] * XS, *vT = TT + 6 * g->iT[j], *vt = TX + 4 * g->itx[j];
         double x = g->x[j], w = g->w[j], k = r + x;
         double l1 = -k * vT[0] - s * vT[1];
         double g1[4] = { -vT[0], -k * vT[2], -vT[1], -s * vT[3] };
-        double l2 = -INFINITY, g2[4] = { 0, 0, 0, 0 };
-        if (g->tx[j] < g->T[j]) {
-            double K = vx[2], m = vx[3];
+        double l, w1, w2 = 0.0, g2[4] = { 0, 0, 0, 0 };
+        bool done = false;
+        if (g->tx[j] >= g->T[j]) { /* A0 = 0: alive for sure */
+            l = l1;
+            w1 = 1.0;
+            done = true;
+        } else {
+            double K = vx[2];
             double y[2] = { vt[0], vT[4] }, ly[2] = { vt[1], vT[5] };
             double z[2] = { D * y[0], D * y[1] }, H[2][4];
-            double la0, dl[4];
-            if (z[0] <= 0.6 && pnbd_h2(vx + 8, vx + 8 + NT, in, m, z, H)) {
-                /* log G at both ends: K log y + log H */
-                double d = K * (ly[1] - ly[0]) + log(H[1][0] / H[0][0]);
-                double em = expm1(d), rho = 1.0 + em, den = -em;
-                la0 = K * ly[0] + log(H[0][0] * den);
-                double dG[2][4];
+            double e1 = K * ly[0] - l1; /* log(y_t^K) - l1 */
+            if (z[0] <= SERIES_MAX_Z && fabs(e1) < 600 && pnbd_h2(vx + 8, (int)vx[4], z, H)) {
+                /* A0 = y_t^K H_t (1 - rho), rho = (y_T/y_t)^K H_T/H_t; the ratio of
+                 * the terms of the likelihood q = s A0 / e^l1, and l = l1 + log(1 + q) */
+                double rho = exp(K * (ly[1] - ly[0])) * (H[1][0] / H[0][0]), den = 1.0 - rho;
+                double q = s * H[0][0] * den * exp(e1);
+                l = l1 + log1p(q);
+                w1 = 1.0 / (1.0 + q);
+                w2 = q * w1;
+                double dG[2][4], qd[4];
                 for (int e = 0; e < 2; e++) {
                     dG[e][0] = ly[e] + H[e][1];
                     dG[e][1] = H[e][2];
                     dG[e][2] = -K * y[e] + H[e][3] * y[e] * (1.0 - z[e]);
                     dG[e][3] = -y[e] * H[e][3];
                 }
-                double q[4];
                 for (int i = 0; i < 4; i++)
-                    q[i] = (dG[0][i] - rho * dG[1][i]) / den;
-                dl[0] = q[0] + (pa ? 0.0 : q[1]);
-                dl[2] = q[0] + (pa ? q[1] : 0.0);
-                dl[1] = pa ? q[2] : q[3];
-                dl[3] = pa ? q[3] : q[2];
-            } else {
-                la0 = seg__clv_pnbd_log_a0(p, x, g->tx[j], g->T[j], dl);
+                    qd[i] = (dG[0][i] - rho * dG[1][i]) / den;
+                g2[0] = qd[0] + (pa ? 0.0 : qd[1]);
+                g2[2] = 1.0 / s + qd[0] + (pa ? qd[1] : 0.0);
+                g2[1] = pa ? qd[2] : qd[3];
+                g2[3] = pa ? qd[3] : qd[2];
+                done = true;
             }
-            l2 = ls + la0;
+        }
+        if (!done) { /* the general code */
+            double dl[4];
+            double l2 = ls + seg__clv_pnbd_log_a0(p, x, g->tx[j], g->T[j], dl);
+            double u = l1 - l2, e = exp(-fabs(u));
+            l = (u > 0 ? l1 : l2) + seg__clv_log1p_small(e);
+            w1 = u >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+            w2 = 1.0 - w1;
             g2[0] = dl[0];
             g2[1] = dl[1];
             g2[2] = 1.0 / s + dl[2];
             g2[3] = dl[3];
         }
-        /* log(e^l1 + e^l2) and the weight of l1, from one exp */
-        double l, w1;
-        if (l2 == -INFINITY) {
-            l = l1;
-            w1 = 1.0;
-        } else {
-            double u = l1 - l2, e = exp(-fabs(u));
-            l = (u > 0 ? l1 : l2) + log1p(e);
-            w1 = u >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
-        }
-        double w2 = 1.0 - w1;
-        l += vx[0];
-        ll += w * l;
+        ll += w * (vx[0] + l);
         gs[0] += w * (vx[1] + w1 * g1[0] + w2 * g2[0]);
         gs[1] += w * (w1 * g1[1] + w2 * g2[1]);
         gs[2] += w * (w1 * g1[2] + w2 * g2[2]);
