@@ -240,7 +240,16 @@ for model in bgnbd mbgnbd pareto; do
     --horizon 52w --discount 0.1/52w && expect_out clv-$model.out
 done
 grep -q '^alpha,' p-bgnbd.csv && grep -q '^beta,' p-pareto.csv || fail "clv: parameter names"
-# days: the same fit in another unit; recency and T in days
+# the unit changes recency, T and the parameters, never the predictions
+run 0 -- clv --events clv.csv --model bgnbd --calibration-end 2024-09-30 --unit week --horizon 52w \
+  --discount 0.1/52w && cp out clv-week.out
+run 0 -- clv --events clv.csv --model bgnbd --calibration-end 2024-09-30 --unit day --horizon 364d \
+  --discount 0.1/364d && cp out clv-day.out
+paste -d, clv-week.out clv-day.out | awk -F, 'NR > 1 {
+    if ($3 * 7 - $11 > 1e-6 || $11 - $3 * 7 > 1e-6) bad = "recency";
+    for (i = 5; i <= 8; i++) { d = $i - $(i + 8); if (d < 0) d = -d; if (d > 1e-5 * ($i + 1e-9)) bad = "column " i }
+  } END { if (bad) { print bad; exit 1 } }' || fail "clv: weeks and days disagree"
+# days: recency and T in days
 run 0 -- clv --events clv.csv --model bgnbd --calibration-end 2024-09-30 --unit day --horizon 364d &&
   awk -F, -v T="$(awk -F, '$1 == "c002" { print $4 * 7 }' clv-summary.csv)" '$1 == "c002" && $4 != T { exit 1 }' out ||
   fail "clv --unit day: T of c002"
