@@ -11,6 +11,7 @@
 #include "testutil.h"
 
 #include "clv/clv-private.h"
+#include "core/core-private.h"
 #include "clvsim.h"
 
 #include <float.h>
@@ -1033,6 +1034,40 @@ START_TEST(summary_from_store)
 }
 END_TEST
 
+/* the helper the definition language scores with: the same summaries */
+START_TEST(summary_of_one_customer)
+{
+    summary_fixture();
+    seg_clv_summary_options o = SEG_CLV_SUMMARY_OPTIONS_INIT;
+    o.unit = SEG_CLV_WEEK;
+    o.calibration_end = TU_DAYN(14);
+    sum_list l;
+    memset(&l, 0, sizeof l);
+    TU_OK(db, seg_clv_summary_foreach(db, &o, collect, &l, NULL));
+    seg__clv_scratch scratch = { NULL, 0 };
+    static const char *const ids[] = { "alice", "bob", "fred" };
+    for (int i = 0; i < 3; i++) {
+        uint32_t ci = seg__cust_find(&db->store, seg__cstr(ids[i]));
+        seg_clv_summary one;
+        ck_assert_int_eq(seg__clv_customer_summary(&db->alloc, &db->store, ci, TU_DAYN(14) + 100,
+                                                   SEG_CLV_WEEK, 2, &scratch, &one), SEG_OK);
+        const seg_clv_summary *f = find_sum(&l, ids[i]);
+        ck_assert_double_eq(one.frequency, f->frequency);
+        ck_assert_double_eq(one.recency, f->recency);
+        ck_assert_double_eq(one.age, f->age);
+        ck_assert_double_eq(one.monetary, f->monetary);
+        ck_assert_uint_eq(one.holdout_frequency, f->holdout_frequency);
+    }
+    seg_clv_summary one;
+    ck_assert_int_eq(seg__clv_customer_summary(&db->alloc, &db->store, seg__cust_find(&db->store, seg__cstr("carol")),
+                                               TU_DAYN(14), SEG_CLV_WEEK, 2, &scratch, &one), SEG_ENOTFOUND);
+    ck_assert_int_eq(seg__clv_customer_summary(&db->alloc, &db->store, seg__cust_find(&db->store, seg__cstr("dave")),
+                                               TU_DAYN(14), SEG_CLV_WEEK, 2, &scratch, &one), SEG_ENOTFOUND);
+    ck_assert_uint_ge(scratch.cap, 10);
+    seg__free(&db->alloc, scratch.buf);
+}
+END_TEST
+
 static int stop_first(const seg_clv_summary *s, void *p)
 {
     (void)s;
@@ -1710,6 +1745,7 @@ Suite *clv_suite(void)
     tc = tcase_create("summaries");
     tcase_add_checked_fixture(tc, db_setup, db_teardown);
     tcase_add_test(tc, summary_from_store);
+    tcase_add_test(tc, summary_of_one_customer);
     tcase_add_test(tc, summary_foreach_errors);
     tcase_add_test(tc, summary_callback_cannot_write);
     tcase_add_test(tc, summary_from_arrays);

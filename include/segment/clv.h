@@ -226,7 +226,8 @@ SEG_API int seg_clv_model_get_spend_params(double *out, size_t n, seg_clv_model 
  * every parameter that is set, named as in the literature (r, alpha, a, b;
  * r, alpha, s, beta; p, q, gamma), values with 17 significant digits so that
  * an import gives back the same doubles.
- * @param out receives a NUL-terminated string; free it with seg_free().
+ * @param out receives a NUL-terminated string; free it with seg_free()
+ *            (with a host allocator, before freeing the model).
  * @return SEG_OK, SEG_ENOTFOUND (no parameter set), SEG_ENOMEM.
  * @since 1.0
  */
@@ -259,9 +260,9 @@ SEG_API int seg_clv_model_import(seg_clv_model *m, const char *text, size_t len)
 typedef struct seg_clv_columns {
     size_t struct_size;       /**< sizeof(seg_clv_columns) */
     size_t n;                 /**< rows */
-    const double *frequency;  /**< x: whole numbers >= 0 */
+    const double *frequency;  /**< x: whole numbers, 0 .. 1e9 */
     const double *recency;    /**< t_x: 0 <= t_x <= T, 0 when x is 0 */
-    const double *age;        /**< T >= 0 */
+    const double *age;        /**< T: 0 .. 1e9 units */
     const double *monetary;   /**< mean spend of the repeat days (> 0 when x > 0), or NULL */
     const double *weight;     /**< customers per row (>= 0), or NULL: 1 each */
 } seg_clv_columns;

@@ -170,6 +170,24 @@ void seg__clv_groups_free(const seg__alloc *a, seg__clv_groups *g);
 double seg__clv_ll_groups(uint32_t kind, const double *p, const seg__clv_groups *g,
                           double *grad_log);
 
+/* For the definition language: the summary of customer ci of a store as of
+ * the UTC day of as_of (later transactions are its holdout), in `unit`, with
+ * amounts of `exponent` decimals.  The scratch buffer grows as needed and is
+ * reused across calls (free scratch->buf with seg__free), so scoring many
+ * customers allocates only while it grows.  SEG_OK, SEG_ENOTFOUND (erased,
+ * or no transaction up to as_of) or SEG_ENOMEM.  customer_id is not set.
+ * Then: p_alive = exp(seg__clv_log_p_alive(...)), expected_purchases(t) =
+ * seg_clv_expected_purchases(), clv(h) = seg_clv_value() with horizon h,
+ * all in the model's unit. */
+typedef struct seg__clv_scratch {
+    void *buf;
+    size_t cap;
+} seg__clv_scratch;
+struct seg__store;
+int seg__clv_customer_summary(const seg__alloc *a, const struct seg__store *s, uint32_t ci,
+                              int64_t as_of, uint32_t unit, int exponent, seg__clv_scratch *scratch,
+                              seg_clv_summary *out);
+
 /* Validate the summary of one customer (message on m). */
 int seg__clv_check_summary(seg_clv_model *m, double x, double tx, double T);
 

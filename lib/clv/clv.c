@@ -611,6 +611,52 @@ static void sort_ids(const seg__store *s, uint32_t *v, uint32_t *tmp, size_t n)
     memcpy(v, tmp, n * sizeof *v);
 }
 
+static int customer_summary(const seg__alloc *a, const seg__store *s, uint32_t ci, int64_t as_of,
+                            int64_t hold_day, uint32_t unit, int exponent, seg__clv_scratch *scratch,
+                            seg_clv_summary *out)
+{
+    const seg__cust *c = &s->custs[ci];
+    if (!c->id)
+        return SEG_ENOTFOUND;
+    if (c->events > scratch->cap) {
+        size_t nc = scratch->cap ? scratch->cap : 64;
+        while (nc < c->events)
+            nc *= 2;
+        void *nv = seg__realloc_array(a, scratch->buf, nc, sizeof(txn));
+        if (!nv)
+            return SEG_ENOMEM;
+        scratch->buf = nv;
+        scratch->cap = nc;
+    }
+    txn *v = scratch->buf;
+    size_t nt = 0;
+    for (uint32_t j = c->head; j != SEG__NONE && nt < c->events; j = seg__ev_next(s, j)) {
+        if (seg__ev_kind(s, j) != SEG_EVENT_PURCHASE)
+            continue;
+        int64_t ts = seg__ev_ts(s, j);
+        v[nt].day = seg__day_of(ts);
+        v[nt].ts = ts;
+        v[nt].amount = (double)seg__ev_amount(s, j);
+        nt++;
+    }
+    if (nt == 0)
+        return SEG_ENOTFOUND;
+    sort_txn(v, nt);
+    sum_params sp = { seg__day_of(as_of), hold_day, (double)seg__clv_unit_seconds(unit) / 86400.0,
+                      pow10i(exponent) };
+    if (!summarize_sorted(v, nt, &sp, out))
+        return SEG_ERANGE;
+    return SEG_OK;
+}
+
+int seg__clv_customer_summary(const seg__alloc *a, const seg__store *s, uint32_t ci, int64_t as_of,
+                              uint32_t unit, int exponent, seg__clv_scratch *scratch,
+                              seg_clv_summary *out)
+{
+    int rc = customer_summary(a, s, ci, as_of, INT64_MAX, unit, exponent, scratch, out);
+    return rc == SEG_ERANGE ? SEG_ENOTFOUND : rc;
+}
+
 SEG_API int seg_clv_summary_foreach(seg_db *db, const seg_clv_summary_options *opts,
                                     seg_clv_summary_cb cb, void *payload,
                                     seg_clv_summary_stats *stats_out)
@@ -648,9 +694,6 @@ SEG_API int seg_clv_summary_foreach(seg_db *db, const seg_clv_summary_options *o
 
     seg__store *s = &db->store;
     const seg__alloc *a = &db->alloc;
-    sum_params sp = { seg__day_of(o.calibration_end),
-                      o.holdout_end ? seg__day_of(o.holdout_end) : INT64_MAX,
-                      (double)seg__clv_unit_seconds(o.unit) / 86400.0, pow10i(seg__db_exponent(db)) };
     uint32_t *order = NULL;
     size_t n = s->ncusts;
     if (o.flags & SEG_CUSTOMER_SORTED) {
@@ -663,12 +706,9 @@ SEG_API int seg_clv_summary_foreach(seg_db *db, const seg_clv_summary_options *o
                 order[n++] = ci;
         sort_ids(s, order, order + s->ncusts, n);
     }
-    size_t cap = 64;
-    txn *v = seg__malloc(a, cap * sizeof *v);
-    if (!v) {
-        seg__free(a, order);
-        return seg__error(db, SEG_ENOMEM, "out of memory");
-    }
+    seg__clv_scratch scratch = { NULL, 0 };
+    int64_t hold_day = o.holdout_end ? seg__day_of(o.holdout_end) : INT64_MAX;
+    int exponent = seg__db_exponent(db);
     char idbuf[SEG_ID_MAX + 1];
     int rc = SEG_OK;
     bool was = db->iterating;
@@ -678,35 +718,17 @@ SEG_API int seg_clv_summary_foreach(seg_db *db, const seg_clv_summary_options *o
         const seg__cust *c = &s->custs[ci];
         if (!c->id)
             continue;
-        if (c->events > cap) {
-            size_t nc = cap;
-            while (nc < c->events)
-                nc *= 2;
-            txn *nv = seg__realloc_array(a, v, nc, sizeof *nv);
-            if (!nv) {
-                rc = seg__error(db, SEG_ENOMEM, "out of memory");
-                break;
-            }
-            v = nv;
-            cap = nc;
+        seg_clv_summary sum;
+        int r = customer_summary(a, s, ci, o.calibration_end, hold_day, o.unit, exponent, &scratch, &sum);
+        if (r == SEG_ENOMEM) {
+            rc = seg__error(db, SEG_ENOMEM, "out of memory");
+            break;
         }
-        size_t nt = 0;
-        for (uint32_t j = c->head; j != SEG__NONE && nt < c->events; j = seg__ev_next(s, j)) {
-            if (seg__ev_kind(s, j) != SEG_EVENT_PURCHASE)
-                continue;
-            int64_t ts = seg__ev_ts(s, j);
-            v[nt].day = seg__day_of(ts);
-            v[nt].ts = ts;
-            v[nt].amount = (double)seg__ev_amount(s, j);
-            nt++;
-        }
-        if (nt == 0) {
+        if (r == SEG_ENOTFOUND) {
             st.no_purchase++;
             continue;
         }
-        sort_txn(v, nt);
-        seg_clv_summary sum;
-        if (!summarize_sorted(v, nt, &sp, &sum)) {
+        if (r == SEG_ERANGE) {
             st.late++;
             continue;
         }
@@ -721,7 +743,7 @@ SEG_API int seg_clv_summary_foreach(seg_db *db, const seg_clv_summary_options *o
             break;
     }
     db->iterating = was;
-    seg__free(a, v);
+    seg__free(a, scratch.buf);
     seg__free(a, order);
     if (rc == SEG_OK && stats_out)
         seg__struct_out(stats_out, stats_out->struct_size, &st, sizeof st, STATS_MIN_SIZE);
