@@ -96,33 +96,89 @@ static int cmp_double(const void *a, const void *b)
 }
 
 /* Sorted distinct values of v[0..n) into *u (allocated), their count in *nu,
- * and each v's index into idx. */
+ * and each v's index into idx.  The values are hashed (there are few distinct
+ * ones: days, frequencies), and only the distinct ones sorted. */
 static int distinct(const seg__alloc *al, const double *v, size_t n, double **u, size_t *nu,
                     uint32_t *idx)
 {
-    double *s = seg__calloc(al, n ? n : 1, sizeof *s);
-    if (!s)
-        return SEG_ENOMEM;
-    memcpy(s, v, n * sizeof *s);
-    qsort(s, n, sizeof *s, cmp_double);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (k == 0 || s[i] != s[k - 1])
-            s[k++] = s[i];
+    size_t cap = 64, k = 0, ucap = 32;
+    uint32_t *slots = seg__calloc(al, cap, sizeof *slots);
+    double *s = seg__malloc(al, ucap * sizeof *s);
+    uint32_t *rank = NULL;
+    if (!slots || !s)
+        goto nomem;
     for (size_t i = 0; i < n; i++) {
+        if (2 * (k + 1) > cap) {
+            size_t ncap = 2 * cap;
+            uint32_t *ns = seg__calloc(al, ncap, sizeof *ns);
+            if (!ns)
+                goto nomem;
+            for (size_t j = 0; j < k; j++) {
+                size_t h = (size_t)fmix(dbits(s[j])) & (ncap - 1);
+                while (ns[h])
+                    h = (h + 1) & (ncap - 1);
+                ns[h] = (uint32_t)(j + 1);
+            }
+            seg__free(al, slots);
+            slots = ns;
+            cap = ncap;
+        }
+        size_t h = (size_t)fmix(dbits(v[i])) & (cap - 1);
+        for (;;) {
+            uint32_t e = slots[h];
+            if (!e) {
+                if (k == ucap) {
+                    double *ns = seg__realloc_array(al, s, ucap * 2, sizeof *s);
+                    if (!ns)
+                        goto nomem;
+                    s = ns;
+                    ucap *= 2;
+                }
+                s[k] = v[i];
+                slots[h] = (uint32_t)(++k);
+                idx[i] = (uint32_t)(k - 1);
+                break;
+            }
+            if (s[e - 1] == v[i]) {
+                idx[i] = e - 1;
+                break;
+            }
+            h = (h + 1) & (cap - 1);
+        }
+    }
+    /* sort the distinct values and renumber: idx holds first-seen order */
+    rank = seg__malloc(al, (k ? k : 1) * sizeof *rank);
+    double *sorted = seg__malloc(al, (k ? k : 1) * sizeof *sorted);
+    if (!rank || !sorted) {
+        seg__free(al, sorted);
+        goto nomem;
+    }
+    memcpy(sorted, s, k * sizeof *s);
+    qsort(sorted, k, sizeof *sorted, cmp_double);
+    for (size_t j = 0; j < k; j++) { /* the rank of s[j] in sorted */
         size_t lo = 0, hi = k;
         while (hi - lo > 1) {
             size_t mid = (lo + hi) / 2;
-            if (s[mid] <= v[i])
+            if (sorted[mid] <= s[j])
                 lo = mid;
             else
                 hi = mid;
         }
-        idx[i] = (uint32_t)lo;
+        rank[j] = (uint32_t)lo;
     }
-    *u = s;
+    for (size_t i = 0; i < n; i++)
+        idx[i] = rank[idx[i]];
+    seg__free(al, slots);
+    seg__free(al, s);
+    seg__free(al, rank);
+    *u = sorted;
     *nu = k;
     return SEG_OK;
+nomem:
+    seg__free(al, slots);
+    seg__free(al, s);
+    seg__free(al, rank);
+    return SEG_ENOMEM;
 }
 
 void seg__clv_groups_free(const seg__alloc *a, seg__clv_groups *g)
