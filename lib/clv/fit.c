@@ -396,8 +396,8 @@ static void initial_h(problem *P, const double *x, const double *g, double H[MAX
 }
 
 /* known: NULL, or an optimum found from an earlier start; a run that comes
- * close to it (with f no worse than it within rounding) is heading there and
- * stops as converged, marked `merged`. */
+ * within 1% of its parameters with a likelihood as high (to 1e-7) is in its
+ * basin and stops as converged, marked `merged`. */
 /* A parameter that has moved by a factor of e^9 (8,100) from its start,
  * which is scaled to the data, and keeps moving outward is running off to 0
  * or infinity (the likelihood approaches its supremum there, slowly, so the
@@ -437,11 +437,11 @@ static void bfgs(problem *P, const double *theta0, uint32_t max_iter, double tol
             R->status = RUN_CONVERGED;
             break;
         }
-        if (known && gmax(g, n) <= 1e3 * tol) {
+        if (known) {
             double d = 0.0;
             for (int i = 0; i < n; i++)
                 d = fmax(d, fabs(x[i] - known->theta[i]));
-            if (d < 1e-3 && f <= known->f + 1e-12 * fabs(known->f)) {
+            if (d < 1e-2 && f <= known->f + 1e-7 * fabs(known->f)) {
                 R->status = RUN_CONVERGED;
                 R->merged = true;
                 break;
