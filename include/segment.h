@@ -15,5 +15,6 @@
 #include "segment/storage.h"
 #include "segment/rfm.h"
 #include "segment/segdef.h"
+#include "segment/clv.h"
 
 #endif /* SEGMENT_H */

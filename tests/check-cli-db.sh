@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The 'cli-db' test: `segment import --db`, and `segment customers`, `rfm`,
-# `eval` and `report` reading the database with --db
+# `eval`, `report` and `clv` reading the database with --db
 # (database files through the SQLite backend), in the style of check-cli.sh.
 #
 #   check-cli-db.sh path/to/segment path/to/examples/data
@@ -66,6 +66,9 @@ run 0 -- rfm --events "$ev" --customers "$cu" && cp out want-rfm.csv
 defs=$data/../definitions/journeys.seg
 run 0 -- eval "$defs" --events "$ev" --customers "$cu" --as-of 2025-01-01 && cp out want-eval.csv
 run 0 -- report "$defs" --events "$ev" --customers "$cu" --as-of 2025-01-01 && cp out want-report.csv
+clv_args="--model bgnbd --calibration-end 2024-06-30 --unit week --horizon 26w"
+# shellcheck disable=SC2086
+run 0 -- clv --events "$ev" $clv_args && cp out want-clv.csv
 run 0 -- rfm --events "$ev" --customers "$cu" --as-of 2024-01-01 --window 180d && cp out want-rfm-asof.csv
 [ "$(wc -l <want-all.csv)" -gt 400 ] || fail "the reference output is too short"
 
@@ -81,6 +84,8 @@ run 0 -- customers --db=shop.db --as-of 2024-01-01 && same want-asof.csv
 run 0 -- rfm --db shop.db && same want-rfm.csv
 run 0 -- eval "$defs" --db shop.db --as-of 2025-01-01 && same want-eval.csv
 run 0 -- report "$defs" --db shop.db --as-of 2025-01-01 && same want-report.csv
+# shellcheck disable=SC2086
+run 0 -- clv --db shop.db $clv_args && same want-clv.csv
 run 0 -- rfm --db shop.db --as-of 2024-01-01 --window 180d && same want-rfm-asof.csv
 # again: nothing new, the same answers
 run 0 -- import --db shop.db --events "$ev" && {

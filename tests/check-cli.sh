@@ -266,6 +266,102 @@ run_error 1 "^segment: bad\.seg:3:22: expected a value" -- eval defs.seg bad.seg
 run_error 1 "^segment: defs2\.seg:1:47: unknown segment 'buyers'" -- eval defs2.seg --events ev1.csv
 run_error 1 "cannot open 'nosuch\.seg'" -- eval nosuch.seg --events ev1.csv
 run_error 1 "bad-amount\.csv:3:" -- report defs.seg --events bad-amount.csv
+# ---- segment clv ----
+# A Pareto/NBD-like population in whole days of 2024 (awk's own seeded
+# random numbers): purchase rates and lifetimes vary by customer, amounts by
+# customer and purchase.  Times are epoch seconds.
+awk 'function expo() { return -log(1 - rand()) }
+BEGIN {
+  srand(42);
+  print "customer_id,ts,amount";
+  for (c = 1; c <= 400; c++) {
+    rate = (expo() + expo()) / 30;
+    death = expo() / ((expo() + expo()) / 300);
+    mean = 10 + 40 * (expo() + expo()) / 2;
+    t = int(90 * rand());
+    first = t;
+    while (t < 365 && t - first <= death) {
+      printf "c%03d,%d,%.2f\n", c, 1704067200 + int(t) * 86400 + 3600, mean * (expo() + expo() + expo() + expo()) / 4;
+      t += expo() / rate;
+    }
+  }
+  print "late,1728950400,20.00";   # 2024-10-15: first purchase after the calibration end
+  print "c001,1704067200,0.00";    # 2024-01-01: a free item, now c001 first purchase day
+}' >clv.csv
+# frequency, recency and T (weeks) of every customer, straight from the log
+awk -F, 'NR > 1 && $2 < 1727740800 { d = int($2 / 86400); if (!($1 in f) || d < f[$1]) f[$1] = d; day[$1 "," d] = 1 }
+  END { for (k in day) { split(k, a, ","); if (a[2] > f[a[1]]) { x[a[1]]++; if (a[2] > l[a[1]]) l[a[1]] = a[2] } }
+        for (c in f) printf "%s,%d,%.6f,%.6f\n", c, x[c], x[c] ? (l[c] - f[c]) / 7 : 0, (19996 - f[c]) / 7 }' clv.csv |
+  LC_ALL=C sort >clv-summary.csv
+# the same without the holdout (purchases after 2024-09-30): same output
+awk -F, 'NR == 1 || $2 < 1727740800' clv.csv >clv-cal.csv
+[ "$(wc -l <clv-cal.csv)" -lt "$(wc -l <clv.csv)" ] || fail "clv: the test log has no holdout"
+clvhead='customer_id,frequency,recency,T,p_alive,expected_purchases,expected_spend,clv'
+for model in bgnbd mbgnbd pareto; do
+  run 0 -- clv --events clv.csv --model $model --calibration-end 2024-09-30 --unit week \
+    --horizon 52w --discount 0.1/52w --params p-$model.csv || continue
+  [ "$(head -1 out)" = "$clvhead" ] || fail "clv $model: header $(head -1 out)"
+  [ "$(wc -l <out)" = 401 ] || fail "clv $model: $(wc -l <out) lines, expected 401"
+  tail -n +2 out | cut -d, -f1 | LC_ALL=C sort -c 2>/dev/null || fail "clv $model: rows not sorted"
+  grep -q '^late,' out && fail "clv $model: a customer first buying after the calibration end is listed"
+  grep -q 'left out: 1 first buying after the calibration end' err || fail "clv $model: summary: $(cat err)"
+  grep -q "log-likelihood -" err || fail "clv $model: no log-likelihood in: $(cat err)"
+  awk -F, 'NR > 1 && !($5 >= 0 && $5 <= 1 && $6 >= 0 && $7 > 0 && $8 > 0) { bad = 1 } END { exit bad }' out ||
+    fail "clv $model: a score out of range"
+  tail -n +2 out | awk -F, '{ printf "%s,%d,%.6f,%.6f\n", $1, $2, $3, $4 }' | cmp -s - clv-summary.csv ||
+    fail "clv $model: frequency, recency, T differ from the log's"
+  head -3 p-$model.csv | tr '\n' ' ' | grep -q "^param,value model,$model unit,week " ||
+    fail "clv $model: params file: $(head -3 p-$model.csv)"
+  for name in p q gamma; do grep -q "^$name,[0-9]" p-$model.csv || fail "clv $model: no $name in params"; done
+  cp out clv-$model.out
+  run 0 -- clv --events clv-cal.csv --model $model --calibration-end 2024-09-30 --unit week \
+    --horizon 52w --discount 0.1/52w && expect_out clv-$model.out
+done
+grep -q '^alpha,' p-bgnbd.csv && grep -q '^beta,' p-pareto.csv || fail "clv: parameter names"
+# the unit changes recency, T and the parameters, never the predictions
+run 0 -- clv --events clv.csv --model bgnbd --calibration-end 2024-09-30 --unit week --horizon 52w \
+  --discount 0.1/52w && cp out clv-week.out
+run 0 -- clv --events clv.csv --model bgnbd --calibration-end 2024-09-30 --unit day --horizon 364d \
+  --discount 0.1/364d && cp out clv-day.out
+paste -d, clv-week.out clv-day.out | awk -F, 'NR > 1 {
+    if ($3 * 7 - $11 > 1e-6 || $11 - $3 * 7 > 1e-6) bad = "recency";
+    for (i = 5; i <= 8; i++) { d = $i - $(i + 8); if (d < 0) d = -d; if (d > 1e-5 * ($i + 1e-9)) bad = "column " i }
+  } END { if (bad) { print bad; exit 1 } }' || fail "clv: weeks and days disagree"
+# days: recency and T in days
+run 0 -- clv --events clv.csv --model bgnbd --calibration-end 2024-09-30 --unit day --horizon 364d &&
+  awk -F, -v T="$(awk -F, '$1 == "c002" { print $4 * 7 }' clv-summary.csv)" '$1 == "c002" && $4 != T { exit 1 }' out ||
+  fail "clv --unit day: T of c002"
+# no amounts: no spend model, empty columns
+awk -F, 'BEGIN { OFS = "," } NR > 1 { $3 = "0.00" } { print }' clv.csv >clv-free.csv
+run 0 -- clv --events clv-free.csv --model bgnbd --calibration-end 2024-09-30 --unit week --horizon 52w &&
+  { grep -q 'no spend model' err || fail "clv without amounts: $(cat err)"; } &&
+  { awk -F, 'NR > 1 && ($7 != "" || $8 != "") { exit 1 }' out || fail "clv without amounts: spend printed"; }
+run 0 -- clv --help
+for word in --events --db --model --calibration-end --unit --horizon --discount --margin --params \
+  p_alive expected_purchases expected_spend clv; do
+  grep -qF -- "$word" out || fail "segment clv --help does not mention $word"
+done
+run 0 -- help clv
+run_error 1 "x\.db" -- clv --db x.db --model bgnbd \
+  --calibration-end 2024-09-30 --unit week --horizon 52w
+run_error 2 "give one or the other" -- clv --db x.db --events clv.csv --model bgnbd \
+  --calibration-end 2024-09-30 --unit week --horizon 52w
+run_error 2 "--model is required" -- clv --events clv.csv --calibration-end 2024-09-30 --unit week --horizon 52w
+run_error 2 "unknown model 'bg'" -- clv --events clv.csv --model bg --calibration-end 2024-09-30 --unit week --horizon 52w
+run_error 2 "--unit is required" -- clv --events clv.csv --model bgnbd --calibration-end 2024-09-30 --horizon 52w
+run_error 2 "--unit: 'month'" -- clv --events clv.csv --model bgnbd --calibration-end 2024-09-30 --unit month --horizon 52w
+run_error 2 "--horizon: '52'" -- clv --events clv.csv --model bgnbd --calibration-end 2024-09-30 --unit week --horizon 52
+run_error 2 "--horizon is required" -- clv --events clv.csv --model bgnbd --calibration-end 2024-09-30 --unit week
+run_error 2 "--calibration-end: not a time" -- clv --events clv.csv --model bgnbd --calibration-end soon --unit week --horizon 52w
+run_error 2 "--discount: '-1'" -- clv --events clv.csv --model bgnbd --calibration-end 2024-09-30 --unit week --horizon 52w --discount -1
+run_error 2 "--discount: '1y'" -- clv --events clv.csv --model bgnbd --calibration-end 2024-09-30 --unit week --horizon 52w --discount 0.1/1y
+run_error 2 "--margin" -- clv --events clv.csv --model bgnbd --calibration-end 2024-09-30 --unit week --horizon 52w --margin 2
+run_error 2 "--model given twice" -- clv --events clv.csv --model bgnbd --model pareto --calibration-end 2024-09-30 --unit week --horizon 52w
+run_error 2 "unknown option '--bogus'" -- clv --events clv.csv --bogus
+run_error 2 "no events file" -- clv --model bgnbd --calibration-end 2024-09-30 --unit week --horizon 52w
+# too few repeat buyers: the fit fails with the reason
+run_error 1 "too few repeat buyers" -- clv --events ev1.csv --model bgnbd --calibration-end 2024-12-31 --unit week --horizon 52w
+run_error 1 "bad-amount\.csv:3:" -- clv --events bad-amount.csv --model bgnbd --calibration-end 2024-12-31 --unit week --horizon 52w
 
 echo "cli: $checks checks, $failures failed"
 [ "$failures" = 0 ]

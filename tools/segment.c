@@ -10,6 +10,7 @@
 #include <segment.h>
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -171,6 +172,8 @@ static const char main_help[] =
     "  import        import event and customer CSV files into a database file\n"
     "  eval          evaluate segment definitions: one CSV row per membership\n"
     "  report        sizes, revenue shares, overlap and coverage of segments\n"
+    "  clv           fit a lifetime-value model and print each customer's\n"
+    "                P(alive), expected purchases, spend and value\n"
     "  help [COMMAND]\n"
     "                show this help, or the help of COMMAND\n"
     "\n"
@@ -1350,6 +1353,405 @@ static int cmd_report(int argc, char **argv)
     return 0;
 }
 
+/* ---- segment clv ---- */
+
+static const char clv_help[] =
+    "Usage: segment clv --events FILE [--events FILE ...] --model MODEL\n"
+    "                   --calibration-end TIME --unit day|week --horizon DURATION\n"
+    "                   [--discount RATE[/DURATION]] [--margin SHARE] [--params FILE]\n"
+    "       segment clv --db FILE.db --model MODEL ... (the same options)\n"
+    "\n"
+    "Fit a lifetime-value model to the purchases up to the calibration end and\n"
+    "print, for every customer, the probability of being active, the expected\n"
+    "purchases and spend, and the discounted value over a horizon, one CSV row\n"
+    "per customer sorted by customer_id (byte order).  A summary of the fit,\n"
+    "with its log-likelihood, goes to standard error.\n"
+    "\n"
+    "Options (each also accepted as --option=VALUE):\n"
+    "  --events FILE     an event CSV file (as for 'segment customers'); repeat\n"
+    "                    for several; '-' reads standard input\n"
+    "  --db FILE.db      read a database file instead of CSV files (read-only;\n"
+    "                    see 'segment import --help')\n"
+    "  --model MODEL     bgnbd (BG/NBD), mbgnbd (MBG/NBD) or pareto (Pareto/NBD);\n"
+    "                    a Gamma-Gamma spend model is fitted alongside whenever\n"
+    "                    repeat purchases have amounts\n"
+    "  --calibration-end TIME\n"
+    "                    the last day of the calibration period (2024-03-01, or\n"
+    "                    any time in that UTC day).  Only purchases up to that\n"
+    "                    day are used to fit and to summarize; later ones are\n"
+    "                    the holdout.  Customers whose first purchase comes\n"
+    "                    later are left out (and counted in the summary).\n"
+    "  --unit day|week   the model's time unit: recency, T, the horizon and the\n"
+    "                    discount period are in it, and so are the parameters\n"
+    "                    alpha and beta written to --params\n"
+    "  --horizon DURATION\n"
+    "                    how far ahead expected purchases and value run: a\n"
+    "                    number with its unit, 'd' or 'w' (52w, 365d, 4.5w)\n"
+    "  --discount RATE[/DURATION]\n"
+    "                    discount rate per period: 0.1/52w is 10% a year; a bare\n"
+    "                    RATE is per --unit (0.002 with --unit week is 0.2% a\n"
+    "                    week).  A purchase u after the calibration end counts\n"
+    "                    1 / (1 + RATE)^(u / period).  Default 0: none.\n"
+    "  --margin SHARE    share of spend that is value, 0..1 (default 1)\n"
+    "  --params FILE     write the fitted parameters there as 'param,value'\n"
+    "                    lines (model, unit, r,alpha,a,b or r,alpha,s,beta, and\n"
+    "                    p,q,gamma for spend), with 17 significant digits\n"
+    "  -h, --help        show this help and exit\n"
+    "\n"
+    "Definitions: a transaction is a purchase event (any amount >= 0); all of a\n"
+    "customer's purchases on one UTC day count as one.  frequency = repeat\n"
+    "purchase days in the calibration period, recency = last one minus first\n"
+    "purchase, T = calibration end minus first purchase, in --unit.\n"
+    "\n"
+    "Output columns (header row first):\n"
+    "  customer_id         quoted as in RFC 4180 when needed\n"
+    "  frequency           repeat purchase days up to the calibration end\n"
+    "  recency, T          in --unit\n"
+    "  p_alive             probability the customer is still active\n"
+    "  expected_purchases  expected purchase days within the horizon\n"
+    "  expected_spend      expected amount per purchase (Gamma-Gamma)\n"
+    "  clv                 margin x expected spend x discounted expected purchases\n"
+    "expected_spend and clv are empty when no spend model could be fitted.\n"
+    "\n"
+    "Exit status: 0 on success, 1 on bad data, an unreadable file or a fit that\n"
+    "fails (the message says why), 2 on a usage error.\n"
+    "\n"
+    "Example (the CDNOW sample, weekly, one year ahead, 10% a year):\n"
+    "  segment clv --events cdnow.csv --model bgnbd --calibration-end 1997-09-30 \\\n"
+    "      --unit week --horizon 52w --discount 0.1/52w --params params.csv\n";
+
+/* As opt_value(), with the command named in the error. */
+static int clv_opt(char **argv, int argc, int *i, const char *name, const char **val)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0 || (a[n] != '=' && a[n] != '\0'))
+        return 0;
+    if (a[n] == '=') {
+        *val = a + n + 1;
+    } else {
+        if (*i + 1 >= argc)
+            die_line(EXIT_USAGE, "option '%s' needs a value (see 'segment clv --help')", name);
+        *val = argv[++*i];
+    }
+    return 1;
+}
+
+/* A decimal number, all of the text. */
+static int clv_number(const char *s, size_t n, double *out)
+{
+    char buf[64], *end;
+    if (n == 0 || n >= sizeof buf)
+        return 0;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    if (!strchr("0123456789.+-", buf[0]))
+        return 0;
+    errno = 0;
+    *out = strtod(buf, &end);
+    return *end == '\0' && errno == 0;
+}
+
+/* "52w" / "365d" in model units (days per unit: 1 or 7); 0 when malformed. */
+static int clv_duration(const char *s, double unit_days, double *out)
+{
+    size_t n = strlen(s);
+    double v;
+    if (n < 2 || (s[n - 1] != 'd' && s[n - 1] != 'w') || !clv_number(s, n - 1, &v))
+        return 0;
+    *out = v * (s[n - 1] == 'w' ? 7.0 : 1.0) / unit_days;
+    return 1;
+}
+
+typedef struct clv_rows {
+    size_t n, cap;
+    char **id;
+    double *x, *tx, *T, *m;
+    int has_amounts; /* some repeat purchase has an amount > 0 */
+} clv_rows;
+
+static int clv_collect(const seg_clv_summary *s, void *payload)
+{
+    clv_rows *r = payload;
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? 2 * r->cap : 1024;
+        char **id = realloc(r->id, cap * sizeof *id);
+        if (id)
+            r->id = id;
+        double *x = realloc(r->x, cap * sizeof *x);
+        if (x)
+            r->x = x;
+        double *tx = realloc(r->tx, cap * sizeof *tx);
+        if (tx)
+            r->tx = tx;
+        double *T = realloc(r->T, cap * sizeof *T);
+        if (T)
+            r->T = T;
+        double *m = realloc(r->m, cap * sizeof *m);
+        if (m)
+            r->m = m;
+        if (!id || !x || !tx || !T || !m)
+            die_line(EXIT_DATA, "out of memory");
+        r->cap = cap;
+    }
+    size_t len = strlen(s->customer_id);
+    r->id[r->n] = malloc(len + 1);
+    if (!r->id[r->n])
+        die_line(EXIT_DATA, "out of memory");
+    memcpy(r->id[r->n], s->customer_id, len + 1);
+    r->x[r->n] = s->frequency;
+    r->tx[r->n] = s->recency;
+    r->T[r->n] = s->age;
+    r->m[r->n] = s->monetary;
+    if (s->frequency > 0 && s->monetary > 0)
+        r->has_amounts = 1;
+    r->n++;
+    return 0;
+}
+
+static void clv_warnings(const char *what, const seg_clv_fit_report *r)
+{
+    if (r->warnings & SEG_CLV_WARN_STARTS_DISAGREE)
+        fprintf(stderr, "segment clv: warning: %s: starting points reached different optima; the best is kept\n", what);
+    if (r->warnings & SEG_CLV_WARN_WEAK)
+        fprintf(stderr, "segment clv: warning: %s: a parameter is weakly determined by the data (standard error of its log > 1)\n", what);
+    if (r->warnings & SEG_CLV_WARN_FEW_REPEAT)
+        fprintf(stderr, "segment clv: warning: %s: only %.0f repeat buyers\n", what, r->repeat_buyers);
+    if (r->warnings & SEG_CLV_WARN_BOUNDARY_START)
+        fprintf(stderr, "segment clv: warning: %s: a starting point ran off to a boundary and was discarded\n", what);
+}
+
+/* A double for the CSV: up to 10 significant digits. */
+static size_t fmt_num(char *p, double v)
+{
+    int n = snprintf(p, 32, "%.10g", v);
+    return n > 0 ? (size_t)n : 0;
+}
+
+static int cmd_clv(int argc, char **argv)
+{
+    const char **events = calloc((size_t)argc + 1, sizeof *events);
+    size_t nevents = 0;
+    const char *model_text = NULL, *cal_text = NULL, *unit_text = NULL, *horizon_text = NULL,
+               *discount_text = NULL, *margin_text = NULL, *params_path = NULL, *db_path = NULL, *val;
+    if (!events)
+        die_line(EXIT_DATA, "out of memory");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (is_help(a))
+            print_help(clv_help);
+        else if (strcmp(a, "-") == 0 || a[0] != '-')
+            die_line(EXIT_USAGE, "clv: unexpected argument '%s' (event files go after --events)", a);
+        else if (clv_opt(argv, argc, &i, "--events", &val))
+            events[nevents++] = val;
+        else if (clv_opt(argv, argc, &i, "--db", &val)) {
+            if (db_path)
+                die_line(EXIT_USAGE, "--db given twice");
+            db_path = val;
+        }
+#define CLV_ONCE(opt, var)                                                        \
+        else if (clv_opt(argv, argc, &i, opt, &val)) {                            \
+            if (var)                                                              \
+                die_line(EXIT_USAGE, "clv: %s given twice", opt);                 \
+            var = val;                                                            \
+        }
+        CLV_ONCE("--model", model_text)
+        CLV_ONCE("--calibration-end", cal_text)
+        CLV_ONCE("--unit", unit_text)
+        CLV_ONCE("--horizon", horizon_text)
+        CLV_ONCE("--discount", discount_text)
+        CLV_ONCE("--margin", margin_text)
+        CLV_ONCE("--params", params_path)
+#undef CLV_ONCE
+        else
+            die_line(EXIT_USAGE, "clv: unknown option '%s' (see 'segment clv --help')", a);
+    }
+    if (db_path && nevents)
+        die_line(EXIT_USAGE, "clv: --db reads a database file, --events imports CSV files: "
+                 "give one or the other");
+    if (!model_text)
+        die_line(EXIT_USAGE, "clv: --model is required (bgnbd, mbgnbd or pareto)");
+    uint32_t kind = strcmp(model_text, "bgnbd") == 0    ? SEG_CLV_BGNBD
+                    : strcmp(model_text, "mbgnbd") == 0 ? SEG_CLV_MBGNBD
+                    : strcmp(model_text, "pareto") == 0 ? SEG_CLV_PARETO
+                                                        : 0;
+    if (!kind)
+        die_line(EXIT_USAGE, "clv: --model: unknown model '%s' (bgnbd, mbgnbd or pareto)", model_text);
+    if (!unit_text)
+        die_line(EXIT_USAGE, "clv: --unit is required (day or week)");
+    uint32_t unit = strcmp(unit_text, "day") == 0 ? SEG_CLV_DAY : strcmp(unit_text, "week") == 0 ? SEG_CLV_WEEK : 0;
+    if (!unit)
+        die_line(EXIT_USAGE, "clv: --unit: '%s' is not day or week", unit_text);
+    double unit_days = unit == SEG_CLV_WEEK ? 7.0 : 1.0;
+    if (!cal_text)
+        die_line(EXIT_USAGE, "clv: --calibration-end is required");
+    int64_t cal_end;
+    if (seg_time_parse(&cal_end, cal_text, strlen(cal_text)) != SEG_OK)
+        die_line(EXIT_USAGE, "clv: --calibration-end: not a time: '%s' (use 2024-03-01 or 2024-03-01T10:00:00Z)", cal_text);
+    if (!horizon_text)
+        die_line(EXIT_USAGE, "clv: --horizon is required (52w, 365d ...)");
+    seg_clv_value_options vo = SEG_CLV_VALUE_OPTIONS_INIT;
+    if (!clv_duration(horizon_text, unit_days, &vo.horizon) || !(vo.horizon > 0 && vo.horizon <= 1e6))
+        die_line(EXIT_USAGE, "clv: --horizon: '%s' is not a duration > 0 with its unit (52w, 365d)", horizon_text);
+    if (discount_text) {
+        const char *slash = strchr(discount_text, '/');
+        size_t n = slash ? (size_t)(slash - discount_text) : strlen(discount_text);
+        if (!clv_number(discount_text, n, &vo.discount_rate) || !(vo.discount_rate >= 0 && vo.discount_rate < 1e6))
+            die_line(EXIT_USAGE, "clv: --discount: '%s' is not a rate >= 0 (0.1, or 0.1/52w for 10%% a year)", discount_text);
+        if (slash && (!clv_duration(slash + 1, unit_days, &vo.discount_period) || !(vo.discount_period > 0)))
+            die_line(EXIT_USAGE, "clv: --discount: '%s' is not a period > 0 with its unit (52w, 365d)", slash + 1);
+    }
+    if (margin_text) {
+        if (!clv_number(margin_text, strlen(margin_text), &vo.margin) || !(vo.margin >= 0 && vo.margin <= 1))
+            die_line(EXIT_USAGE, "clv: --margin: '%s' is not a share in 0..1", margin_text);
+    }
+
+    input_opts in; /* the shared input helper: CSV files or --db */
+    memset(&in, 0, sizeof in);
+    in.db_path = db_path;
+    in.events = events;
+    in.nevents = nevents;
+    seg_db *db = open_input(&in, "clv", 0);
+    int rc;
+
+    /* summaries as of the calibration end, sorted by customer_id */
+    clv_rows rows;
+    memset(&rows, 0, sizeof rows);
+    seg_clv_summary_options so = SEG_CLV_SUMMARY_OPTIONS_INIT;
+    so.unit = unit;
+    so.flags = SEG_CUSTOMER_SORTED;
+    so.calibration_end = cal_end;
+    seg_clv_summary_stats st = SEG_CLV_SUMMARY_STATS_INIT;
+    rc = seg_clv_summary_foreach(db, &so, clv_collect, &rows, &st);
+    if (rc != SEG_OK)
+        die_db(db, rc);
+    seg_db_close(db);
+
+    seg_clv_model *m = NULL;
+    if (seg_clv_model_new(&m, kind, unit, NULL) != SEG_OK)
+        die_line(EXIT_DATA, "out of memory");
+    seg_clv_columns cols = SEG_CLV_COLUMNS_INIT;
+    cols.n = rows.n;
+    cols.frequency = rows.x;
+    cols.recency = rows.tx;
+    cols.age = rows.T;
+    cols.monetary = rows.m;
+    seg_clv_fit_report rep = SEG_CLV_FIT_REPORT_INIT;
+    rc = seg_clv_fit(m, &cols, NULL, &rep);
+    if (rc != SEG_OK)
+        die_line(EXIT_DATA, "clv: %s fit on %llu customers (%llu repeat buyers): %s", model_text,
+                 (unsigned long long)st.customers, (unsigned long long)st.repeat_buyers,
+                 seg_clv_model_errmsg(m));
+    int spend_ok = 0;
+    seg_clv_fit_report srep = SEG_CLV_FIT_REPORT_INIT;
+    char spend_msg[600] = "no repeat purchase has an amount";
+    if (rows.has_amounts) {
+        if (seg_clv_fit_spend(m, &cols, NULL, &srep) == SEG_OK)
+            spend_ok = 1;
+        else
+            snprintf(spend_msg, sizeof spend_msg, "%s", seg_clv_model_errmsg(m));
+    }
+
+    /* the summary */
+    static const char *const names[2][4] = { { "r", "alpha", "a", "b" }, { "r", "alpha", "s", "beta" } };
+    const char *const *pn = names[kind == SEG_CLV_PARETO];
+    char cal_day[32];
+    if (seg_time_format(cal_day, sizeof cal_day, cal_end) == 0)
+        snprintf(cal_day, sizeof cal_day, "%lld", (long long)cal_end);
+    cal_day[10] = '\0';
+    fprintf(stderr, "segment clv: %s, unit %s, calibration period to %s (inclusive), horizon %g %ss\n",
+            model_text, unit_text, cal_day, vo.horizon, unit_text);
+    fprintf(stderr, "segment clv: %llu customers fitted (%llu repeat buyers, %llu distinct summaries); "
+            "left out: %llu first buying after the calibration end, %llu without purchases\n",
+            (unsigned long long)st.customers, (unsigned long long)st.repeat_buyers,
+            (unsigned long long)rep.groups, (unsigned long long)st.late, (unsigned long long)st.no_purchase);
+    fprintf(stderr, "segment clv: %s: %s=%.6g %s=%.6g %s=%.6g %s=%.6g, log-likelihood %.4f "
+            "(converged in %u iterations, gradient %.2g)\n", model_text, pn[0], rep.params[0], pn[1],
+            rep.params[1], pn[2], rep.params[2], pn[3], rep.params[3], rep.log_likelihood,
+            (unsigned)rep.iterations, rep.gradient_norm);
+    clv_warnings(model_text, &rep);
+    if (spend_ok) {
+        fprintf(stderr, "segment clv: gamma-gamma: p=%.6g q=%.6g gamma=%.6g, log-likelihood %.4f on %.0f repeat buyers "
+                "(converged in %u iterations)\n", srep.params[0], srep.params[1], srep.params[2],
+                srep.log_likelihood, srep.customers, (unsigned)srep.iterations);
+        clv_warnings("gamma-gamma", &srep);
+    } else {
+        fprintf(stderr, "segment clv: no spend model (%s): expected_spend and clv are empty\n", spend_msg);
+    }
+    if (spend_ok && srep.params[1] <= 1)
+        fprintf(stderr, "segment clv: warning: gamma-gamma q <= 1: the expected spend of customers without repeat purchases is infinite (left empty)\n");
+
+    if (params_path) {
+        char *text = NULL;
+        if (seg_clv_model_export(&text, m) != SEG_OK)
+            die_line(EXIT_DATA, "clv: %s", seg_clv_model_errmsg(m));
+        FILE *f = fopen(params_path, "w");
+        if (!f)
+            die_line(EXIT_DATA, "clv: cannot write '%s': %s", params_path, strerror(errno));
+        size_t len = strlen(text);
+        if (fwrite(text, 1, len, f) != len || fclose(f) != 0)
+            die_line(EXIT_DATA, "clv: cannot write '%s': %s", params_path, strerror(errno));
+        seg_free(text);
+    }
+
+    /* scores */
+    double *pa = malloc((rows.n + 1) * sizeof *pa), *ep = malloc((rows.n + 1) * sizeof *ep);
+    double *sp = malloc((rows.n + 1) * sizeof *sp), *cl = malloc((rows.n + 1) * sizeof *cl);
+    if (!pa || !ep || !sp || !cl)
+        die_line(EXIT_DATA, "out of memory");
+    if (seg_clv_predict(pa, ep, NULL, NULL, m, &cols, &vo) != SEG_OK)
+        die_line(EXIT_DATA, "clv: %s", seg_clv_model_errmsg(m));
+    for (size_t i = 0; i < rows.n; i++)
+        sp[i] = cl[i] = NAN;
+    if (spend_ok) {
+        for (size_t i = 0; i < rows.n; i++) {
+            if (seg_clv_expected_spend(&sp[i], m, rows.x[i], rows.m[i]) != SEG_OK) {
+                sp[i] = NAN; /* q <= 1 and no repeat purchase */
+                continue;
+            }
+            if (seg_clv_value(&cl[i], m, rows.x[i], rows.tx[i], rows.T[i], rows.m[i], &vo) != SEG_OK)
+                cl[i] = NAN;
+        }
+    }
+    out_str("customer_id,frequency,recency,T,p_alive,expected_purchases,expected_spend,clv\n");
+    for (size_t i = 0; i < rows.n; i++) {
+        char *p = out_reserve(OUT_ROW_MAX), *start = p;
+        p += fmt_csv_field(p, rows.id[i]);
+        *p++ = ',';
+        p += fmt_u64(p, (uint64_t)rows.x[i]);
+        *p++ = ',';
+        p += fmt_num(p, rows.tx[i]);
+        *p++ = ',';
+        p += fmt_num(p, rows.T[i]);
+        *p++ = ',';
+        p += fmt_num(p, pa[i]);
+        *p++ = ',';
+        p += fmt_num(p, ep[i]);
+        *p++ = ',';
+        if (!isnan(sp[i]))
+            p += fmt_num(p, sp[i]);
+        *p++ = ',';
+        if (!isnan(cl[i]))
+            p += fmt_num(p, cl[i]);
+        *p++ = '\n';
+        out_len += (size_t)(p - start);
+        free(rows.id[i]);
+    }
+    out_finish();
+    free(pa);
+    free(ep);
+    free(sp);
+    free(cl);
+    free(rows.id);
+    free(rows.x);
+    free(rows.tx);
+    free(rows.T);
+    free(rows.m);
+    seg_clv_model_free(m);
+    free(events);
+    return 0;
+}
+
 /* ---- main ---- */
 
 static void print_version(void)
@@ -1384,6 +1786,8 @@ int main(int argc, char **argv)
             print_help(eval_help);
         if (strcmp(argv[2], "report") == 0)
             print_help(report_help);
+        if (strcmp(argv[2], "clv") == 0)
+            print_help(clv_help);
         die_line(EXIT_USAGE, "help: unknown command '%s' (see 'segment --help')", argv[2]);
     }
     if (strcmp(cmd, "customers") == 0)
@@ -1396,6 +1800,8 @@ int main(int argc, char **argv)
         return cmd_eval(argc - 1, argv + 1);
     if (strcmp(cmd, "report") == 0)
         return cmd_report(argc - 1, argv + 1);
+    if (strcmp(cmd, "clv") == 0)
+        return cmd_clv(argc - 1, argv + 1);
     if (cmd[0] == '-')
         die_line(EXIT_USAGE, "unknown option '%s' (see 'segment --help')", cmd);
     die_line(EXIT_USAGE, "unknown command '%s' (see 'segment --help')", cmd);

@@ -25,7 +25,15 @@ int main()
     seg_segdef_stats sd_stats = SEG_SEGDEF_STATS_INIT;
     seg_segdef_report sd_report = SEG_SEGDEF_REPORT_INIT;
     (void)sd_stats; (void)sd_report;
+    seg_clv_summary_options clv_so = SEG_CLV_SUMMARY_OPTIONS_INIT;
+    seg_clv_summary clv_s = SEG_CLV_SUMMARY_INIT;
+    seg_clv_summary_stats clv_st = SEG_CLV_SUMMARY_STATS_INIT;
+    seg_clv_columns clv_c = SEG_CLV_COLUMNS_INIT;
+    seg_clv_fit_options clv_fo = SEG_CLV_FIT_OPTIONS_INIT;
+    seg_clv_fit_report clv_r = SEG_CLV_FIT_REPORT_INIT;
+    seg_clv_value_options clv_vo = SEG_CLV_VALUE_OPTIONS_INIT;
     (void)event; (void)stats; (void)info; (void)ingest_opts; (void)csv_opts;
+    (void)clv_so; (void)clv_s; (void)clv_st; (void)clv_c; (void)clv_fo; (void)clv_r; (void)clv_vo;
     ingest_opts.on_reject = on_reject;
     csv_opts.on_reject = on_reject;
 
