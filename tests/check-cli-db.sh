@@ -8,52 +8,9 @@ set -uo pipefail
 
 seg=$(readlink -f "$1")
 data=$(readlink -f "$2")
-tmp=$(mktemp -d)
-bg=
-trap '[ -n "$bg" ] && kill "$bg" 2>/dev/null; rm -rf "$tmp"' EXIT
-cd "$tmp" || exit 1
-
-failures=0
-checks=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-
-# run STATUS -- ARGS...: run segment, check the exit status; output in out/err
-run() {
-  local want=$1
-  shift 2
-  checks=$((checks + 1))
-  "$seg" "$@" >out 2>err
-  local got=$?
-  if [ "$got" != "$want" ]; then
-    fail "segment $* exited $got, expected $want"
-    sed 's/^/    stderr: /' err
-    return 1
-  fi
-  return 0
-}
-
-# an error: exit STATUS, exactly one stderr line starting "segment: " and
-# matching PATTERN (grep -E)
-run_error() {
-  local want=$1 pattern=$2
-  shift 3
-  run "$want" -- "$@" || return
-  if [ "$(wc -l <err)" -ne 1 ] || ! grep -qE "^segment: " err; then
-    fail "segment $*: expected one 'segment: ' line on stderr, got:"
-    sed 's/^/    /' err
-  elif ! grep -qE -- "$pattern" err; then
-    fail "segment $*: stderr does not match /$pattern/: $(cat err)"
-  fi
-  return 0
-}
-
+. "$(dirname "$0")/cli-lib.sh"
 # same FILE: stdout equals FILE
-same() {
-  if ! cmp -s out "$1"; then
-    fail "output differs from $1:"
-    diff -u "$1" out | head -20 | sed 's/^/    /'
-  fi
-}
+same() { expect_out "$1"; }
 
 ev=$data/sample_events.csv
 cu=$data/sample_customers.csv
@@ -176,5 +133,4 @@ done
 run 0 -- customers --help && { grep -qF -- "--db FILE.db" out || fail "customers --help lacks --db"; }
 run 0 -- --help && { grep -qE "^  import " out || fail "segment --help lacks import"; }
 
-echo "cli-db: $checks checks, $failures failed"
-[ "$failures" = 0 ]
+finish cli-db

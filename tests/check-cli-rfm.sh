@@ -7,51 +7,7 @@
 set -uo pipefail
 
 seg=$(readlink -f "$1")
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp" || exit 1
-
-failures=0
-checks=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-
-# run STATUS -- ARGS...: run segment, check the exit status; output in out/err
-run() {
-  local want=$1
-  shift 2
-  checks=$((checks + 1))
-  "$seg" "$@" >out 2>err
-  local got=$?
-  if [ "$got" != "$want" ]; then
-    fail "segment $* exited $got, expected $want"
-    sed 's/^/    stderr: /' err
-    return 1
-  fi
-  return 0
-}
-
-# an error: exit STATUS, one stderr line "segment: ..." matching PATTERN,
-# nothing on stdout
-run_error() {
-  local want=$1 pattern=$2
-  shift 3
-  run "$want" -- "$@" || return
-  if [ "$(wc -l <err)" -ne 1 ] || ! grep -qE "^segment: " err; then
-    fail "segment $*: expected one 'segment: ' line on stderr, got:"
-    sed 's/^/    /' err
-  elif ! grep -qE -- "$pattern" err; then
-    fail "segment $*: stderr does not match /$pattern/: $(cat err)"
-  fi
-  [ -s out ] && fail "segment $*: wrote to stdout on error: $(head -c 200 out)"
-  return 0
-}
-
-expect_out() {
-  if ! cmp -s out "$1"; then
-    fail "output differs from the expected $1:"
-    diff -u "$1" out | sed 's/^/    /'
-  fi
-}
+. "$(dirname "$0")/cli-lib.sh"
 
 header='customer_id,recency_days,frequency,monetary,r,f,m'
 
@@ -252,5 +208,4 @@ if [ -w /dev/full ]; then
   grep -qE '^segment: write error' err || fail "writing to /dev/full: $(cat err)"
 fi
 
-echo "cli-rfm: $checks checks, $failures failed"
-[ "$failures" = 0 ]
+finish cli-rfm

@@ -5,52 +5,7 @@
 set -uo pipefail
 
 seg=$(readlink -f "$1")
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp" || exit 1
-
-failures=0
-checks=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-
-# run STATUS -- ARGS...: run segment, check the exit status; output in out/err
-run() {
-  local want=$1
-  shift 2
-  checks=$((checks + 1))
-  "$seg" "$@" >out 2>err
-  local got=$?
-  if [ "$got" != "$want" ]; then
-    fail "segment $* exited $got, expected $want"
-    sed 's/^/    stderr: /' err
-    return 1
-  fi
-  return 0
-}
-
-# an error: exit STATUS, exactly one stderr line starting "segment: " and
-# matching PATTERN (grep -E), nothing on stdout
-run_error() {
-  local want=$1 pattern=$2
-  shift 3
-  run "$want" -- "$@" || return
-  if [ "$(wc -l <err)" -ne 1 ] || ! grep -qE "^segment: " err; then
-    fail "segment $*: expected one 'segment: ' line on stderr, got:"
-    sed 's/^/    /' err
-  elif ! grep -qE -- "$pattern" err; then
-    fail "segment $*: stderr does not match /$pattern/: $(cat err)"
-  fi
-  [ -s out ] && fail "segment $*: wrote to stdout on error: $(head -c 200 out)"
-  return 0
-}
-
-# expect_out FILE: stdout equals FILE
-expect_out() {
-  if ! cmp -s out "$1"; then
-    fail "output differs from the expected $1:"
-    diff -u "$1" out | sed 's/^/    /'
-  fi
-}
+. "$(dirname "$0")/cli-lib.sh"
 
 header='customer_id,orders,purchase_days,first_purchase,last_purchase,revenue,net_revenue'
 
@@ -363,5 +318,4 @@ run_error 2 "no events file" -- clv --model bgnbd --calibration-end 2024-09-30 -
 run_error 1 "too few repeat buyers" -- clv --events ev1.csv --model bgnbd --calibration-end 2024-12-31 --unit week --horizon 52w
 run_error 1 "bad-amount\.csv:3:" -- clv --events bad-amount.csv --model bgnbd --calibration-end 2024-12-31 --unit week --horizon 52w
 
-echo "cli: $checks checks, $failures failed"
-[ "$failures" = 0 ]
+finish cli

@@ -15,13 +15,7 @@ seg=$(readlink -f "$1")
 peer=$(readlink -f "$2")
 gen=$(readlink -f "$3")
 src=$(readlink -f "$4")
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp" || exit 1
-
-failures=0
-checks=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+. "$(dirname "$0")/cli-lib.sh"
 
 # compare NAME FILE: the value columns of segment rfm and of the peer agree
 # (the ids of these files hold no commas, so cut splits the columns right)
@@ -85,5 +79,4 @@ else
   fi
 fi
 
-echo "rfm-peer: $checks checks, $failures failed"
-[ "$failures" = 0 ]
+finish rfm-peer
