@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
-# The demo (see README.md): build build/ if needed and run examples/demo over
-# the bundled sample: import the events and the customers, print a summary.
+# The demo (see README.md): build build/ if needed and run, over the bundled
+# sample, examples/demo (import the events and the customers, print a
+# summary and one line per customer), then the RFM named map of
+# examples/definitions/rfm_map.seg (segment sizes and revenue shares).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tools/common.sh
 tools/deps.sh --minimal
 # build progress goes to stderr; stdout is the demo's output
-{ setup_gcc_build && ninja -C build examples/demo; } >&2
-exec build/examples/demo examples/data/sample_events.csv examples/data/sample_customers.csv
+{ setup_gcc_build && ninja -C build examples/demo tools/segment; } >&2
+build/examples/demo examples/data/sample_events.csv examples/data/sample_customers.csv
+echo
+echo "RFM segments (segment report examples/definitions/rfm_map.seg):"
+# (the overlap matrix is left out: a segment set's labels never overlap)
+build/tools/segment report examples/definitions/rfm_map.seg \
+  --events examples/data/sample_events.csv --customers examples/data/sample_customers.csv |
+  sed '/^overlap,/,$d'
