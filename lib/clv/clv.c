@@ -574,42 +574,6 @@ SEG_API int seg_clv_summarize(seg_clv_summary *out, seg_clv_model *m, const int6
     return seg__struct_out(out, out->struct_size, &s, sizeof s, SUMMARY_MIN_SIZE);
 }
 
-/* Sorting customer indexes by id bytes. */
-static int cmp_ids(const seg__store *s, uint32_t a, uint32_t b)
-{
-    seg__str x = seg__arena_str(&s->arena, s->custs[a].id);
-    seg__str y = seg__arena_str(&s->arena, s->custs[b].id);
-    size_t n = x.n < y.n ? x.n : y.n;
-    int c = memcmp(x.p, y.p, n);
-    return c ? c : (x.n > y.n) - (x.n < y.n);
-}
-
-static void sort_ids(const seg__store *s, uint32_t *v, uint32_t *tmp, size_t n)
-{
-    if (n < 16) {
-        for (size_t i = 1; i < n; i++) {
-            uint32_t x = v[i];
-            size_t j = i;
-            while (j > 0 && cmp_ids(s, v[j - 1], x) > 0) {
-                v[j] = v[j - 1];
-                j--;
-            }
-            v[j] = x;
-        }
-        return;
-    }
-    size_t h = n / 2;
-    sort_ids(s, v, tmp, h);
-    sort_ids(s, v + h, tmp, n - h);
-    size_t i = 0, j = h, k = 0;
-    while (i < h && j < n)
-        tmp[k++] = cmp_ids(s, v[i], v[j]) <= 0 ? v[i++] : v[j++];
-    while (i < h)
-        tmp[k++] = v[i++];
-    while (j < n)
-        tmp[k++] = v[j++];
-    memcpy(v, tmp, n * sizeof *v);
-}
 
 static int customer_summary(const seg__alloc *a, const seg__store *s, uint32_t ci, int64_t as_of,
                             int64_t hold_day, uint32_t unit, int exponent, seg__clv_scratch *scratch,
@@ -704,7 +668,7 @@ SEG_API int seg_clv_summary_foreach(seg_db *db, const seg_clv_summary_options *o
         for (uint32_t ci = 0; ci < s->ncusts; ci++)
             if (s->custs[ci].id)
                 order[n++] = ci;
-        sort_ids(s, order, order + s->ncusts, n);
+        seg__cust_sort_by_id(s, order, order + s->ncusts, n);
     }
     seg__clv_scratch scratch = { NULL, 0 };
     int64_t hold_day = o.holdout_end ? seg__day_of(o.holdout_end) : INT64_MAX;

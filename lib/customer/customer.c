@@ -90,42 +90,6 @@ SEG_API uint64_t seg_customer_count(const seg_db *db)
     return db ? db->store.live_custs : 0;
 }
 
-/* Sorting customer indexes by id bytes (a merge sort: qsort has no context). */
-static int cmp_ids(const seg__store *s, uint32_t a, uint32_t b)
-{
-    seg__str x = seg__arena_str(&s->arena, s->custs[a].id);
-    seg__str y = seg__arena_str(&s->arena, s->custs[b].id);
-    size_t n = x.n < y.n ? x.n : y.n;
-    int c = memcmp(x.p, y.p, n);
-    return c ? c : (x.n > y.n) - (x.n < y.n);
-}
-
-static void merge_sort(const seg__store *s, uint32_t *v, uint32_t *tmp, size_t n)
-{
-    if (n < 16) {
-        for (size_t i = 1; i < n; i++) {
-            uint32_t x = v[i];
-            size_t j = i;
-            while (j > 0 && cmp_ids(s, v[j - 1], x) > 0) {
-                v[j] = v[j - 1];
-                j--;
-            }
-            v[j] = x;
-        }
-        return;
-    }
-    size_t h = n / 2;
-    merge_sort(s, v, tmp, h);
-    merge_sort(s, v + h, tmp, n - h);
-    size_t i = 0, j = h, k = 0;
-    while (i < h && j < n)
-        tmp[k++] = cmp_ids(s, v[i], v[j]) <= 0 ? v[i++] : v[j++];
-    while (i < h)
-        tmp[k++] = v[i++];
-    while (j < n)
-        tmp[k++] = v[j++];
-    memcpy(v, tmp, n * sizeof *v);
-}
 
 static int foreach_impl(seg_db *db, int64_t as_of, bool use_as_of, uint32_t flags,
                         seg_customer_cb cb, void *payload)
@@ -147,7 +111,7 @@ static int foreach_impl(seg_db *db, int64_t as_of, bool use_as_of, uint32_t flag
         for (uint32_t ci = 0; ci < s->ncusts; ci++)
             if (s->custs[ci].id)
                 order[n++] = ci;
-        merge_sort(s, order, order + s->ncusts, n);
+        seg__cust_sort_by_id(s, order, order + s->ncusts, n);
     } else {
         n = s->ncusts;
     }

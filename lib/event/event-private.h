@@ -290,6 +290,18 @@ static inline uint32_t seg__tag(uint64_t h) { return (uint32_t)(h >> 32); }
 /* customer lookup: index or SEG__NONE (_h: with the id's hash known) */
 uint32_t seg__cust_find(const seg__store *s, seg__str id);
 uint32_t seg__cust_find_h(const seg__store *s, seg__str id, uint64_t h);
+/* Customer ci's id (inline in the record when short, else in the arena). */
+static inline seg__str seg__cust_id(const seg__store *s, uint32_t ci)
+{
+    const seg__cust *c = &s->custs[ci];
+    if (c->idlen <= SEG__ID_INLINE) {
+        seg__str r = { c->idin, c->idlen };
+        return r;
+    }
+    return seg__arena_str(&s->arena, c->id);
+}
+/* Sort customer indexes v[0..n) by id bytes; tmp has room for n. */
+void seg__cust_sort_by_id(const seg__store *s, uint32_t *v, uint32_t *tmp, size_t n);
 /* customer lookup or creation; SEG__NONE on ENOMEM/limit (*err set) */
 uint32_t seg__cust_intern(const seg__alloc *a, seg__store *s, seg__str id, int *err);
 

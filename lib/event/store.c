@@ -359,6 +359,43 @@ static bool cust_eq(const void *ctx, uint32_t i)
     return seg__cust_id_eq(&k->s->arena, &k->s->custs[i], k->k);
 }
 
+/* customer ids in byte order, shorter first on a common prefix */
+static int cmp_ids(const seg__store *s, uint32_t a, uint32_t b)
+{
+    seg__str x = seg__cust_id(s, a), y = seg__cust_id(s, b);
+    size_t n = x.n < y.n ? x.n : y.n;
+    int c = memcmp(x.p, y.p, n);
+    return c ? c : (x.n > y.n) - (x.n < y.n);
+}
+
+void seg__cust_sort_by_id(const seg__store *s, uint32_t *v, uint32_t *tmp, size_t n)
+{
+    /* a merge sort (stable, and qsort has no context); short runs by insertion */
+    if (n < 16) {
+        for (size_t i = 1; i < n; i++) {
+            uint32_t x = v[i];
+            size_t j = i;
+            while (j > 0 && cmp_ids(s, v[j - 1], x) > 0) {
+                v[j] = v[j - 1];
+                j--;
+            }
+            v[j] = x;
+        }
+        return;
+    }
+    size_t h = n / 2;
+    seg__cust_sort_by_id(s, v, tmp, h);
+    seg__cust_sort_by_id(s, v + h, tmp, n - h);
+    size_t i = 0, j = h, k = 0;
+    while (i < h && j < n)
+        tmp[k++] = cmp_ids(s, v[i], v[j]) <= 0 ? v[i++] : v[j++];
+    while (i < h)
+        tmp[k++] = v[i++];
+    while (j < n)
+        tmp[k++] = v[j++];
+    memcpy(v, tmp, n * sizeof *v);
+}
+
 uint32_t seg__cust_find_h(const seg__store *s, seg__str id, uint64_t h)
 {
     str_key k = { s, id };

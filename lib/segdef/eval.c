@@ -88,51 +88,6 @@ const char *seg__run_cust_id(seg__run *run, uint32_t ci)
     return run->idbuf;
 }
 
-static seg__str cust_id(const seg__store *s, uint32_t ci)
-{
-    const seg__cust *c = &s->custs[ci];
-    if (c->idlen <= SEG__ID_INLINE) {
-        seg__str r = { c->idin, c->idlen };
-        return r;
-    }
-    return seg__arena_str(&s->arena, c->id);
-}
-
-static int cmp_ids(const seg__store *s, uint32_t a, uint32_t b)
-{
-    seg__str x = cust_id(s, a), y = cust_id(s, b);
-    size_t n = x.n < y.n ? x.n : y.n;
-    int c = memcmp(x.p, y.p, n);
-    return c ? c : (x.n > y.n) - (x.n < y.n);
-}
-
-static void merge_sort(const seg__store *s, uint32_t *v, uint32_t *tmp, size_t n)
-{
-    if (n < 16) {
-        for (size_t i = 1; i < n; i++) {
-            uint32_t x = v[i];
-            size_t j = i;
-            while (j > 0 && cmp_ids(s, v[j - 1], x) > 0) {
-                v[j] = v[j - 1];
-                j--;
-            }
-            v[j] = x;
-        }
-        return;
-    }
-    size_t h = n / 2;
-    merge_sort(s, v, tmp, h);
-    merge_sort(s, v + h, tmp, n - h);
-    size_t i = 0, j = h, k = 0;
-    while (i < h && j < n)
-        tmp[k++] = cmp_ids(s, v[i], v[j]) <= 0 ? v[i++] : v[j++];
-    while (i < h)
-        tmp[k++] = v[i++];
-    while (j < n)
-        tmp[k++] = v[j++];
-    memcpy(v, tmp, n * sizeof *v);
-}
-
 /* The live customers to visit, in creation order or sorted by id; NULL on
  * ENOMEM.  `only` (optional) restricts to customers with only[ci] set. */
 static uint32_t *visit_order(seg_db *db, bool sorted, const uint8_t *only, size_t *n_out)
@@ -146,7 +101,7 @@ static uint32_t *visit_order(seg_db *db, bool sorted, const uint8_t *only, size_
         if (s->custs[ci].id && (!only || only[ci]))
             v[n++] = ci;
     if (sorted)
-        merge_sort(s, v, v + s->ncusts, n);
+        seg__cust_sort_by_id(s, v, v + s->ncusts, n);
     *n_out = n;
     return v;
 }
