@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The 'abi' test: the shared library against the ABI baseline kept in the
-# repository (abi/libsegment.so.1.abi, written by tools/abi-baseline.sh).
+# repository (abi/libsegment-1.abi, written by tools/abi-baseline.sh).
 # Additions (new functions, new symbol versions) are reported and pass; a
 # change that breaks a program built against the baseline fails.
 #

@@ -18,7 +18,7 @@ if [ "${1:-}" != "--minimal" ]; then
   # the rfm-peer test runs the benchmark's SQL peer (../shared/bench) when
   # these are there: the sqlite3 shell, and numpy for its data generator
   pkgs+=(sqlite3 python3-numpy)
-  # the abi test: abidiff against abi/libsegment.so.1.abi
+  # the abi test: abidiff against abi/libsegment-1.abi
   pkgs+=(abigail-tools)
 fi
 
