@@ -93,6 +93,12 @@ mkfifo fifo
 "$seg" import --db busy.db - <fifo >bg.out 2>bg.err &
 bg=$!
 exec 3>fifo            # the background import now waits for its input
+# wait until it holds the writer's lock (flock(1) tries the same lock), so
+# that the second writer below cannot take it first on a slow machine
+for _ in $(seq 200); do
+  [ -e busy.db-seglock ] && ! flock -n busy.db-seglock true 2>/dev/null && break
+  sleep 0.05
+done
 busy=0
 for _ in $(seq 50); do
   "$seg" import --db busy.db good.csv >out 2>err
