@@ -848,10 +848,11 @@ int seg__batch_add(seg__batch *b, const seg__ev *ev, bool *dup_out, int *field_o
  * result. */
 #define TGROUP 16
 
-static volatile uint8_t touch_sink;
+/* a volatile read is always performed; its value is not needed (and no
+ * global is written: handles on other threads share nothing) */
 static inline void touch(const void *p)
 {
-    touch_sink = *(const volatile uint8_t *)p;
+    (void)*(const volatile uint8_t *)p;
 }
 
 static inline const uint64_t *home_slot(const seg__htab *t, uint32_t tag)
@@ -918,7 +919,7 @@ int seg__batch_add_many(seg__batch *b, const seg__ev *evs, const int *occs, size
         for (size_t k = 0; k < m; k++)
             precompute(&evs[g + k], &ring[k]);
         for (size_t k = 0; k < m; k++)
-            touch_slots(s, &ring[k], &evs[g + k]);
+            touch_slots(s, &ring[k], &ring[k].ev);
         for (size_t k = 0; k < m; k++)
             touch_records(s, &ring[k]);
         for (size_t k = 0; k < m; k++)
