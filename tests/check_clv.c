@@ -799,6 +799,19 @@ START_TEST(public_scoring_calls)
     double e52;
     MOK(m, seg_clv_expected_purchases(&e52, m, 2, 30.43, 38.86, 52));
     ck_assert(dis * pa < e52);
+    /* the public P(n) is the internal one; P(0..) sums to 1 and its mean is
+     * the expected purchases */
+    double psum = 0, pmean = 0;
+    for (uint32_t n = 0; n < 400; n++) {
+        double pn;
+        MOK(m, seg_clv_purchase_probability(&pn, m, 2, 30.43, 38.86, 52, n));
+        RELCLOSE(pn, seg__clv_prob_n(SEG_CLV_BGNBD, P, 2, 30.43, 38.86, 52, n), 1e-12, "P(n)");
+        psum += pn;
+        pmean += n * pn;
+    }
+    CLOSE(psum, 1.0, 1e-9, "sum of P(n)");
+    RELCLOSE(pmean, e52, 1e-8, "mean of P(n)");
+    MRC(m, seg_clv_purchase_probability(&v, m, 2, 30.43, 38.86, -1, 0), SEG_EINVAL);
     /* bad input */
     MRC(m, seg_clv_p_alive(&v, m, 1.5, 0, 3), SEG_EINVAL);
     TU_STR_HAS(seg_clv_model_errmsg(m), "frequency");

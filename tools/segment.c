@@ -300,30 +300,50 @@ bad:
     return 1;
 }
 
-/* Read all of standard input (for "-"). */
-static char *read_stdin(size_t *len_out)
+/* Read all of a stream; `name` is for messages, `max` the largest size
+ * accepted (dies beyond it). */
+static char *read_stream(FILE *f, const char *name, size_t max, size_t *len_out)
 {
-    size_t cap = 1 << 16, len = 0;
+    size_t cap = 1 << 14, len = 0;
     char *buf = malloc(cap);
     if (!buf)
         die_line(EXIT_DATA, "out of memory");
     for (;;) {
         if (len == cap) {
+            if (cap >= max)
+                die_line(EXIT_DATA, "%s: too large (more than %zu bytes)", name, max);
             char *nb = cap > SIZE_MAX / 2 ? NULL : realloc(buf, cap * 2);
             if (!nb)
-                die_line(EXIT_DATA, "out of memory reading standard input");
+                die_line(EXIT_DATA, "out of memory reading %s", name);
             buf = nb;
             cap *= 2;
         }
-        size_t got = fread(buf + len, 1, cap - len, stdin);
+        size_t got = fread(buf + len, 1, cap - len, f);
         len += got;
         if (got == 0) {
-            if (ferror(stdin))
-                die_line(EXIT_DATA, "<stdin>: read error: %s", strerror(errno));
+            if (ferror(f))
+                die_line(EXIT_DATA, "%s: read error: %s", name, strerror(errno));
             break;
         }
     }
     *len_out = len;
+    return buf;
+}
+
+/* Read all of standard input (for "-"). */
+static char *read_stdin(size_t *len_out)
+{
+    return read_stream(stdin, "<stdin>", SIZE_MAX, len_out);
+}
+
+/* Read a whole file (definitions, thresholds). */
+static char *read_whole_file(const char *path, size_t max, size_t *len_out)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        die_line(EXIT_DATA, "cannot open '%s': %s", path, strerror(errno));
+    char *buf = read_stream(f, path, max, len_out);
+    fclose(f);
     return buf;
 }
 
@@ -801,39 +821,6 @@ static seg_db *rfm_open_input(const rfm_args *a)
     return open_input(&a->in, "rfm", 0);
 }
 
-/* Read a whole file (for --use-thresholds). */
-static char *read_file(const char *path, size_t *len_out)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        die_line(EXIT_DATA, "cannot open '%s': %s", path, strerror(errno));
-    size_t cap = 8192, len = 0;
-    char *buf = malloc(cap);
-    if (!buf)
-        die_line(EXIT_DATA, "out of memory");
-    for (;;) {
-        if (len == cap) {
-            if (cap >= (size_t)1 << 24)
-                die_line(EXIT_DATA, "%s: too large for a thresholds file", path);
-            char *nb = realloc(buf, cap * 2);
-            if (!nb)
-                die_line(EXIT_DATA, "out of memory");
-            buf = nb;
-            cap *= 2;
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0) {
-            if (ferror(f))
-                die_line(EXIT_DATA, "%s: read error: %s", path, strerror(errno));
-            break;
-        }
-    }
-    fclose(f);
-    *len_out = len;
-    return buf;
-}
-
 typedef struct rfm_row_ctx {
     int exponent;
     int value;
@@ -926,7 +913,7 @@ static int cmd_rfm(int argc, char **argv)
     seg_rfm_thresholds *given = NULL;
     if (a.thresholds_path) {
         size_t len;
-        char *text = read_file(a.thresholds_path, &len);
+        char *text = read_whole_file(a.thresholds_path, (size_t)1 << 24, &len);
         int rc = seg_rfm_thresholds_import(&given, db, text, len);
         free(text);
         if (rc != SEG_OK)
@@ -1101,36 +1088,6 @@ static void defs_parse(defs_cmd *c, int argc, char **argv, const char *help)
                  c->name);
 }
 
-static char *read_whole_file(const char *path, size_t *len_out)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        die_line(EXIT_DATA, "cannot open '%s': %s", path, strerror(errno));
-    size_t cap = 1 << 14, len = 0;
-    char *buf = malloc(cap);
-    if (!buf)
-        die_line(EXIT_DATA, "out of memory");
-    for (;;) {
-        if (len == cap) {
-            char *nb = cap > SIZE_MAX / 2 ? NULL : realloc(buf, cap * 2);
-            if (!nb)
-                die_line(EXIT_DATA, "out of memory reading '%s'", path);
-            buf = nb;
-            cap *= 2;
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0) {
-            if (ferror(f))
-                die_line(EXIT_DATA, "%s: read error: %s", path, strerror(errno));
-            break;
-        }
-    }
-    fclose(f);
-    *len_out = len;
-    return buf;
-}
-
 static int latest_event_cb(const seg_customer_info *c, void *payload)
 {
     int64_t *t = payload;
@@ -1160,7 +1117,7 @@ static seg_segdef *defs_load(const defs_cmd *c, seg_db **db_out, int64_t *now_ou
         die_line(EXIT_DATA, "out of memory");
     for (size_t k = 0; k < c->ndefs; k++) {
         size_t n;
-        char *part = read_whole_file(c->defs[k], &n);
+        char *part = read_whole_file(c->defs[k], SIZE_MAX, &n);
         char *nt = realloc(text, tlen + n + 2);
         if (!nt)
             die_line(EXIT_DATA, "out of memory");

@@ -215,7 +215,7 @@ SEG_API int seg_segdef_member(int *out, seg_segdef *def, const char *customer_id
 /**
  * Sizes, revenue, overlap and coverage of a definition's segments.  The
  * arrays are owned by the definition and valid until the next
- * seg_segdef_report() on it or its free.
+ * seg_segdef_report_get() on it or its free.
  * @since 1.0
  */
 typedef struct seg_segdef_report {
