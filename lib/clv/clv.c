@@ -819,18 +819,25 @@ SEG_API int seg_clv_log_likelihood(double *out, seg_clv_model *m, const seg_clv_
 
 /* ------------------------------------------------------------ scoring */
 
-SEG_API int seg_clv_p_alive(double *out, seg_clv_model *m, double frequency, double recency,
-                            double age)
+/* What every per-customer score checks first: the output, fitted
+ * parameters and the summary (m is not NULL). */
+static int score_begin(seg_clv_model *m, double *out, double frequency, double recency,
+                       double age)
 {
-    if (!m)
-        return SEG_EINVAL;
     clear_error(m);
     if (!out)
         return seg__clv_error(m, SEG_EINVAL, "out: NULL");
     *out = 0.0;
     int rc = need_params(m);
-    if (rc == SEG_OK)
-        rc = seg__clv_check_summary(m, frequency, recency, age);
+    return rc == SEG_OK ? seg__clv_check_summary(m, frequency, recency, age) : rc;
+}
+
+SEG_API int seg_clv_p_alive(double *out, seg_clv_model *m, double frequency, double recency,
+                            double age)
+{
+    if (!m)
+        return SEG_EINVAL;
+    int rc = score_begin(m, out, frequency, recency, age);
     if (rc != SEG_OK)
         return rc;
     *out = exp(seg__clv_log_p_alive(m->kind, m->params, frequency, recency, age));
@@ -850,13 +857,7 @@ SEG_API int seg_clv_expected_purchases(double *out, seg_clv_model *m, double fre
 {
     if (!m)
         return SEG_EINVAL;
-    clear_error(m);
-    if (!out)
-        return seg__clv_error(m, SEG_EINVAL, "out: NULL");
-    *out = 0.0;
-    int rc = need_params(m);
-    if (rc == SEG_OK)
-        rc = seg__clv_check_summary(m, frequency, recency, age);
+    int rc = score_begin(m, out, frequency, recency, age);
     if (rc == SEG_OK)
         rc = check_horizon(m, t);
     if (rc != SEG_OK)
@@ -871,13 +872,7 @@ SEG_API int seg_clv_purchase_probability(double *out, seg_clv_model *m, double f
 {
     if (!m)
         return SEG_EINVAL;
-    clear_error(m);
-    if (!out)
-        return seg__clv_error(m, SEG_EINVAL, "out: NULL");
-    *out = 0.0;
-    int rc = need_params(m);
-    if (rc == SEG_OK)
-        rc = seg__clv_check_summary(m, frequency, recency, age);
+    int rc = score_begin(m, out, frequency, recency, age);
     if (rc == SEG_OK)
         rc = check_horizon(m, t);
     if (rc != SEG_OK)
