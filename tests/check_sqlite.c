@@ -535,8 +535,7 @@ static int put_record(seg_db *d, const char *table, const char *key, const char 
     int rc = seg__st_begin(d);
     if (rc != SEG_OK)
         return rc;
-    seg__error_clear(d);
-    rc = d->backend->methods->put_record(d->st, table, key, data, data ? strlen(data) : 0);
+    rc = seg__st_put_record(d, table, key, data, data ? strlen(data) : 0);
     if (rc == SEG_OK)
         rc = seg__st_commit(d);
     if (rc != SEG_OK)
@@ -750,6 +749,142 @@ START_TEST(reopen_records)
     fi_reset(0);
     ck_assert_int_eq(open_be(&db, path, 0, &fi_backend), SEG_OK);
     ck_assert_str_eq(fi.records.p, "journey_state/alice/j1=state=wait\noutbox/0001=email:discount_5\n");
+}
+END_TEST
+
+/* collects "key=data" lines from seg__st_load_records, sorted by key */
+static int collect_record(void *ctx, const char *key, const void *data, size_t len)
+{
+    sbuf *b = ctx;
+    sb_printf(b, "%s=%.*s\n", key, (int)len, (const char *)data);
+    return SEG_OK;
+}
+
+static int refuse_record(void *ctx, const char *key, const void *data, size_t len)
+{
+    SEG_UNUSED(ctx); SEG_UNUSED(key); SEG_UNUSED(data); SEG_UNUSED(len);
+    return SEG_ELIMIT;
+}
+
+START_TEST(load_records_of_one_table)
+{
+    const char *path = P("lr.db");
+    OPEN_OK(&db, path, SEG_DB_CREATE);
+    ck_assert(seg__st_wants_records(db));
+    for (int k = 0; k < NSTEPS; k++)
+        ck_assert_int_eq(step(db, k), SEG_OK);
+    seg_db_close(db);
+    db = NULL;
+    /* the SQLite backend's own load_records (version 2), then a version 1
+     * wrapper, where the core reads everything and keeps the one table */
+    for (int v = 0; v < 2; v++) {
+        fi_reset(0);
+        if (v == 0)
+            OPEN_OK(&db, path, 0);
+        else
+            ck_assert_int_eq(open_be(&db, path, 0, &fi_backend), SEG_OK);
+        sbuf b = { 0 };
+        ck_assert_int_eq(seg__st_load_records(db, "journey_state", collect_record, &b), SEG_OK);
+        ck_assert_str_eq(b.p, "alice/j1=state=wait\n");
+        b.n = 0;
+        ck_assert_int_eq(seg__st_load_records(db, "outbox", collect_record, &b), SEG_OK);
+        ck_assert_str_eq(b.p, "0001=email:discount_5\n");
+        b.n = 0;
+        b.p[0] = '\0';
+        ck_assert_int_eq(seg__st_load_records(db, "nosuch", collect_record, &b), SEG_OK);
+        ck_assert_str_eq(b.p, "");
+        /* a failing callback fails the call (the backend reports it as a
+         * storage error), with a message */
+        ck_assert_int_eq(seg__st_load_records(db, "outbox", refuse_record, NULL), SEG_ESTORAGE);
+        ck_assert_str_ne(seg_errmsg(db), "");
+        free(b.p);
+        seg_db_close(db);
+        db = NULL;
+    }
+    /* the memory backend keeps no records: nothing to write, nothing read */
+    ck_assert_int_eq(seg_db_open(&db, ":memory:", NULL), SEG_OK);
+    ck_assert(!seg__st_wants_records(db));
+    ck_assert_int_eq(seg__st_load_records(db, "outbox", refuse_record, NULL), SEG_OK);
+}
+END_TEST
+
+/* A module following ingestion: writes one record per batch inside the
+ * batch's transaction, and can be told to fail. */
+typedef struct hook_mod {
+    uint32_t first, n;       /* last events_added range */
+    int calls, commits, rollbacks;
+    int fail;                /* fail the next events_added */
+} hook_mod;
+
+static int hook_events(seg_db *d, void *state, uint32_t first, uint32_t n)
+{
+    hook_mod *h = state;
+    h->first = first;
+    h->n = n;
+    h->calls++;
+    char key[32], data[32];
+    snprintf(key, sizeof key, "%u", (unsigned)first);
+    snprintf(data, sizeof data, "%u", (unsigned)n);
+    int rc = seg__st_put_record(d, "hooktest", key, data, strlen(data));
+    if (rc == SEG_OK && h->fail) {
+        h->fail = 0;
+        rc = seg__error(d, SEG_ELIMIT, "hook test: refused");
+    }
+    return rc;
+}
+
+static void hook_end(seg_db *d, void *state, bool committed)
+{
+    SEG_UNUSED(d);
+    hook_mod *h = state;
+    if (committed)
+        h->commits++;
+    else
+        h->rollbacks++;
+}
+
+static const seg__module_ops hook_ops = { "hooktest", hook_events, hook_end };
+
+START_TEST(module_hooks_follow_batches)
+{
+    const char *path = P("hook.db");
+    OPEN_OK(&db, path, SEG_DB_CREATE);
+    hook_mod h = { 0 };
+    ck_assert_int_eq(seg__module_attach(db, &hook_ops, &h), SEG_OK);
+    seg_event e[2];
+    e[0] = ev_full("h1", "ann", TU_DAYN(1), 100, "oh1", NULL, NULL, NULL, 1);
+    e[1] = ev_full("h2", "ann", TU_DAYN(2), 200, "oh2", NULL, NULL, NULL, 1);
+    TU_OK(db, seg_event_ingest_batch(db, e, 2, NULL, NULL));
+    ck_assert_int_eq(h.calls, 1);
+    ck_assert_uint_eq(h.first, 0);
+    ck_assert_uint_eq(h.n, 2);
+    ck_assert_int_eq(h.commits, 1);
+    /* a batch of duplicates adds nothing: no call, the transaction still ends */
+    TU_OK(db, seg_event_ingest_batch(db, e, 2, NULL, NULL));
+    ck_assert_int_eq(h.calls, 1);
+    ck_assert_int_eq(h.commits, 2);
+    /* the module fails: the batch is rolled back, in memory and on disk */
+    h.fail = 1;
+    seg_event f = ev_full("h3", "bo", TU_DAYN(3), 300, "oh3", NULL, NULL, NULL, 1);
+    ck_assert_int_eq(seg_event_ingest(db, &f), SEG_ELIMIT);
+    ck_assert_ptr_nonnull(strstr(seg_errmsg(db), "refused"));
+    ck_assert_int_eq(h.rollbacks, 1);
+    ck_assert_uint_eq(seg_event_count(db), 2);
+    TU_OK(db, seg_event_ingest(db, &f));
+    ck_assert_uint_eq(h.first, 2);
+    ck_assert_uint_eq(h.n, 1);
+    seg__module_detach(db, &h);
+    seg_event g = ev_full("h4", "bo", TU_DAYN(4), 300, "oh4", NULL, NULL, NULL, 1);
+    TU_OK(db, seg_event_ingest(db, &g));
+    ck_assert_int_eq(h.calls, 3);
+    seg_db_close(db);
+    db = NULL;
+    /* what the module wrote is there after reopen, and only that */
+    OPEN_OK(&db, path, 0);
+    sbuf b = { 0 };
+    ck_assert_int_eq(seg__st_load_records(db, "hooktest", collect_record, &b), SEG_OK);
+    ck_assert_str_eq(b.p, "0=2\n2=1\n");
+    free(b.p);
 }
 END_TEST
 
@@ -2190,6 +2325,8 @@ Suite *sqlite_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, reopen_workload);
     tcase_add_test(tc, reopen_records);
+    tcase_add_test(tc, load_records_of_one_table);
+    tcase_add_test(tc, module_hooks_follow_batches);
     tcase_add_test(tc, reopen_sample);
     tcase_add_test(tc, reopen_generated);
     suite_add_tcase(s, tc);

@@ -83,6 +83,8 @@ typedef struct seg_storage_sink {
 
 /** Version 1 of seg_storage_methods. @since 1.0 */
 #define SEG_STORAGE_METHODS_V1 1
+/** Version 2 of seg_storage_methods: adds load_records. @since 1.0 */
+#define SEG_STORAGE_METHODS_V2 2
 
 /**
  * The backend's functions.  All return SEG_OK or a negative status.
@@ -124,7 +126,15 @@ struct seg_storage_methods {
      *  table ("journey_state", "ledger", "outbox", ...). */
     int (*put_record)(seg_storage *st, const char *table, const char *key,
                       const void *data, size_t len);
-    /* ---- end of version 1; append new slots below, never reorder ---- */
+    /* ---- end of version 1 ---- */
+    /** Stream the records of one module table to sink->record (in any
+     *  order; only that member of the sink is called).  A module that is
+     *  set up after the database was opened reads its state this way.  May
+     *  be NULL (or the backend version 1): the core then runs load() again
+     *  and keeps only that table's records. */
+    int (*load_records)(seg_storage *st, const char *table, const seg_storage_sink *sink,
+                        void *ctx);
+    /* ---- end of version 2; append new slots below, never reorder ---- */
 };
 
 /** Version 1 of seg_storage_backend. @since 1.0 */
@@ -145,8 +155,8 @@ struct seg_storage_backend {
 
 /**
  * The in-memory backend, the default: the engine's memory is the only copy
- * of events and customers (gone at close); module records are kept in
- * memory with transactions.
+ * of events, customers and the modules' state (gone at close); its
+ * put_record slot is NULL.  It keeps meta entries, with transactions.
  * @since 1.0
  */
 SEG_API const seg_storage_backend *seg_storage_memory(void);

@@ -13,6 +13,29 @@ struct seg__storage_core {
     const seg_storage_backend *backend;
 };
 
+/* A module with state of its own (loyalty ledgers, journey states, the
+ * outbox) that follows ingestion: attached to a db with
+ * seg__module_attach (lib/storage/storage.c), detached before it is freed.
+ * Not called while the backend loads (the state it keeps was stored). */
+typedef struct seg__module_ops {
+    const char *name;
+    /* Inside the batch's storage transaction, after the batch's new events
+     * (store indexes first .. first+n-1) were applied in memory.  May write
+     * records (seg__st_put_record) and stage in-memory changes; a failure
+     * (status with the db's message set) rolls the whole batch back. */
+    int (*events_added)(seg_db *db, void *state, uint32_t first, uint32_t n);
+    /* After that transaction ended: publish the staged changes when it
+     * committed, discard them when it rolled back.  Never fails. */
+    void (*txn_end)(seg_db *db, void *state, bool committed);
+} seg__module_ops;
+
+#define SEG__MODULES_MAX 16
+
+int seg__module_attach(seg_db *db, const seg__module_ops *ops, void *state);
+void seg__module_detach(seg_db *db, void *state);
+int seg__modules_events(seg_db *db, uint32_t first, uint32_t n);
+void seg__modules_txn_end(seg_db *db, bool committed);
+
 struct seg_db {
     seg__alloc alloc;
     int exponent;
@@ -39,6 +62,12 @@ struct seg_db {
     /* bumped by every change of attributes or consent (lib/customer/), so
      * cached evaluations know when they are stale */
     uint64_t attr_gen;
+    /* modules attached (seg__module_attach) */
+    struct {
+        const seg__module_ops *ops;
+        void *state;
+    } modules[SEG__MODULES_MAX];
+    unsigned nmodules;
 };
 
 

@@ -1033,10 +1033,14 @@ int seg__batch_commit(seg__batch *b)
     int rc = seg__st_begin(db);
     if (rc == SEG_OK) {
         rc = store_events(b);
+        if (rc == SEG_OK && db->nmodules)
+            rc = seg__modules_events(db, b->ev0, db->store.nevents - b->ev0);
         if (rc == SEG_OK)
             rc = seg__st_commit(db);
         if (rc != SEG_OK)
             seg__st_rollback(db);
+        if (db->nmodules)
+            seg__modules_txn_end(db, rc == SEG_OK);
     }
     if (rc != SEG_OK) {
         seg__batch_rollback(b);

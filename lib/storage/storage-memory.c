@@ -1,10 +1,11 @@
 /*
  * The in-memory backend, the default.
  *
- * Events, customers, attributes and consent live only in the engine's own
- * memory, so their write slots are NULL (nothing is copied twice).  Meta
- * entries and module records are kept here, with transactions: a rollback
- * restores every record the transaction changed.
+ * Events, customers, attributes, consent and the modules' state (ledgers,
+ * journey states, the outbox) live only in the engine's own memory, so their
+ * write slots are NULL (nothing is copied twice).  Meta entries are kept
+ * here, with transactions: a rollback restores every entry the transaction
+ * changed.
  */
 #include "core/core-private.h"
 
@@ -65,20 +66,14 @@ static void mem_close(seg_storage *st)
 static int mem_load(seg_storage *st, const seg_storage_sink *sink, void *ctx)
 {
     mem_storage *m = (mem_storage *)st;
-    for (int pass = 0; pass < 2; pass++)
-        for (size_t i = 0; i < m->n; i++) {
-            mem_rec *r = &m->recs[i];
-            if (!r->data)
-                continue;
-            bool meta = strcmp(r->table, "\001meta") == 0;
-            int rc = SEG_OK;
-            if (pass == 0 && meta)
-                rc = sink->meta(ctx, r->key, r->data);
-            else if (pass == 1 && !meta)
-                rc = sink->record(ctx, r->table, r->key, r->data, r->len);
+    for (size_t i = 0; i < m->n; i++) {
+        mem_rec *r = &m->recs[i];
+        if (r->data) {
+            int rc = sink->meta(ctx, r->key, r->data);
             if (rc != SEG_OK)
                 return rc;
         }
+    }
     return SEG_OK;
 }
 
@@ -183,12 +178,6 @@ static int mem_put_meta(seg_storage *st, const char *key, const char *value)
     return put(st, "\001meta", key, value, value ? strlen(value) : 0);
 }
 
-static int mem_put_record(seg_storage *st, const char *table, const char *key, const void *data,
-                          size_t len)
-{
-    return put(st, table, key, data, len);
-}
-
 static const seg_storage_methods mem_methods = {
     SEG_STORAGE_METHODS_V1,
     mem_open, mem_close, mem_load, mem_begin, mem_commit, mem_rollback,
@@ -198,7 +187,7 @@ static const seg_storage_methods mem_methods = {
     NULL, /* put_attr */
     NULL, /* put_consent */
     NULL, /* erase_customer */
-    mem_put_record,
+    NULL, /* put_record: modules keep their state in memory */
 };
 
 static const seg_storage_backend mem_backend = {

@@ -23,6 +23,17 @@ int seg__st_put_customer(seg_db *db, const char *customer_id);
 int seg__st_put_attr(seg_db *db, const char *customer_id, const char *name, const seg_value *v);
 int seg__st_put_consent(seg_db *db, const char *customer_id, const char *channel, int state);
 int seg__st_erase_customer(seg_db *db, const char *customer_id);
+/* Module records (a module's table, a key, data: data NULL deletes).  Write
+ * them only inside a transaction; seg__st_wants_records is false when the
+ * backend keeps no records (the memory backend: the module's own memory is
+ * the only copy) or the db is read-only. */
+bool seg__st_wants_records(const seg_db *db);
+int seg__st_put_record(seg_db *db, const char *table, const char *key, const void *data,
+                       size_t len);
+/* Stream every stored record of `table` to cb (any order).  SEG_OK with no
+ * call when the backend keeps no records. */
+typedef int (*seg__record_cb)(void *ctx, const char *key, const void *data, size_t len);
+int seg__st_load_records(seg_db *db, const char *table, seg__record_cb cb, void *ctx);
 
 /* Fill a seg_event_info for stored event i (strings in buffers owned by
  * `bufs`, 6 x (SEG_ID_MAX+1) bytes + 34 for the id). */

@@ -1401,15 +1401,21 @@ static int load_consent(sq_storage *s, const seg_storage_sink *sink, void *ctx)
     return rc;
 }
 
-/* Stream key/value rows (meta entries or records) to the sink. */
-static int load_pairs(sq_storage *s, bool meta, const seg_storage_sink *sink, void *ctx)
+/* Stream key/value rows (meta entries or records, of every table or of
+ * table `only`) to the sink. */
+static int load_pairs(sq_storage *s, bool meta, const char *only, const seg_storage_sink *sink,
+                      void *ctx)
 {
     sqlite3_stmt *q;
     int rc = sqlite3_prepare_v2(s->db, meta ? "SELECT key, value FROM seg_meta ORDER BY key"
-                                            : "SELECT tbl, key, data FROM seg_records "
-                                              "ORDER BY tbl, key", -1, &q, NULL);
+                                       : only ? "SELECT tbl, key, data FROM seg_records "
+                                                "WHERE tbl = ?1 ORDER BY key"
+                                              : "SELECT tbl, key, data FROM seg_records "
+                                                "ORDER BY tbl, key", -1, &q, NULL);
     if (rc != SQLITE_OK)
         return sq_sqlfail(s, rc, "load");
+    if (only)
+        sqlite3_bind_text(q, 1, only, -1, SQLITE_STATIC);
     int src;
     rc = SEG_OK;
     while (rc == SEG_OK && (src = sqlite3_step(q)) == SQLITE_ROW) {
@@ -1447,7 +1453,7 @@ static int sq_load(seg_storage *st, const seg_storage_sink *sink, void *ctx)
     bool txn = sqlite3_get_autocommit(s->db);
     if (txn && (rc = exec_sql(s, "BEGIN", "load")) != SEG_OK)
         return rc;
-    if (sink && (rc = load_pairs(s, true, sink, ctx)) != SEG_OK)
+    if (sink && (rc = load_pairs(s, true, NULL, sink, ctx)) != SEG_OK)
         goto out;
     if ((rc = maps_load(s, sink, ctx)) != SEG_OK)
         goto out;
@@ -1456,7 +1462,7 @@ static int sq_load(seg_storage *st, const seg_storage_sink *sink, void *ctx)
     if ((rc = load_events(s, sink, ctx)) == SEG_OK &&
         (rc = load_attrs(s, sink, ctx)) == SEG_OK &&
         (rc = load_consent(s, sink, ctx)) == SEG_OK)
-        rc = load_pairs(s, false, sink, ctx);
+        rc = load_pairs(s, false, NULL, sink, ctx);
 out:
     if (txn)
         sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
@@ -1714,11 +1720,20 @@ static int sq_open(seg_storage *st, const char *uri, uint32_t flags, void *app_d
     return schema(s);
 }
 
+static int sq_load_records(seg_storage *st, const char *table, const seg_storage_sink *sink,
+                           void *ctx)
+{
+    sq_storage *s = (sq_storage *)st;
+    if (!table)
+        return sq_fail(s, SEG_EINVAL, "'%s': load_records: no table", s->name);
+    return load_pairs(s, false, table, sink, ctx);
+}
+
 static const seg_storage_methods sq_methods = {
-    SEG_STORAGE_METHODS_V1,
+    SEG_STORAGE_METHODS_V2,
     sq_open, sq_close, sq_load, sq_begin, sq_commit, sq_rollback,
     sq_put_meta, sq_put_events, sq_put_customer, sq_put_attr, sq_put_consent,
-    sq_erase_customer, sq_put_record,
+    sq_erase_customer, sq_put_record, sq_load_records,
 };
 
 #define SQ_STORAGE_SIZE sizeof(sq_storage)
@@ -1741,8 +1756,8 @@ static int sq_open(seg_storage *st, const char *uri, uint32_t flags, void *app_d
 static void sq_close(seg_storage *st) { SEG_UNUSED(st); }
 
 static const seg_storage_methods sq_methods = {
-    SEG_STORAGE_METHODS_V1, sq_open, sq_close,
-    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+    SEG_STORAGE_METHODS_V2, sq_open, sq_close,
+    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
 };
 
 #define SQ_STORAGE_SIZE sizeof(sq_storage)

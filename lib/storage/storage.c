@@ -103,6 +103,127 @@ int seg__st_erase_customer(seg_db *db, const char *customer_id)
     CALL(db, erase_customer, "erase_customer", customer_id);
 }
 
+bool seg__st_wants_records(const seg_db *db)
+{
+    return M(db)->put_record && !db->loading && !(db->flags & SEG_DB_READONLY);
+}
+
+int seg__st_put_record(seg_db *db, const char *table, const char *key, const void *data,
+                       size_t len)
+{
+    if (db->flags & SEG_DB_READONLY)
+        return SEG_OK;
+    CALL(db, put_record, "put_record", table, key, data, len);
+}
+
+/* ---- a module's records, read after open ---- */
+
+typedef struct rec_filter {
+    const char *table;
+    seg__record_cb cb;
+    void *ctx;
+} rec_filter;
+
+static int rf_meta(void *c, const char *k, const char *v)
+{
+    SEG_UNUSED(c); SEG_UNUSED(k); SEG_UNUSED(v);
+    return SEG_OK;
+}
+static int rf_customer(void *c, const char *id)
+{
+    SEG_UNUSED(c); SEG_UNUSED(id);
+    return SEG_OK;
+}
+static int rf_event(void *c, const seg_event_info *e)
+{
+    SEG_UNUSED(c); SEG_UNUSED(e);
+    return SEG_OK;
+}
+static int rf_attr(void *c, const char *id, const char *n, const seg_value *v)
+{
+    SEG_UNUSED(c); SEG_UNUSED(id); SEG_UNUSED(n); SEG_UNUSED(v);
+    return SEG_OK;
+}
+static int rf_consent(void *c, const char *id, const char *ch, int st)
+{
+    SEG_UNUSED(c); SEG_UNUSED(id); SEG_UNUSED(ch); SEG_UNUSED(st);
+    return SEG_OK;
+}
+static int rf_record(void *c, const char *t, const char *k, const void *d, size_t n)
+{
+    rec_filter *f = c;
+    if (!t || !k)
+        return SEG_ESTORAGE;
+    if (strcmp(t, f->table) != 0)
+        return SEG_OK; /* (a backend without load_records streams everything) */
+    return f->cb(f->ctx, k, d ? d : "", n);
+}
+
+static const seg_storage_sink filter_sink = {
+    sizeof(seg_storage_sink), rf_meta, rf_customer, rf_event, rf_attr, rf_consent, rf_record,
+};
+
+int seg__st_load_records(seg_db *db, const char *table, seg__record_cb cb, void *ctx)
+{
+    const seg_storage_methods *m = M(db);
+    if (!m->put_record || !m->load)
+        return SEG_OK; /* this backend stores no records */
+    rec_filter f = { table, cb, ctx };
+    seg__error_clear(db);
+    int rc;
+    if (m->version >= SEG_STORAGE_METHODS_V2 && m->load_records)
+        rc = m->load_records(db->st, table, &filter_sink, &f);
+    else
+        rc = m->load(db->st, &filter_sink, &f);
+    return rc == SEG_OK ? SEG_OK : st_fail(db, rc, "load_records");
+}
+
+/* ---- modules with state of their own ---- */
+
+int seg__module_attach(seg_db *db, const seg__module_ops *ops, void *state)
+{
+    if (db->nmodules == SEG__MODULES_MAX)
+        return seg__error(db, SEG_ELIMIT, "too many modules attached to one database (%d)",
+                          SEG__MODULES_MAX);
+    db->modules[db->nmodules].ops = ops;
+    db->modules[db->nmodules].state = state;
+    db->nmodules++;
+    return SEG_OK;
+}
+
+void seg__module_detach(seg_db *db, void *state)
+{
+    for (unsigned i = 0; i < db->nmodules; i++)
+        if (db->modules[i].state == state) {
+            memmove(&db->modules[i], &db->modules[i + 1],
+                    (db->nmodules - i - 1) * sizeof db->modules[0]);
+            db->nmodules--;
+            return;
+        }
+}
+
+int seg__modules_events(seg_db *db, uint32_t first, uint32_t n)
+{
+    if (db->loading || n == 0)
+        return SEG_OK;
+    for (unsigned i = 0; i < db->nmodules; i++)
+        if (db->modules[i].ops->events_added) {
+            int rc = db->modules[i].ops->events_added(db, db->modules[i].state, first, n);
+            if (rc != SEG_OK)
+                return rc;
+        }
+    return SEG_OK;
+}
+
+void seg__modules_txn_end(seg_db *db, bool committed)
+{
+    if (db->loading)
+        return;
+    for (unsigned i = 0; i < db->nmodules; i++)
+        if (db->modules[i].ops->txn_end)
+            db->modules[i].ops->txn_end(db, db->modules[i].state, committed);
+}
+
 /* ---- load: replay what the backend holds ---- */
 
 static int loadq_flush(seg_db *db);
@@ -276,7 +397,8 @@ static int sink_consent(void *ctx, const char *c, const char *ch, int s)
 
 static int sink_record(void *ctx, const char *table, const char *key, const void *d, size_t n)
 {
-    /* no module keeps records yet; they stay in the backend */
+    /* records stay in the backend: a module reads its table when it is set
+     * up (seg__st_load_records) */
     SEG_UNUSED(ctx); SEG_UNUSED(table); SEG_UNUSED(key); SEG_UNUSED(d); SEG_UNUSED(n);
     return SEG_OK;
 }
