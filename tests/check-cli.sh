@@ -273,6 +273,33 @@ for model in bgnbd mbgnbd pareto; do
     --horizon 52w --discount 0.1/52w && expect_out clv-$model.out
 done
 grep -q '^alpha,' p-bgnbd.csv && grep -q '^beta,' p-pareto.csv || fail "clv: parameter names"
+# the CLV values of the definition language, from the parameters just
+# written: as of midnight after the calibration end, a customer's p_alive,
+# expected_purchases(52w) and clv(52w) are those of 'segment clv' (rows
+# within 1e-4 of a threshold are left out: the tool prints 6 decimals)
+cat >clvdefs.seg <<'EOF'
+segment alive: p_alive >= 0.6;
+segment busy: expected_purchases(52w) >= 1.5;
+segment valuable: clv(52w) >= 120.00;
+EOF
+run 0 -- eval clvdefs.seg --events clv.csv --as-of 2024-10-01 --clv p-bgnbd.csv --discount 0.1/52w &&
+  cp out clv-eval.out
+awk -F, 'NR > 1 {
+    near = ($5 - 0.6 < 1e-4 && 0.6 - $5 < 1e-4) || ($6 - 1.5 < 1e-4 && 1.5 - $6 < 1e-4) ||
+           ($8 - 120 < 1e-3 && 120 - $8 < 1e-3);
+    if (near) { print $1 > "clv-near.txt"; next }
+    if ($5 >= 0.6) print $1 ",alive"; if ($6 >= 1.5) print $1 ",busy"; if ($8 >= 120) print $1 ",valuable" }' \
+  clv-bgnbd.out >clv-want.txt
+touch clv-near.txt
+tail -n +2 clv-eval.out | grep -v -F -f <(sed 's/$/,/' clv-near.txt) | cmp -s - clv-want.txt ||
+  fail "eval --clv: memberships differ from 'segment clv': $(tail -n +2 clv-eval.out | diff - clv-want.txt | head -5)"
+[ "$(wc -l <clv-want.txt)" -gt 100 ] || fail "eval --clv: too few memberships to compare"
+grep -v '^[pq],\|^gamma,' p-bgnbd.csv >p-nospend.csv
+run_error 1 "no CLV model" -- eval clvdefs.seg --events clv.csv
+run_error 1 "spend" -- eval clvdefs.seg --events clv.csv --clv p-nospend.csv
+run_error 1 "no 'model," -- eval clvdefs.seg --events clv.csv --clv clvdefs.seg
+run_error 2 "go with --clv" -- eval clvdefs.seg --events clv.csv --margin 0.5
+run_error 2 "--margin: '2'" -- report clvdefs.seg --events clv.csv --clv p-bgnbd.csv --margin 2
 # the unit changes recency, T and the parameters, never the predictions
 run 0 -- clv --events clv.csv --model bgnbd --calibration-end 2024-09-30 --unit week --horizon 52w \
   --discount 0.1/52w && cp out clv-week.out

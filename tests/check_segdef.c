@@ -1583,6 +1583,167 @@ START_TEST(rfm_values_match_rfm_module)
 }
 END_TEST
 
+/* ---- CLV values (seg_segdef_set_clv) ---- */
+
+typedef struct clv_want {
+    char id[32];
+    double p_alive, ep90, clv365;
+} clv_want;
+
+typedef struct clv_wants {
+    clv_want *w;
+    size_t n, cap;
+    seg_clv_model *m;
+    seg_clv_value_options vo;
+} clv_wants;
+
+static int collect_clv(const seg_clv_summary *s, void *payload)
+{
+    clv_wants *ws = payload;
+    if (ws->n == ws->cap) {
+        ws->cap = ws->cap ? ws->cap * 2 : 256;
+        ws->w = realloc(ws->w, ws->cap * sizeof *ws->w);
+        ck_assert_ptr_nonnull(ws->w);
+    }
+    clv_want *w = &ws->w[ws->n++];
+    snprintf(w->id, sizeof w->id, "%s", s->customer_id);
+    ck_assert_int_eq(seg_clv_p_alive(&w->p_alive, ws->m, s->frequency, s->recency, s->age), SEG_OK);
+    ck_assert_int_eq(seg_clv_expected_purchases(&w->ep90, ws->m, s->frequency, s->recency, s->age,
+                                                90.0 / 7), SEG_OK);
+    seg_clv_value_options o = ws->vo;
+    o.horizon = 365.0 / 7;
+    ck_assert_int_eq(seg_clv_value(&w->clv365, ws->m, s->frequency, s->recency, s->age,
+                                   s->monetary, &o), SEG_OK);
+    return 0;
+}
+
+static int ignore_delta(const char *id, size_t seg, int entered, void *payload)
+{
+    (void)id; (void)seg; (void)entered; (void)payload;
+    return 0;
+}
+
+/* is `id` a member of the one-segment definition `src`? */
+static int member_of(seg_db *d, const char *src, const char *id, int64_t now, seg_clv_model *m,
+                     const seg_clv_value_options *vo)
+{
+    seg_segdef *x = compile_ok(d, src);
+    TU_OK(d, seg_segdef_set_clv(x, m, vo));
+    unsigned char member = 9;
+    TU_OK(d, seg_segdef_eval_customer(&member, 1, x, id, now));
+    seg_segdef_free(x);
+    return member;
+}
+
+START_TEST(clv_values_match_clv_module)
+{
+    seg_db *d = NULL;
+    ck_assert_int_eq(seg_db_open(&d, ":memory:", NULL), SEG_OK);
+    TU_OK(d, seg_event_import_csv_file(d, SEG_SRCDIR "/examples/data/sample_events.csv", NULL, NULL));
+    int64_t now;
+    TU_OK(d, seg_time_parse(&now, "2024-09-15T00:00:00Z", 20));
+    /* a weekly model with the CDNOW parameters (any valid ones will do) */
+    seg_clv_model *m = NULL;
+    ck_assert_int_eq(seg_clv_model_new(&m, SEG_CLV_BGNBD, SEG_CLV_WEEK, NULL), SEG_OK);
+    const double p[4] = { 0.243, 4.414, 0.793, 2.426 }, sp[3] = { 6.25, 3.74, 15.44 };
+    ck_assert_int_eq(seg_clv_model_set_params(m, p, 4), SEG_OK);
+    clv_wants ws = { NULL, 0, 0, m, SEG_CLV_VALUE_OPTIONS_INIT };
+    ws.vo.discount_rate = 0.1;
+    ws.vo.discount_period = 52;
+    ws.vo.margin = 0.3;
+
+    /* reading the values needs a model, and clv() its spend parameters */
+    seg_segdef *x = compile_ok(d, "segment a: p_alive > 0.5;\n");
+    unsigned char member;
+    ck_assert_int_eq(seg_segdef_eval_customer(&member, 1, x, "C00001", now), SEG_ENOTFOUND);
+    ck_assert_ptr_nonnull(strstr(seg_errmsg(d), "seg_segdef_set_clv"));
+    seg_clv_model *empty = NULL;
+    ck_assert_int_eq(seg_clv_model_new(&empty, SEG_CLV_BGNBD, SEG_CLV_WEEK, NULL), SEG_OK);
+    ck_assert_int_eq(seg_segdef_set_clv(x, empty, NULL), SEG_ENOTFOUND);
+    seg_clv_model_free(empty);
+    seg_clv_value_options bad = SEG_CLV_VALUE_OPTIONS_INIT;
+    bad.discount_period = 0;
+    ck_assert_int_eq(seg_segdef_set_clv(x, m, &bad), SEG_EINVAL);
+    ck_assert_int_eq(seg_segdef_set_clv(NULL, m, NULL), SEG_EINVAL);
+    seg_segdef_free(x);
+    x = compile_ok(d, "segment a: clv(365d) > 10.00;\n");
+    TU_OK(d, seg_segdef_set_clv(x, m, NULL));
+    ck_assert_int_eq(seg_segdef_eval_customer(&member, 1, x, "C00001", now), SEG_ENOTFOUND);
+    ck_assert_ptr_nonnull(strstr(seg_errmsg(d), "spend"));
+    seg_segdef_free(x);
+    ck_assert_int_eq(seg_clv_model_set_spend_params(m, sp, 3), SEG_OK);
+
+    seg_clv_summary_options so = SEG_CLV_SUMMARY_OPTIONS_INIT;
+    so.unit = SEG_CLV_WEEK;
+    so.calibration_end = now - 1;
+    TU_OK(d, seg_clv_summary_foreach(d, &so, collect_clv, &ws, NULL));
+    ck_assert_uint_gt(ws.n, 100);
+    /* the values written out in a definition: a band of 2e-9 around each
+     * matches, a band next to it does not; clv to the cent */
+    size_t checked = 0;
+    for (size_t i = 0; i < ws.n; i += 11, checked++) {
+        const clv_want *w = &ws.w[i];
+        char src[512];
+        for (int off = 0; off < 2; off++) {
+            double o = off ? 2e-6 : 0;
+            snprintf(src, sizeof src, "segment v: p_alive between %.12f and %.12f;\n",
+                     w->p_alive - 1e-9 + o, w->p_alive + 1e-9 + o);
+            ck_assert_msg(member_of(d, src, w->id, now, m, &ws.vo) == !off, "%s: %s", w->id, src);
+            snprintf(src, sizeof src, "segment v: expected_purchases(90d) between %.12f and %.12f;\n",
+                     w->ep90 - 1e-9 + o, w->ep90 + 1e-9 + o);
+            ck_assert_msg(member_of(d, src, w->id, now, m, &ws.vo) == !off, "%s: %s", w->id, src);
+            char money[64];
+            ck_assert(seg_money_format(money, sizeof money, llround(w->clv365 * 100) + off, 2));
+            snprintf(src, sizeof src, "segment v: clv(365d) == %s;\n", money);
+            ck_assert_msg(member_of(d, src, w->id, now, m, &ws.vo) == !off, "%s: %s", w->id, src);
+        }
+    }
+    ck_assert_uint_gt(checked, 10);
+    /* the model is copied: freeing ours changes nothing; a customer without
+     * a purchase before now has null values */
+    x = compile_ok(d, "segment known: p_alive is not null and clv(52w) is not null;\n"
+                      "segment likely: p_alive >= 0.5 and expected_purchases(12w) > 0.1;\n");
+    TU_OK(d, seg_segdef_set_clv(x, m, &ws.vo));
+    seg_clv_model_free(m);
+    seg_event e = tu_engagement("late0", "latecomer", now - 3600, "email_open");
+    TU_OK(d, seg_event_ingest(d, &e));
+    e = tu_purchase("late1", "latecomer", now + 3600, 1000, "lo1"); /* after now */
+    TU_OK(d, seg_event_ingest(d, &e));
+    members *ms = eval_all(x, now, 0);
+    int k = find_id(ms, "latecomer");
+    ck_assert_int_ge(k, 0);
+    ck_assert_int_eq(ms->m[k][0], 0);
+    size_t known = 0;
+    for (size_t c = 0; c < ms->n; c++)
+        known += ms->m[c][0];
+    ck_assert_uint_eq(known, ws.n);
+    free(ms);
+    /* a refresh after the model changes evaluates everyone again */
+    seg_segdef_stats st = SEG_SEGDEF_STATS_INIT;
+    TU_OK(d, seg_segdef_refresh(x, now, 0, ignore_delta, NULL, &st));
+    ck_assert_uint_gt(st.evaluated, ws.n);
+    TU_OK(d, seg_segdef_refresh(x, now, 0, ignore_delta, NULL, &st));
+    ck_assert_uint_eq(st.evaluated, 0);
+    TU_OK(d, seg_segdef_set_clv(x, NULL, NULL)); /* removed: reading fails */
+    ck_assert_int_eq(seg_segdef_refresh(x, now, 0, ignore_delta, NULL, &st), SEG_ENOTFOUND);
+    seg_segdef_free(x);
+    free(ws.w);
+    seg_db_close(d);
+}
+END_TEST
+
+START_TEST(clv_values_compile_errors)
+{
+    compile_err(db, "segment a: expected_purchases(0d) > 1;", SEG_EINVAL, "1:31:", "longer than zero");
+    compile_err(db, "segment a: clv(\"x\") > 1.00;", SEG_EINVAL, "1:16:", "duration literal");
+    compile_err(db, "segment a: clv(1d, 2d) > 1.00;", SEG_EINVAL, "1:12:", "one horizon");
+    compile_err(db, "segment a: expected_purchases(90d, x: 1) > 1;", SEG_EINVAL, "1:39:",
+                "no named arguments");
+    compile_err(db, "segment a: clv(200000w) > 1.00;", SEG_EINVAL, "1:16:", "at most 100 years");
+    compile_err(db, "segment a: p_alive > 0.5 and p_alive(3d) > 1;", SEG_EINVAL, "1:30:", "p_alive");
+}
+END_TEST
+
 START_TEST(journey_segments_exclusive)
 {
     /* the six journey segments exclude each other on the bundled sample */
@@ -2385,6 +2546,8 @@ Suite *segdef_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, rfm_map_covers_every_cell);
     tcase_add_test(tc, rfm_values_match_rfm_module);
+    tcase_add_test(tc, clv_values_match_clv_module);
+    tcase_add_test(tc, clv_values_compile_errors);
     tcase_add_test(tc, score_cells_agree_with_evaluation);
     tcase_add_test(tc, score_cells_find_gaps);
     suite_add_tcase(s, tc);

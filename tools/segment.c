@@ -988,6 +988,11 @@ static const char eval_help[] =
     "                    ISO-8601 UTC or epoch seconds.\n"
     "  --db FILE.db      read a database file instead of CSV files (read-only;\n"
     "                    see 'segment import --help')\n"
+    "  --clv FILE        the CLV model of p_alive, expected_purchases(...) and\n"
+    "                    clv(...): a parameter file written by 'segment clv\n"
+    "                    --params' (with the Gamma-Gamma lines for clv(...))\n"
+    "  --discount RATE[/DURATION], --margin SHARE\n"
+    "                    discounting and margin of clv(...), as for 'segment clv'\n"
     "  -h, --help        show this help and exit\n"
     "\n"
     "Exit status: 0 on success, 1 on bad data, a bad definition or an\n"
@@ -1023,11 +1028,87 @@ static const char report_help[] =
     "  segment report examples/definitions/journeys.seg \\\n"
     "      --events examples/data/sample_events.csv --as-of 2025-01-01\n";
 
+/* A decimal number, all of the text. */
+static int clv_number(const char *s, size_t n, double *out)
+{
+    char buf[64], *end;
+    if (n == 0 || n >= sizeof buf)
+        return 0;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    if (!strchr("0123456789.+-", buf[0]))
+        return 0;
+    errno = 0;
+    *out = strtod(buf, &end);
+    return *end == '\0' && errno == 0;
+}
+
+/* "52w" / "365d" in model units (days per unit: 1 or 7); 0 when malformed. */
+static int clv_duration(const char *s, double unit_days, double *out)
+{
+    size_t n = strlen(s);
+    double v;
+    if (n < 2 || (s[n - 1] != 'd' && s[n - 1] != 'w') || !clv_number(s, n - 1, &v))
+        return 0;
+    *out = v * (s[n - 1] == 'w' ? 7.0 : 1.0) / unit_days;
+    return 1;
+}
+
+/* --discount RATE[/DURATION] and --margin SHARE into vo (either may be NULL) */
+static void clv_discount_margin(const char *cmd, const char *discount_text, const char *margin_text,
+                                double unit_days, seg_clv_value_options *vo)
+{
+    if (discount_text) {
+        const char *slash = strchr(discount_text, '/');
+        size_t n = slash ? (size_t)(slash - discount_text) : strlen(discount_text);
+        if (!clv_number(discount_text, n, &vo->discount_rate) || !(vo->discount_rate >= 0 && vo->discount_rate < 1e6))
+            die_line(EXIT_USAGE, "%s: --discount: '%s' is not a rate >= 0 (0.1, or 0.1/52w for 10%% a year)", cmd, discount_text);
+        if (slash && (!clv_duration(slash + 1, unit_days, &vo->discount_period) || !(vo->discount_period > 0)))
+            die_line(EXIT_USAGE, "%s: --discount: '%s' is not a period > 0 with its unit (52w, 365d)", cmd, slash + 1);
+    }
+    if (margin_text) {
+        if (!clv_number(margin_text, strlen(margin_text), &vo->margin) || !(vo->margin >= 0 && vo->margin <= 1))
+            die_line(EXIT_USAGE, "%s: --margin: '%s' is not a share in 0..1", cmd, margin_text);
+    }
+}
+
+/* A model from a parameter file written by 'segment clv --params': its
+ * `model` and `unit` lines say which model to make. */
+static seg_clv_model *clv_model_load(const char *cmd, const char *path)
+{
+    size_t n;
+    char *text = read_whole_file(path, 1u << 20, &n);
+    uint32_t kind = 0, unit = 0;
+    for (const char *p = text; p && *p;) {
+        const char *e = strchr(p, '\n');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len && p[len - 1] == '\r')
+            len--;
+        if (len == 11 && memcmp(p, "model,bgnbd", 11) == 0) kind = SEG_CLV_BGNBD;
+        else if (len == 12 && memcmp(p, "model,mbgnbd", 12) == 0) kind = SEG_CLV_MBGNBD;
+        else if (len == 12 && memcmp(p, "model,pareto", 12) == 0) kind = SEG_CLV_PARETO;
+        else if (len == 8 && memcmp(p, "unit,day", 8) == 0) unit = SEG_CLV_DAY;
+        else if (len == 9 && memcmp(p, "unit,week", 9) == 0) unit = SEG_CLV_WEEK;
+        p = e ? e + 1 : NULL;
+    }
+    if (!kind || !unit)
+        die_line(EXIT_DATA, "%s: --clv %s: no 'model,bgnbd|mbgnbd|pareto' and 'unit,day|week' lines "
+                 "(write the file with 'segment clv --params')", cmd, path);
+    seg_clv_model *m = NULL;
+    if (seg_clv_model_new(&m, kind, unit, NULL) != SEG_OK)
+        die_line(EXIT_DATA, "out of memory");
+    if (seg_clv_model_import(m, text, n) != SEG_OK)
+        die_line(EXIT_DATA, "%s: --clv %s: %s", cmd, path, seg_clv_model_errmsg(m));
+    free(text);
+    return m;
+}
+
 typedef struct defs_cmd {
     const char *name;       /* "eval" or "report" */
     const char **defs, **events, **custs;
     size_t ndefs, nevents, ncusts;
     const char *as_of_text, *db_path;
+    const char *clv_path, *discount_text, *margin_text; /* --clv, --discount, --margin */
 } defs_cmd;
 
 static int defs_opt(char **argv, int argc, int *i, const char *cmd, const char *name,
@@ -1078,6 +1159,18 @@ static void defs_parse(defs_cmd *c, int argc, char **argv, const char *help)
             if (c->db_path)
                 die_line(EXIT_USAGE, "--db given twice");
             c->db_path = val;
+        } else if (defs_opt(argv, argc, &i, c->name, "--clv", &val)) {
+            if (c->clv_path)
+                die_line(EXIT_USAGE, "--clv given twice");
+            c->clv_path = val;
+        } else if (defs_opt(argv, argc, &i, c->name, "--discount", &val)) {
+            if (c->discount_text)
+                die_line(EXIT_USAGE, "--discount given twice");
+            c->discount_text = val;
+        } else if (defs_opt(argv, argc, &i, c->name, "--margin", &val)) {
+            if (c->margin_text)
+                die_line(EXIT_USAGE, "--margin given twice");
+            c->margin_text = val;
         } else {
             die_line(EXIT_USAGE, "%s: unknown option '%s' (see 'segment %s --help')", c->name, a,
                      c->name);
@@ -1086,6 +1179,8 @@ static void defs_parse(defs_cmd *c, int argc, char **argv, const char *help)
     if (c->ndefs == 0)
         die_line(EXIT_USAGE, "%s: no definition file given (see 'segment %s --help')", c->name,
                  c->name);
+    if ((c->discount_text || c->margin_text) && !c->clv_path)
+        die_line(EXIT_USAGE, "%s: --discount and --margin go with --clv", c->name);
 }
 
 static int latest_event_cb(const seg_customer_info *c, void *payload)
@@ -1166,6 +1261,15 @@ static seg_segdef *defs_load(const defs_cmd *c, seg_db **db_out, int64_t *now_ou
     }
     free(text);
     free(first_line);
+    if (c->clv_path) {
+        seg_clv_model *m = clv_model_load(c->name, c->clv_path);
+        seg_clv_value_options vo = SEG_CLV_VALUE_OPTIONS_INIT;
+        clv_discount_margin(c->name, c->discount_text, c->margin_text,
+                            seg_clv_model_unit(m) == SEG_CLV_WEEK ? 7.0 : 1.0, &vo);
+        if ((rc = seg_segdef_set_clv(def, m, &vo)) != SEG_OK)
+            die_db(db, rc);
+        seg_clv_model_free(m);
+    }
     *db_out = db;
     *now_out = now;
     return def;
@@ -1394,32 +1498,6 @@ static int clv_opt(char **argv, int argc, int *i, const char *name, const char *
     return 1;
 }
 
-/* A decimal number, all of the text. */
-static int clv_number(const char *s, size_t n, double *out)
-{
-    char buf[64], *end;
-    if (n == 0 || n >= sizeof buf)
-        return 0;
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    if (!strchr("0123456789.+-", buf[0]))
-        return 0;
-    errno = 0;
-    *out = strtod(buf, &end);
-    return *end == '\0' && errno == 0;
-}
-
-/* "52w" / "365d" in model units (days per unit: 1 or 7); 0 when malformed. */
-static int clv_duration(const char *s, double unit_days, double *out)
-{
-    size_t n = strlen(s);
-    double v;
-    if (n < 2 || (s[n - 1] != 'd' && s[n - 1] != 'w') || !clv_number(s, n - 1, &v))
-        return 0;
-    *out = v * (s[n - 1] == 'w' ? 7.0 : 1.0) / unit_days;
-    return 1;
-}
-
 typedef struct clv_rows {
     size_t n, cap;
     char **id;
@@ -1550,18 +1628,7 @@ static int cmd_clv(int argc, char **argv)
     seg_clv_value_options vo = SEG_CLV_VALUE_OPTIONS_INIT;
     if (!clv_duration(horizon_text, unit_days, &vo.horizon) || !(vo.horizon > 0 && vo.horizon <= 1e6))
         die_line(EXIT_USAGE, "clv: --horizon: '%s' is not a duration > 0 with its unit (52w, 365d)", horizon_text);
-    if (discount_text) {
-        const char *slash = strchr(discount_text, '/');
-        size_t n = slash ? (size_t)(slash - discount_text) : strlen(discount_text);
-        if (!clv_number(discount_text, n, &vo.discount_rate) || !(vo.discount_rate >= 0 && vo.discount_rate < 1e6))
-            die_line(EXIT_USAGE, "clv: --discount: '%s' is not a rate >= 0 (0.1, or 0.1/52w for 10%% a year)", discount_text);
-        if (slash && (!clv_duration(slash + 1, unit_days, &vo.discount_period) || !(vo.discount_period > 0)))
-            die_line(EXIT_USAGE, "clv: --discount: '%s' is not a period > 0 with its unit (52w, 365d)", slash + 1);
-    }
-    if (margin_text) {
-        if (!clv_number(margin_text, strlen(margin_text), &vo.margin) || !(vo.margin >= 0 && vo.margin <= 1))
-            die_line(EXIT_USAGE, "clv: --margin: '%s' is not a share in 0..1", margin_text);
-    }
+    clv_discount_margin("clv", discount_text, margin_text, unit_days, &vo);
 
     input_opts in; /* the shared input helper: CSV files or --db */
     memset(&in, 0, sizeof in);

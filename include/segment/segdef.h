@@ -25,6 +25,7 @@
 #define SEGMENT_SEGDEF_H
 
 #include "segment/core.h"
+#include "segment/clv.h"
 
 SEG_BEGIN_DECLS
 
@@ -94,6 +95,41 @@ SEG_API int seg_segdef_find(size_t *out, seg_segdef *def, const char *name);
  * @since 1.0
  */
 SEG_API int seg_segdef_print(char **out, seg_segdef *def);
+
+/**
+ * Give the definition a fitted CLV model for the values `p_alive`,
+ * `expected_purchases(HORIZON)` and `clv(HORIZON)`.
+ *
+ * At evaluation as of `now`, each customer is summarized in the model's
+ * unit as seg_clv_summary_foreach() does with calibration_end = now - 1:
+ * the calibration period ends with the day of the last second before
+ * `now` (the models count purchase days, so a purchase later that day
+ * counts too; at midnight, the usual `now`, nothing after `now` does).  Then
+ * `p_alive` is seg_clv_p_alive(), `expected_purchases(90d)` is
+ * seg_clv_expected_purchases() over 90 days written in the model's unit
+ * (90/7 weeks for a weekly model), and `clv(365d)` is seg_clv_value() over
+ * that horizon with the discounting and margin of @p opts, in money (minor
+ * units, rounded), so `clv(365d) >= 500.00` compares as money does.  A
+ * customer without a purchase before `now` has null values (false in any
+ * comparison).  Evaluating a definition that reads these values without a
+ * model fails with SEG_ENOTFOUND, and `clv(...)` needs the model's spend
+ * (Gamma-Gamma) parameters too.
+ *
+ * The definition keeps a copy of the parameters: @p model may be freed or
+ * refitted afterwards.  The next seg_segdef_refresh() evaluates every
+ * customer.
+ *
+ * @param model a model with parameters, or NULL to remove the model
+ * @param opts  discount_rate, discount_period and margin for `clv(...)`
+ *              (the horizon field is ignored: each `clv(...)` names its
+ *              own); NULL: no discounting, margin 1
+ * @return SEG_OK, SEG_EINVAL (def NULL, bad option values), SEG_ENOTFOUND
+ *         (the model has no parameters), SEG_EVERSION (opts->struct_size),
+ *         SEG_ENOMEM.  On failure the definition keeps its model.
+ * @since 1.0
+ */
+SEG_API int seg_segdef_set_clv(seg_segdef *def, seg_clv_model *model,
+                               const seg_clv_value_options *opts);
 
 /** @name Flags of seg_segdef_eval() and seg_segdef_refresh() */
 /** @{ */

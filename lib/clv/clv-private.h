@@ -183,6 +183,8 @@ typedef struct seg__clv_scratch {
     void *buf;
     size_t cap;
 } seg__clv_scratch;
+/* Room for a customer of `events` events (SEG_OK or SEG_ENOMEM). */
+int seg__clv_scratch_reserve(const seg__alloc *a, seg__clv_scratch *scratch, size_t events);
 struct seg__store;
 int seg__clv_customer_summary(const seg__alloc *a, const struct seg__store *s, uint32_t ci,
                               int64_t as_of, uint32_t unit, int exponent, seg__clv_scratch *scratch,

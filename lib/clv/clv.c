@@ -575,6 +575,21 @@ SEG_API int seg_clv_summarize(seg_clv_summary *out, seg_clv_model *m, const int6
 }
 
 
+int seg__clv_scratch_reserve(const seg__alloc *a, seg__clv_scratch *scratch, size_t events)
+{
+    if (events <= scratch->cap)
+        return SEG_OK;
+    size_t nc = scratch->cap ? scratch->cap : 64;
+    while (nc < events)
+        nc *= 2;
+    void *nv = seg__realloc_array(a, scratch->buf, nc, sizeof(txn));
+    if (!nv)
+        return SEG_ENOMEM;
+    scratch->buf = nv;
+    scratch->cap = nc;
+    return SEG_OK;
+}
+
 static int customer_summary(const seg__alloc *a, const seg__store *s, uint32_t ci, int64_t as_of,
                             int64_t hold_day, uint32_t unit, int exponent, seg__clv_scratch *scratch,
                             seg_clv_summary *out)
@@ -582,16 +597,8 @@ static int customer_summary(const seg__alloc *a, const seg__store *s, uint32_t c
     const seg__cust *c = &s->custs[ci];
     if (!c->id)
         return SEG_ENOTFOUND;
-    if (c->events > scratch->cap) {
-        size_t nc = scratch->cap ? scratch->cap : 64;
-        while (nc < c->events)
-            nc *= 2;
-        void *nv = seg__realloc_array(a, scratch->buf, nc, sizeof(txn));
-        if (!nv)
-            return SEG_ENOMEM;
-        scratch->buf = nv;
-        scratch->cap = nc;
-    }
+    if (seg__clv_scratch_reserve(a, scratch, c->events) != SEG_OK)
+        return SEG_ENOMEM;
     txn *v = scratch->buf;
     size_t nt = 0;
     for (uint32_t j = c->head; j != SEG__NONE && nt < c->events; j = seg__ev_next(s, j)) {

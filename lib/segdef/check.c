@@ -301,12 +301,12 @@ static int intern_feature(chk *c, const seg__node *at, const seg__feature *f, ui
 }
 
 static int intern_slot(chk *c, seg__node *at, const seg__provider *pv, int type, uint32_t feat,
-                       seg__str arg)
+                       seg__str arg, int64_t dur)
 {
     seg_segdef *d = c->def;
     for (uint32_t k = 0; k < d->nslots; k++) {
         const seg__slot *s = &d->slots[k];
-        if (s->prov == pv && s->feat == feat && str_same(s->arg, arg)) {
+        if (s->prov == pv && s->feat == feat && str_same(s->arg, arg) && s->dur == dur) {
             at->slot = k;
             return SEG_OK;
         }
@@ -325,6 +325,7 @@ static int intern_slot(chk *c, seg__node *at, const seg__provider *pv, int type,
     s->type = (uint8_t)type;
     s->feat = feat;
     s->arg = arg;
+    s->dur = dur;
     s->key = SEG__NONE;
     at->slot = d->nslots++;
     d->pv_flags |= pv->flags;
@@ -431,7 +432,29 @@ static int check_value_call(chk *c, seg__node *n, const seg__provider *pv)
             }
         }
         n->type = (uint8_t)type;
-        return intern_slot(c, n, pv, type, UINT32_MAX, arg);
+        return intern_slot(c, n, pv, type, UINT32_MAX, arg, 0);
+    }
+    case SEG__SIG_HORIZON: {
+        if (nnamed)
+            return cerr(c, n->kids[npos], SEG_EINVAL, "%s(...) takes no named arguments", fn);
+        if (npos != 1)
+            return cerr(c, n, SEG_EINVAL, "%s(...) takes one horizon: %s(90d)", fn, fn);
+        seg__node *a = n->kids[0];
+        if (a->kind != SEG__N_DUR)
+            return cerr(c, a, SEG_EINVAL, "%s(...): the horizon must be a duration literal "
+                        "(90d, 52w)", fn);
+        if (a->i <= 0)
+            return cerr(c, a, SEG_EINVAL, "%s(...): the horizon must be longer than zero", fn);
+        int64_t dur;
+        if (__builtin_mul_overflow(a->i, seg__du_seconds[a->unit], &dur) ||
+            dur > (int64_t)100 * 366 * 86400)
+            return cerr(c, a, SEG_EINVAL, "%s(...): the horizon must be at most 100 years", fn);
+        a->type = SEG__T_DUR;
+        a->isconst = 1;
+        a->ci = dur;
+        n->type = pv->type;
+        c->time_dep = true;
+        return intern_slot(c, n, pv, pv->type, UINT32_MAX, SEG__STR_NULL, dur);
     }
     default:
         return cerr(c, n, SEG_EINVAL, "%s takes no arguments", fn);
@@ -442,7 +465,7 @@ static int check_value_call(chk *c, seg__node *n, const seg__provider *pv)
     if (f.window != INT64_MAX)
         c->time_dep = true;
     n->type = pv->type;
-    return intern_slot(c, n, pv, pv->type, fi, SEG__STR_NULL);
+    return intern_slot(c, n, pv, pv->type, fi, SEG__STR_NULL, 0);
 }
 
 static const struct { const char *name; int fn; } functions[] = {
@@ -742,7 +765,7 @@ static int tc(chk *c, seg__node *n)
         const seg__provider *pv = seg__sd_find_provider(c->def, n->s, 0);
         if (pv) {
             n->type = pv->type;
-            return intern_slot(c, n, pv, pv->type, UINT32_MAX, SEG__STR_NULL);
+            return intern_slot(c, n, pv, pv->type, UINT32_MAX, SEG__STR_NULL, 0);
         }
         uint32_t v;
         if (seg__sd_find_provider(c->def, n->s, 1))

@@ -893,6 +893,8 @@ SEG_API int seg_segdef_refresh(seg_segdef *def, int64_t now, uint32_t flags,
                !(now == def->mark_now ||
                  (!(def->pv_flags & SEG__PV_TIME) && now >= def->mark_now &&
                   def->mark_max_ts < def->mark_now));
+    if (def->stale)
+        full = true; /* a value's model changed since the last refresh */
 
     uint64_t *ns = seg__calloc(a, (size_t)nc * words + 1, sizeof *ns);
     uint8_t *touched = NULL;
@@ -940,6 +942,7 @@ SEG_API int seg_segdef_refresh(seg_segdef *def, int64_t now, uint32_t flags,
         def->mark_attr_gen = db->attr_gen;
         def->mark_now = now;
         def->mark_max_ts = max_ts;
+        def->stale = false;
     }
     if (stats_out)
         seg__struct_out(stats_out, stats_out->struct_size, &st, sizeof st, sizeof st);

@@ -14,6 +14,7 @@
 
 #include "core/core-private.h"
 #include "segment/segdef.h"
+#include "clv/clv-private.h"
 
 /* ---- limits ---- */
 #define SEG__SD_SRC_MAX   (16u << 20) /* bytes of source text */
@@ -210,7 +211,8 @@ enum {
     SEG__SIG_WINDOW,     /* spend(30d [, category: "x"] [, channel: "y"]) */
     SEG__SIG_COUNT,      /* count("email_open" [, 30d]) */
     SEG__SIG_ATTR,       /* attr("name"): the attribute's declared type */
-    SEG__SIG_CONSENT     /* consent("email") */
+    SEG__SIG_CONSENT,    /* consent("email") */
+    SEG__SIG_HORIZON     /* expected_purchases(90d): a horizon (slot.dur) */
 };
 
 /* provider flags */
@@ -264,6 +266,7 @@ struct seg__slot {
     uint8_t type;
     uint32_t feat;      /* windowed: index into the features, else UINT32_MAX */
     seg__str arg;       /* ATTR: attribute name; CONSENT: channel */
+    int64_t dur;        /* HORIZON: seconds */
     /* bound per run */
     uint32_t key;       /* ATTR: attribute index; CONSENT: channel index | 0x80000000; NONE: unknown */
     void *bound;        /* for a provider's bind() */
@@ -367,6 +370,17 @@ struct seg_segdef {
     struct seg_rfm_thresholds *rfm;
     int64_t rfm_now;
     uint64_t rfm_nevents, rfm_live, rfm_ncusts;
+    /* the CLV model of p_alive, expected_purchases() and clv() (a copy,
+     * NULL: none), clv()'s discounting, and the last customer summarized */
+    struct seg_clv_model *clv;
+    seg_clv_value_options clv_opts;
+    seg__clv_scratch clv_scratch;
+    uint64_t clv_gen;            /* bumped by every run that binds a CLV value */
+    uint64_t clv_sum_gen;        /* clv_sum is of customer clv_sum_ci in run clv_sum_gen */
+    uint32_t clv_sum_ci;
+    int clv_sum_rc;              /* SEG_OK, or SEG_ENOTFOUND: no purchase up to now */
+    seg_clv_summary clv_sum;
+    bool stale;                  /* the next refresh evaluates everyone (the model changed) */
     /* reusable buffers of single-customer evaluation */
     uint32_t *scratch;           /* 4 * scratch_cap words */
     size_t scratch_cap;

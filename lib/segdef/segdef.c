@@ -4,6 +4,8 @@
 #include "segdef/segdef-private.h"
 #include "segment/rfm.h"
 
+#include <math.h>
+
 #include <stdio.h>
 
 static void def_free(seg_segdef *d)
@@ -25,6 +27,8 @@ static void def_free(seg_segdef *d)
     seg__free(a, d->feats);
     seg__free(a, d->scratch);
     seg_rfm_thresholds_free(d->rfm);
+    seg_clv_model_free(d->clv);
+    seg__free(a, d->clv_scratch.buf);
     seg__free(a, d->state);
     seg__free(a, d->rep_size);
     seg__free(a, d->rep_revenue);
@@ -81,6 +85,45 @@ SEG_API void seg_segdef_free(seg_segdef *def)
 {
     if (def)
         def_free(def);
+}
+
+SEG_API int seg_segdef_set_clv(seg_segdef *def, seg_clv_model *model,
+                               const seg_clv_value_options *opts)
+{
+    if (!def)
+        return SEG_EINVAL;
+    seg_db *db = def->db;
+    seg__error_clear(db);
+    seg_clv_value_options o = SEG_CLV_VALUE_OPTIONS_INIT;
+    if (opts) {
+        if (seg__struct_in(&o, sizeof o, opts, opts->struct_size, sizeof o) != SEG_OK)
+            return seg__error(db, SEG_EVERSION, "seg_clv_value_options: unsupported struct_size %zu",
+                              opts->struct_size);
+        if (!(o.discount_rate >= 0) || !isfinite(o.discount_rate) ||
+            !(o.discount_period > 0) || !isfinite(o.discount_period) ||
+            !(o.margin >= 0) || !isfinite(o.margin))
+            return seg__error(db, SEG_EINVAL, "seg_clv_value_options: discount_rate and margin "
+                              "must be finite and >= 0, discount_period finite and > 0");
+    }
+    seg_clv_model *copy = NULL;
+    if (model) {
+        if (!model->has_params)
+            return seg__error(db, SEG_ENOTFOUND, "the CLV model has no parameters (fit it, or "
+                              "set or import them, first)");
+        copy = seg__malloc(&db->alloc, sizeof *copy);
+        if (!copy)
+            return seg__error(db, SEG_ENOMEM, "out of memory");
+        *copy = *model;
+        copy->alloc = db->alloc;
+        copy->errmsg[0] = '\0';
+    }
+    seg_clv_model_free(def->clv);
+    def->clv = copy;
+    o.horizon = 0;
+    def->clv_opts = o;
+    def->clv_gen++;
+    def->stale = true;
+    return SEG_OK;
 }
 
 SEG_API size_t seg_segdef_segment_count(const seg_segdef *def)

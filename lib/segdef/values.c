@@ -261,6 +261,106 @@ RFM_SCORE(get_f, SEG_RFM_F, cc->agg.orders)
 RFM_SCORE(get_m, SEG_RFM_M, cc->agg.revenue + cc->agg.refunds)
 #undef RFM_SCORE
 
+/* ---- CLV (lib/clv): the model given with seg_segdef_set_clv(), scoring
+ * each customer's summary as of now (in the model's unit).  Null for a
+ * customer without a purchase before now. */
+static int bind_clv(seg__run *run, seg__slot *sl)
+{
+    seg_segdef *d = run->def;
+    if (!d->clv)
+        return seg__error(run->db, SEG_ENOTFOUND,
+                          "%s: this definition has no CLV model (give it one with "
+                          "seg_segdef_set_clv(), or `segment ... --clv PARAMS`)", sl->prov->name);
+    if (strcmp(sl->prov->name, "clv") == 0 && !d->clv->has_spend)
+        return seg__error(run->db, SEG_ENOTFOUND,
+                          "clv: the CLV model has no spend (Gamma-Gamma) parameters");
+    /* the summaries' scratch, as large as the largest customer, so that no
+     * customer allocates */
+    const seg__store *s = run->store;
+    uint32_t maxev = 1;
+    for (uint32_t ci = 0; ci < s->ncusts; ci++)
+        if (s->custs[ci].events > maxev)
+            maxev = s->custs[ci].events;
+    if (seg__clv_scratch_reserve(&run->db->alloc, &d->clv_scratch, maxev) != SEG_OK)
+        return seg__error(run->db, SEG_ENOMEM, "out of memory");
+    d->clv_gen++;
+    return SEG_OK;
+}
+
+/* the customer's summary as of now (cached for the customer last asked) */
+static const seg_clv_summary *clv_summary(const seg__run *run, const seg__cctx *cc)
+{
+    seg_segdef *d = run->def;
+    if (d->clv_sum_gen != d->clv_gen || d->clv_sum_ci != cc->ci) {
+        d->clv_sum.struct_size = sizeof d->clv_sum;
+        /* the calibration period ends with the day of the last second
+         * before now (the models count purchase days) */
+        d->clv_sum_rc = seg__clv_customer_summary(&run->db->alloc, run->store, cc->ci, run->now - 1,
+                                                  d->clv->unit, run->def->exponent,
+                                                  &d->clv_scratch, &d->clv_sum);
+        d->clv_sum_gen = d->clv_gen;
+        d->clv_sum_ci = cc->ci;
+    }
+    return d->clv_sum_rc == SEG_OK ? &d->clv_sum : NULL;
+}
+
+static void set_d(seg__val *out, int rc, double v)
+{
+    if (rc != SEG_OK || !isfinite(v)) {
+        set_null(out);
+        return;
+    }
+    out->u.d = v;
+    out->n = 0;
+    out->null = 0;
+}
+
+static double clv_horizon(const seg__run *run, const seg__slot *sl)
+{
+    return (double)sl->dur / (double)seg__clv_unit_seconds(run->def->clv->unit);
+}
+
+static void get_p_alive(const seg__run *run, seg__cctx *cc, const seg__slot *sl, seg__val *out)
+{
+    (void)sl;
+    const seg_clv_summary *m = clv_summary(run, cc);
+    double v = 0;
+    int rc = m ? seg_clv_p_alive(&v, run->def->clv, m->frequency, m->recency, m->age)
+               : SEG_ENOTFOUND;
+    set_d(out, rc, v);
+}
+
+static void get_expected_purchases(const seg__run *run, seg__cctx *cc, const seg__slot *sl,
+                                   seg__val *out)
+{
+    const seg_clv_summary *m = clv_summary(run, cc);
+    double v = 0;
+    int rc = m ? seg_clv_expected_purchases(&v, run->def->clv, m->frequency, m->recency, m->age,
+                                            clv_horizon(run, sl))
+               : SEG_ENOTFOUND;
+    set_d(out, rc, v);
+}
+
+static void get_clv(const seg__run *run, seg__cctx *cc, const seg__slot *sl, seg__val *out)
+{
+    const seg_clv_summary *m = clv_summary(run, cc);
+    double v = 0;
+    seg_clv_value_options o = run->def->clv_opts;
+    o.horizon = clv_horizon(run, sl);
+    int rc = m ? seg_clv_value(&v, run->def->clv, m->frequency, m->recency, m->age,
+                               m->monetary, &o)
+               : SEG_ENOTFOUND;
+    /* money: currency units to minor units, rounded */
+    double minor = v;
+    for (int e = 0; e < run->def->exponent; e++)
+        minor *= 10;
+    if (rc != SEG_OK || !(fabs(minor) < 9.0e18)) {
+        set_null(out);
+        return;
+    }
+    set_i(out, (int64_t)llround(minor));
+}
+
 #define T(x) SEG__T_##x
 const seg__provider seg__sd_builtins[] = {
     /* aggregates (all time, as of now) */
@@ -320,6 +420,13 @@ const seg__provider seg__sd_builtins[] = {
       "RFM frequency score 1..5 (null without a purchase)" },
     { "m", T(INT), SEG__SIG_NONE, SEG__PV_TIME, 0, get_m, bind_rfm,
       "RFM monetary score 1..5 (null without a purchase)" },
+    /* CLV, from the model given with seg_segdef_set_clv(), as of now */
+    { "p_alive", T(NUM), SEG__SIG_NONE, SEG__PV_TIME, 0, get_p_alive, bind_clv,
+      "probability that the customer is still active (null without a purchase)" },
+    { "expected_purchases", T(NUM), SEG__SIG_HORIZON, SEG__PV_TIME, 0, get_expected_purchases,
+      bind_clv, "expected purchases in the horizon after now (null without a purchase)" },
+    { "clv", T(MONEY), SEG__SIG_HORIZON, SEG__PV_TIME, 0, get_clv, bind_clv,
+      "discounted value of the purchases expected in the horizon (null without a purchase)" },
     /* attributes and consent */
     { "attr", T(ERR), SEG__SIG_ATTR, SEG__PV_ATTRS, 0, get_attr, bind_attr,
       "a customer attribute, of its declared type (null when missing)" },
