@@ -304,6 +304,63 @@ static int scan_events(seg__run *run)
     size_t nf = d->nfeats;
     int64_t *vals = run->feat_vals;
     int64_t now = run->now;
+    /* With at most 64 purchase measures, which of them an event counts for
+     * is a bit mask: by window (the measures whose window starts at or
+     * before the event: a few distinct starts, sorted), by category and by
+     * channel (a mask per dictionary value), and by kind. */
+    bool masks = nbuy > 0 && nbuy <= 64;
+    uint64_t *catmask = NULL, *chanmask = NULL;
+    uint64_t net_bits = 0, spend_bits = 0, order_bits = 0;
+    int64_t dfrom[65];
+    uint64_t dmask[66];
+    uint32_t ndfrom = 0;
+    uint32_t ncat = s->cat.count + 1, nchan = s->chan.count + 1;
+    if (masks) {
+        catmask = seg__calloc(a, ncat, sizeof *catmask);
+        chanmask = seg__calloc(a, nchan, sizeof *chanmask);
+        if (!catmask || !chanmask) {
+            seg__free(a, catmask);
+            seg__free(a, chanmask);
+            return SEG_ENOMEM;
+        }
+        for (uint32_t k = 0; k < nbuy; k++) {
+            uint32_t f = buy[k];
+            uint64_t bit = UINT64_C(1) << k;
+            if (fcat[f] == 0)
+                for (uint32_t v = 0; v < ncat; v++)
+                    catmask[v] |= bit;
+            else if (fcat[f] < ncat)
+                catmask[fcat[f]] |= bit; /* (UINT32_MAX: a category no event has) */
+            if (fchan[f] == 0)
+                for (uint32_t v = 0; v < nchan; v++)
+                    chanmask[v] |= bit;
+            else if (fchan[f] < nchan)
+                chanmask[fchan[f]] |= bit;
+            if (fkind[f] == SEG__F_NET_SPEND)
+                net_bits |= bit;
+            else if (fkind[f] == SEG__F_SPEND)
+                spend_bits |= bit;
+            else
+                order_bits |= bit;
+            /* the distinct window starts, ascending (insertion) */
+            uint32_t j = 0;
+            while (j < ndfrom && dfrom[j] < from[f])
+                j++;
+            if (j == ndfrom || dfrom[j] != from[f]) {
+                memmove(&dfrom[j + 1], &dfrom[j], (ndfrom - j) * sizeof *dfrom);
+                dfrom[j] = from[f];
+                ndfrom++;
+            }
+        }
+        /* dmask[j]: the measures whose start is one of the j smallest */
+        dmask[0] = 0;
+        for (uint32_t j = 0; j < ndfrom; j++) {
+            dmask[j + 1] = dmask[j];
+            for (uint32_t k = 0; k < nbuy; k++)
+                if (from[buy[k]] == dfrom[j])
+                    dmask[j + 1] |= UINT64_C(1) << k;
+        }
+    }
     for (uint32_t ch = 0; ch < s->nchunks; ch++) {
         const seg__evchunk *c = &s->chunks[ch];
         uint32_t base = ch << SEG__CHUNK_BITS;
@@ -338,6 +395,32 @@ static int scan_events(seg__run *run)
             int64_t amt = c->amt32 ? (int64_t)c->amt32[off] : c->amt64[off];
             uint32_t chan = kc & 0x3fffu, cat = c->cat[off];
             int64_t pos = (kind == SEG_EVENT_PURCHASE) & (amt > 0);
+            if (masks) {
+                uint32_t j = 0;
+                while (j < ndfrom && ts >= dfrom[j])
+                    j++;
+                uint64_t fm = dmask[j] & catmask[cat < ncat ? cat : 0] &
+                              chanmask[chan < nchan ? chan : 0];
+                for (uint64_t m = fm & net_bits; m; m &= m - 1)
+                    row[buy[__builtin_ctzll(m)]] += amt;
+                if (!pos)
+                    continue;
+                for (uint64_t m = fm & spend_bits; m; m &= m - 1)
+                    row[buy[__builtin_ctzll(m)]] += amt;
+                for (uint64_t m = fm & order_bits; m; m &= m - 1) {
+                    uint32_t f = buy[__builtin_ctzll(m)];
+                    uint32_t ref = c->ref[off];
+                    uint32_t *mx = (uint32_t *)(void *)(row + nf) + ordidx[f];
+                    if (!ref || ref > *mx) {
+                        row[f]++;
+                        if (ref)
+                            *mx = ref;
+                    } else if (ref < *mx) {
+                        run->recount[ci] = 1; /* maybe seen before: count exactly */
+                    }
+                }
+                continue;
+            }
             for (uint32_t k = 0; k < nbuy; k++) {
                 uint32_t f = buy[k];
                 int64_t m = (ts >= from[f]) & ((fcat[f] == 0) | (cat == fcat[f])) &
@@ -360,6 +443,8 @@ static int scan_events(seg__run *run)
             }
         }
     }
+    seg__free(a, catmask);
+    seg__free(a, chanmask);
     return SEG_OK;
 }
 

@@ -229,6 +229,8 @@ typedef struct seg__val {
 typedef struct seg__run seg__run;
 typedef struct seg__cctx seg__cctx;
 typedef struct seg__slot seg__slot;
+struct seg__block;
+struct seg__col;
 
 typedef struct seg__provider {
     const char *name;
@@ -243,6 +245,12 @@ typedef struct seg__provider {
      * db's message set. */
     int (*bind)(seg__run *run, seg__slot *sl);
     const char *doc;    /* one line for messages and the reference */
+    /* Optional: the value's column for every lane of a block at once (the
+     * block machine), the same values as `get` lane by lane.  Sets v (and
+     * n for strings) of every lane and the null mask of the valid ones;
+     * lanes outside blk->valid may hold anything. */
+    void (*col)(const seg__run *run, const struct seg__block *blk, const seg__slot *sl,
+                struct seg__col *out);
 } seg__provider;
 
 /* The built-in providers and how many there are. */

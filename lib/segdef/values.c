@@ -361,59 +361,158 @@ static void get_clv(const seg__run *run, seg__cctx *cc, const seg__slot *sl, seg
     set_i(out, (int64_t)llround(minor));
 }
 
+/* ---- column versions for the block machine: the getters above, every
+ * lane in one loop (no call per lane).  Lanes outside the block hold stale
+ * but valid contexts, so every lane is computed and only the null mask is
+ * cut to the valid ones. */
+#define COL(fn, val, isnull)                                                          \
+    static void fn(const seg__run *run, const seg__block *b, const seg__slot *sl,    \
+                   seg__col *c)                                                      \
+    {                                                                                 \
+        (void)run;                                                                    \
+        (void)sl;                                                                     \
+        uint64_t null = 0;                                                            \
+        for (uint32_t l = 0; l < b->nlanes; l++) {                                    \
+            const seg__cctx *cc = &b->cc[l];                                          \
+            bool nul_ = (isnull);                                                     \
+            c->v[l].i = nul_ ? 0 : (int64_t)(val);                                    \
+            c->n[l] = 0;                                                              \
+            null |= (uint64_t)nul_ << l;                                              \
+        }                                                                             \
+        c->null = null & b->valid;                                                    \
+    }
+COL(col_orders, cc->agg.orders, false)
+COL(col_purchase_days, cc->agg.days, false)
+COL(col_revenue, cc->agg.revenue, false)
+COL(col_net_revenue, cc->agg.revenue + cc->agg.refunds, false)
+COL(col_refunds, cc->agg.refunds, false)
+COL(col_units, cc->agg.units, false)
+COL(col_events, cc->agg.events, false)
+COL(col_engagements, cc->agg.engagements, false)
+COL(col_first_purchase, cc->agg.first_purchase, !cc->agg.days)
+COL(col_last_purchase, cc->agg.last_purchase, !cc->agg.days)
+COL(col_first_seen, cc->agg.first_seen, !cc->agg.events)
+COL(col_last_seen, cc->agg.last_seen, !cc->agg.events)
+COL(col_days_since_last, days_before(run->now, cc->agg.last_purchase), !cc->agg.days)
+COL(col_days_since_first, days_before(run->now, cc->agg.first_purchase), !cc->agg.days)
+COL(col_tenure, run->now - cc->agg.first_purchase, !cc->agg.days)
+COL(col_aov, ((uint64_t)cc->agg.revenue + cc->agg.orders / 2) / cc->agg.orders, !cc->agg.orders)
+COL(col_frequency, cc->agg.orders, false)
+COL(col_monetary, cc->agg.revenue + cc->agg.refunds, false)
+COL(col_recency_days, rfm_recency(run, cc), !cc->agg.orders)
+#undef COL
+
+static void col_feature(const seg__run *run, const seg__block *b, const seg__slot *sl,
+                        seg__col *c)
+{
+    const int64_t *vals = run->feat_vals;
+    size_t stride = run->feat_stride;
+    bool all_scan = vals != NULL;
+    for (uint32_t l = 0; l < b->nlanes && all_scan; l++)
+        all_scan = b->cc[l].scan || !((b->valid >> l) & 1);
+    if (all_scan) {
+        for (uint32_t l = 0; l < b->nlanes; l++) {
+            c->v[l].i = vals[(size_t)b->cc[l].ci * stride + sl->feat];
+            c->n[l] = 0;
+        }
+    } else {
+        for (uint32_t l = 0; l < b->nlanes; l++) {
+            seg__val v;
+            v.u.i = 0;
+            if ((b->valid >> l) & 1)
+                get_feature(run, (seg__cctx *)&b->cc[l], sl, &v);
+            c->v[l].i = v.u.i;
+            c->n[l] = 0;
+        }
+    }
+    c->null = 0;
+}
+
+static void col_consent(const seg__run *run, const seg__block *b, const seg__slot *sl,
+                        seg__col *c)
+{
+    for (uint32_t l = 0; l < b->nlanes; l++) {
+        const seg__attrval *v = (b->valid >> l) & 1 ? find_attr(run, &b->cc[l], sl->key) : NULL;
+        c->v[l].i = v && v->type == SEG_CONSENT_GRANTED;
+        c->n[l] = 0;
+    }
+    c->null = 0;
+}
+
+static void col_attr(const seg__run *run, const seg__block *b, const seg__slot *sl, seg__col *c)
+{
+    uint64_t null = 0;
+    for (uint32_t l = 0; l < b->nlanes; l++) {
+        const seg__attrval *v = (b->valid >> l) & 1 ? find_attr(run, &b->cc[l], sl->key) : NULL;
+        c->n[l] = 0;
+        c->v[l].i = 0;
+        if (!v) {
+            null |= UINT64_C(1) << l;
+        } else if (v->type == SEG_TYPE_STRING) {
+            c->v[l].s = v->v.s;
+            c->n[l] = (uint32_t)strlen(v->v.s);
+        } else if (v->type == SEG_TYPE_NUMBER) {
+            c->v[l].d = v->v.d;
+        } else {
+            c->v[l].i = v->v.i;
+        }
+    }
+    c->null = null & b->valid;
+}
+
 #define T(x) SEG__T_##x
 const seg__provider seg__sd_builtins[] = {
     /* aggregates (all time, as of now) */
     { "orders", T(INT), SEG__SIG_NONE, 0, 0, get_orders, NULL,
-      "distinct orders with at least one line of positive amount" },
+      "distinct orders with at least one line of positive amount", col_orders },
     { "purchase_days", T(INT), SEG__SIG_NONE, 0, 0, get_purchase_days, NULL,
-      "distinct UTC days with a purchase" },
+      "distinct UTC days with a purchase", col_purchase_days },
     { "revenue", T(MONEY), SEG__SIG_NONE, 0, 0, get_revenue, NULL,
-      "sum of the positive purchase amounts" },
+      "sum of the positive purchase amounts", col_revenue },
     { "net_revenue", T(MONEY), SEG__SIG_NONE, 0, 0, get_net_revenue, NULL,
-      "revenue plus refunds" },
+      "revenue plus refunds", col_net_revenue },
     { "refunds", T(MONEY), SEG__SIG_NONE, 0, 0, get_refunds, NULL,
-      "sum of the refunds (zero or negative)" },
+      "sum of the refunds (zero or negative)", col_refunds },
     { "units", T(INT), SEG__SIG_NONE, 0, 0, get_units, NULL,
-      "units bought less units returned" },
-    { "events", T(INT), SEG__SIG_NONE, 0, 0, get_events, NULL, "events of every kind" },
+      "units bought less units returned", col_units },
+    { "events", T(INT), SEG__SIG_NONE, 0, 0, get_events, NULL, "events of every kind", col_events },
     { "engagements", T(INT), SEG__SIG_NONE, 0, 0, get_engagements, NULL,
-      "engagement events" },
+      "engagement events", col_engagements },
     { "first_purchase", T(TIME), SEG__SIG_NONE, 0, 0, get_first_purchase, NULL,
-      "time of the first purchase (null without one)" },
+      "time of the first purchase (null without one)", col_first_purchase },
     { "last_purchase", T(TIME), SEG__SIG_NONE, 0, 0, get_last_purchase, NULL,
-      "time of the last purchase (null without one)" },
+      "time of the last purchase (null without one)", col_last_purchase },
     { "first_seen", T(TIME), SEG__SIG_NONE, 0, 0, get_first_seen, NULL,
-      "time of the first event (null without one)" },
+      "time of the first event (null without one)", col_first_seen },
     { "last_seen", T(TIME), SEG__SIG_NONE, 0, 0, get_last_seen, NULL,
-      "time of the last event (null without one)" },
+      "time of the last event (null without one)", col_last_seen },
     { "days_since_last_purchase", T(INT), SEG__SIG_NONE, SEG__PV_TIME, 0, get_days_since_last,
-      NULL, "whole days from the last purchase to now (null without one)" },
+      NULL, "whole days from the last purchase to now (null without one)", col_days_since_last },
     { "days_since_first_purchase", T(INT), SEG__SIG_NONE, SEG__PV_TIME, 0,
       get_days_since_first, NULL,
-      "whole days from the first purchase to now (null without one)" },
+      "whole days from the first purchase to now (null without one)", col_days_since_first },
     { "tenure", T(DUR), SEG__SIG_NONE, SEG__PV_TIME, 0, get_tenure, NULL,
-      "time from the first purchase to now (null without one)" },
+      "time from the first purchase to now (null without one)", col_tenure },
     { "average_order_value", T(MONEY), SEG__SIG_NONE, 0, 0, get_aov, NULL,
-      "revenue / orders, rounded (null without orders)" },
+      "revenue / orders, rounded (null without orders)", col_aov },
     { "now", T(TIME), SEG__SIG_NONE, SEG__PV_TIME, 0, get_now, NULL,
       "the evaluation's time" },
     /* windowed measures: [now - window, now) */
     { "spend", T(MONEY), SEG__SIG_WINDOW, SEG__PV_EVENTS | SEG__PV_TIME, SEG__F_SPEND,
-      get_feature, NULL, "positive purchase amounts in the window" },
+      get_feature, NULL, "positive purchase amounts in the window", col_feature },
     { "net_spend", T(MONEY), SEG__SIG_WINDOW, SEG__PV_EVENTS | SEG__PV_TIME,
-      SEG__F_NET_SPEND, get_feature, NULL, "purchases plus refunds in the window" },
+      SEG__F_NET_SPEND, get_feature, NULL, "purchases plus refunds in the window", col_feature },
     { "orders", T(INT), SEG__SIG_WINDOW, SEG__PV_EVENTS | SEG__PV_TIME, SEG__F_ORDERS,
-      get_feature, NULL, "distinct orders with a positive line in the window" },
+      get_feature, NULL, "distinct orders with a positive line in the window", col_feature },
     { "count", T(INT), SEG__SIG_COUNT, SEG__PV_EVENTS, SEG__F_COUNT, get_feature, NULL,
-      "engagement events of a name (in the window)" },
+      "engagement events of a name (in the window)", col_feature },
     /* RFM as of now (no window): values and scores 1..5 */
     { "recency_days", T(INT), SEG__SIG_NONE, SEG__PV_TIME, 0, get_recency_days, NULL,
-      "RFM recency: UTC days from the last purchase's date to now's (null without one)" },
+      "RFM recency: UTC days from the last purchase's date to now's (null without one)", col_recency_days },
     { "frequency", T(INT), SEG__SIG_NONE, SEG__PV_TIME, 0, get_frequency, NULL,
-      "RFM frequency: distinct orders with a purchase" },
+      "RFM frequency: distinct orders with a purchase", col_frequency },
     { "monetary", T(MONEY), SEG__SIG_NONE, SEG__PV_TIME, 0, get_monetary, NULL,
-      "RFM monetary: net revenue" },
+      "RFM monetary: net revenue", col_monetary },
     { "r", T(INT), SEG__SIG_NONE, SEG__PV_TIME, 0, get_r, bind_rfm,
       "RFM recency score 1..5, higher is more recent (null without a purchase)" },
     { "f", T(INT), SEG__SIG_NONE, SEG__PV_TIME, 0, get_f, bind_rfm,
@@ -429,9 +528,9 @@ const seg__provider seg__sd_builtins[] = {
       "discounted value of the purchases expected in the horizon (null without a purchase)" },
     /* attributes and consent */
     { "attr", T(ERR), SEG__SIG_ATTR, SEG__PV_ATTRS, 0, get_attr, bind_attr,
-      "a customer attribute, of its declared type (null when missing)" },
+      "a customer attribute, of its declared type (null when missing)", col_attr },
     { "consent", T(BOOL), SEG__SIG_CONSENT, SEG__PV_ATTRS, 0, get_consent, bind_consent,
-      "true when consent for the channel is granted" },
+      "true when consent for the channel is granted", col_consent },
 };
 #undef T
 const size_t seg__sd_nbuiltins = sizeof seg__sd_builtins / sizeof seg__sd_builtins[0];

@@ -70,6 +70,12 @@ static const seg__col *slot_col(seg__run *run, seg__block *b, uint32_t slot)
     if (b->stamp[slot] == b->epoch)
         return c;
     const seg__slot *sl = &run->def->slots[slot];
+    if (sl->prov->col) {
+        sl->prov->col(run, b, sl, c);
+        c->is_mask = 0;
+        b->stamp[slot] = b->epoch;
+        return c;
+    }
     void (*get)(const seg__run *, seg__cctx *, const seg__slot *, seg__val *) = sl->prov->get;
     uint64_t null = 0;
     for (uint32_t l = 0; l < b->nlanes; l++) {
@@ -139,6 +145,29 @@ static const uint8_t op_mask[] = {
 static inline uint64_t test(int c, uint32_t op)
 {
     return (op_mask[op] >> (c + 1)) & 1;
+}
+
+/* lanes where v op k holds (integers): one loop per operator, no jump per lane */
+static inline uint64_t cmp_lanes_i(const seg__col *v, uint32_t nl, int64_t k, uint32_t op)
+{
+    uint64_t m = 0;
+    switch (op) {
+#define CASE(o, rel)                                        \
+    case o:                                                 \
+        for (uint32_t l = 0; l < nl; l++)                   \
+            m |= (uint64_t)(v->v[l].i rel k) << l;          \
+        break;
+    CASE(SEG__SOP_EQ, ==)
+    CASE(SEG__SOP_NE, !=)
+    CASE(SEG__SOP_LT, <)
+    CASE(SEG__SOP_LE, <=)
+    CASE(SEG__SOP_GT, >)
+    CASE(SEG__SOP_GE, >=)
+#undef CASE
+    default:
+        break;
+    }
+    return m;
 }
 
 static bool str_find(const char *h, uint32_t hn, const char *nd, uint32_t nn, int where)
@@ -240,8 +269,7 @@ void seg__vm_block(seg__run *run)
             pc += 3;
             uint64_t m = 0;
             if (op == SEG__BC_LCMPI)
-                for (uint32_t l = 0; l < nl; l++)
-                    m |= test(cmp_i(v->v[l].i, k->u.i), cop) << l;
+                m = cmp_lanes_i(v, nl, k->u.i, cop);
             else
                 for (uint32_t l = 0; l < nl; l++)
                     m |= test(cmp_d(v->v[l].d, k->u.d), cop) << l;
@@ -257,11 +285,7 @@ void seg__vm_block(seg__run *run)
             for (uint32_t j = 0; j < n; j++, pc += 3) {
                 const seg__col *v = slot_col(run, b, pc[0]);
                 uint32_t cop = pc[1];
-                int64_t k = consts[pc[2]].u.i;
-                uint64_t t = 0;
-                for (uint32_t l = 0; l < nl; l++)
-                    t |= test(cmp_i(v->v[l].i, k), cop) << l;
-                t &= ~v->null;
+                uint64_t t = cmp_lanes_i(v, nl, consts[pc[2]].u.i, cop) & ~v->null;
                 m = op == SEG__BC_ALLI ? m & t : m | t;
             }
             seg__col *o = OUT(sp);
