@@ -403,13 +403,16 @@ static int check_value_call(chk *c, seg__node *n, const seg__provider *pv)
             return rc;
         break;
     case SEG__SIG_ATTR:
-    case SEG__SIG_CONSENT: {
+    case SEG__SIG_CONSENT:
+    case SEG__SIG_NAME: {
         if (nnamed)
             return cerr(c, n->kids[npos], SEG_EINVAL, "%s(...) takes no named arguments", fn);
-        const char *what = pv->sig == SEG__SIG_ATTR ? "attribute name" : "channel";
+        const char *what = pv->sig == SEG__SIG_ATTR ? "attribute name"
+                           : pv->sig == SEG__SIG_NAME ? "name" : "channel";
         if (npos != 1)
             return cerr(c, n, SEG_EINVAL, "%s(...) takes one %s: %s(\"%s\")", fn, what, fn,
-                        pv->sig == SEG__SIG_ATTR ? "country" : "email");
+                        pv->sig == SEG__SIG_ATTR ? "country"
+                        : pv->sig == SEG__SIG_NAME ? "core_reactivation" : "email");
         seg__str arg;
         if ((rc = name_arg(c, n->kids[0], fn, what, &arg)) != SEG_OK)
             return rc;
