@@ -949,7 +949,10 @@ int seg__sd_check(seg_segdef *d, seg__sderr *err)
         for (uint32_t r = 0; r < it->nrules && rc == SEG_OK; r++)
             if (it->rules[r].cond)
                 rc = need_bool(&c, it->rules[r].cond,
-                               it->kind == SEG__ITEM_SET ? "a set's rule" : "a segment");
+                               it->kind == SEG__ITEM_SET ? "a set's rule"
+                               /* the hidden segments of journeys have a space */
+                               : memchr(it->name.p, ' ', it->name.n) ? "a journey's rule"
+                                                                    : "a segment");
     }
     if (rc == SEG_OK)
         rc = order_items(&c);
