@@ -293,13 +293,14 @@ static void run_done(seg_journey *j)
     j->run_ok = false;
 }
 
-/* Evaluate customer ci's conditions as of time t (events at or before t);
- * NULL when ci is not a customer then. */
+/* Evaluate customer ci's conditions at time t (events before t count, and
+ * while an event at t is applied, that one too); NULL when ci is not a
+ * customer then. */
 static const uint8_t *eval_at(seg_journey *j, uint32_t ci, int64_t t)
 {
-    if (!j->run_ok || t >= SEG_TIME_MAX)
+    if (!j->run_ok || t + j->bias >= SEG_TIME_MAX || t <= SEG_TIME_MIN)
         return NULL;
-    if (seg__run_retime(&j->run, t + 1, ci) != SEG_OK) {
+    if (seg__run_retime(&j->run, t + j->bias, ci) != SEG_OK) {
         j->eval_err = SEG_ENOMEM;
         return NULL;
     }
@@ -482,8 +483,30 @@ static int emit(seg_journey *j, uint32_t ri, int64_t t, const seg__jr_action *ac
     return SEG_OK;
 }
 
-/* When record r's earliest 'after' transition is due (INT64_MAX: none). */
-static int64_t timer_due(const seg_journey *j, const seg__jrec *r, uint32_t *which)
+/* The time of customer ci's last purchase at or before asof (INT64_MIN:
+ * none): the aggregate, or a walk when later events are in. */
+static int64_t last_purchase(const seg_journey *j, uint32_t ci, int64_t asof)
+{
+    const seg__store *s = &j->db->store;
+    const seg__cust *c = &s->custs[ci];
+    if (!c->orders)
+        return INT64_MIN;
+    if (c->last_purchase <= asof)
+        return c->last_purchase;
+    int64_t best = INT64_MIN;
+    for (uint32_t i = c->head; i != SEG__NONE; i = seg__ev_next(s, i)) {
+        int64_t ts = seg__ev_ts(s, i);
+        if (ts <= asof && ts > best && seg__ev_kind(s, i) == SEG_EVENT_PURCHASE &&
+            seg__ev_amount(s, i) > 0)
+            best = ts;
+    }
+    return best;
+}
+
+/* When record r's earliest 'after' transition is due (INT64_MAX: none),
+ * with the purchases at or before asof. */
+static int64_t timer_due(const seg_journey *j, const seg__jrec *r, uint32_t *which,
+                         int64_t asof)
 {
     if (r->state == SEG__JR_OUT)
         return INT64_MAX;
@@ -496,11 +519,9 @@ static int64_t timer_due(const seg_journey *j, const seg__jrec *r, uint32_t *whi
             continue;
         int64_t from = r->since;
         if (tr->since == SEG__JS_PURCHASE) {
-            const seg__cust *c = &j->db->store.custs[r->ci];
-            if (c->orders && c->last_purchase > from - tr->dur)
-                from = c->last_purchase;
-            else if (c->orders)
-                from = r->since - tr->dur; /* due at once */
+            int64_t lp = last_purchase(j, r->ci, asof);
+            if (lp != INT64_MIN)
+                from = lp > from - tr->dur ? lp : from - tr->dur; /* (due at once) */
         }
         int64_t due = from > INT64_MAX - tr->dur ? INT64_MAX : from + tr->dur;
         if (due < r->since)
@@ -514,10 +535,10 @@ static int64_t timer_due(const seg_journey *j, const seg__jrec *r, uint32_t *whi
     return best;
 }
 
-static int arm(seg_journey *j, uint32_t ri)
+static int arm(seg_journey *j, uint32_t ri, int64_t asof)
 {
     const seg__jrec *r = R(j, ri);
-    int64_t due = timer_due(j, r, NULL);
+    int64_t due = timer_due(j, r, NULL, asof);
     if (due == INT64_MAX || due > SEG_TIME_MAX)
         return SEG_OK;
     return heap_push(j, due, ri, r->steps);
@@ -545,7 +566,7 @@ static int enter_state(seg_journey *j, uint32_t ri, uint32_t to, int64_t t,
     const seg__jr_state *st = &J->ast->states[to];
     if ((rc = emit(j, ri, t, st->acts, st->nacts, &k, from, name)) != SEG_OK)
         return rc;
-    return arm(j, ri);
+    return arm(j, ri, t);
 }
 
 static int leave(seg_journey *j, uint32_t ri, int64_t t, int reason, const seg__jr_trans *tr)
@@ -616,7 +637,7 @@ static int settle(seg_journey *j, uint32_t ri, int64_t t)
 
 /* Take record ri up to time `until`: its timers and the changes of its
  * time-dependent conditions, in time order. */
-static int catch_up(seg_journey *j, uint32_t ri, int64_t until)
+static int catch_up(seg_journey *j, uint32_t ri, int64_t until, int64_t asof)
 {
     for (uint32_t n = 0; n < 4 * SEG__JR_CHAIN_MAX; n++) {
         seg__jrec *r = R(j, ri);
@@ -624,7 +645,7 @@ static int catch_up(seg_journey *j, uint32_t ri, int64_t until)
             return SEG_OK;
         const seg__jrj *J = &j->js[r->journey];
         uint32_t which = 0;
-        int64_t due = timer_due(j, r, &which);
+        int64_t due = timer_due(j, r, &which, asof);
         int64_t lim = due <= until ? due - 1 : until;
         if (J->tdep_state[r->state] && lim > r->since &&
             cond_state(j, r->ci, r->journey, ri, lim)) {
@@ -785,39 +806,53 @@ static int on_event(seg_journey *j, uint32_t jx, uint32_t ci, uint32_t e, int64_
     uint32_t ri = rec_find(j, ci, jx);
     int rc;
     bool fresh = false;
+    j->bias = 0;
     if (ri == SEG__NONE || R(j, ri)->state == SEG__JR_OUT) {
         const seg__jrec *r = ri == SEG__NONE ? NULL : R(j, ri);
         int64_t from;
         if (!may_enter(j, r, jx, ts, &from))
             return SEG_OK;
+        j->bias = 1;
         const uint8_t *m = eval_at(j, ci, ts);
+        j->bias = 0;
         if (j->eval_err)
             return oom(j);
         if (!m || !m[J->enter_seg])
             return SEG_OK;
         int64_t at = ts;
-        if (J->tdep_enter)
-            at = bisect(j, cond_enter, ci, jx, ri, entry_floor(j, r, jx, ts), ts);
+        if (J->tdep_enter) {
+            /* when did it start to hold: with the event (ts + 1 as a time
+             * that sees it) or before? */
+            at = bisect(j, cond_enter, ci, jx, ri, entry_floor(j, r, jx, ts + 1), ts + 1);
+            if (at > ts)
+                at = ts;
+        }
+        if (at == ts) {
+            j->bias = 1; /* the event that let the customer in starts the journey */
+            rc = enter(j, jx, ci, &ri, at);
+            j->bias = 0;
+            return rc;
+        }
         if ((rc = enter(j, jx, ci, &ri, at)) != SEG_OK)
             return rc;
-        if (at == ts)
-            return SEG_OK; /* the event that let the customer in starts the journey */
         fresh = true;
     }
     seg__jrec *r = R(j, ri);
     if (ts < r->since)
         ts = r->since; /* a late event: it counts now */
-    if (!fresh || ts > r->since) {
-        if ((rc = catch_up(j, ri, ts - 1)) != SEG_OK)
-            return rc;
-    }
+    /* what was due before the event happens first */
+    if ((rc = catch_up(j, ri, ts, ts - 1)) != SEG_OK)
+        return rc;
+    (void)fresh;
     r = R(j, ri);
     if (r->state == SEG__JR_OUT)
         return SEG_OK;
+    j->bias = 1;
+    rc = SEG_OK;
     if (A->has_goal && !(r->flags & SEG__JRF_CONVERTED) &&
         event_matches(j, &A->goal, min_of(&A->goal, ex, &mbuf), e)) {
         if ((rc = touch(j, ri)) != SEG_OK)
-            return rc;
+            goto out;
         r->flags |= SEG__JRF_CONVERTED;
         J->v_converted[r->variant]++;
         J->s_converted[r->state]++;
@@ -825,22 +860,27 @@ static int on_event(seg_journey *j, uint32_t jx, uint32_t ci, uint32_t e, int64_
     }
     for (uint32_t x = 0; x < A->nexits; x++)
         if (A->exits[x].kind == SEG__JX_ON &&
-            event_matches(j, &A->exits[x].ev, min_of(&A->exits[x].ev, ex, &mbuf), e))
-            return leave(j, ri, ts, SEG_JOURNEY_EXIT_RULE, NULL);
+            event_matches(j, &A->exits[x].ev, min_of(&A->exits[x].ev, ex, &mbuf), e)) {
+            rc = leave(j, ri, ts, SEG_JOURNEY_EXIT_RULE, NULL);
+            goto out;
+        }
     const seg__jr_state *st = &A->states[r->state];
     for (uint32_t k = 0; k < st->ntrans; k++) {
         const seg__jr_trans *tr = &st->trans[k];
         if (tr->kind == SEG__JT_ON && variant_ok(J, tr->variants, tr->nvariants, r->variant) &&
             event_matches(j, &tr->ev, min_of(&tr->ev, ex, &mbuf), e)) {
-            if ((rc = take(j, ri, tr, ts)) != SEG_OK)
-                return rc;
-            return settle(j, ri, ts);
+            if ((rc = take(j, ri, tr, ts)) == SEG_OK)
+                rc = settle(j, ri, ts);
+            goto out;
         }
     }
     /* a purchase moves 'after ... since last_purchase' */
-    if (seg__ev_kind(&j->db->store, e) == SEG_EVENT_PURCHASE && (rc = arm(j, ri)) != SEG_OK)
-        return rc;
-    return settle(j, ri, ts);
+    if (seg__ev_kind(&j->db->store, e) == SEG_EVENT_PURCHASE && (rc = arm(j, ri, ts)) != SEG_OK)
+        goto out;
+    rc = settle(j, ri, ts);
+out:
+    j->bias = 0;
+    return rc;
 }
 
 static const seg__store *sort_store;
@@ -872,6 +912,7 @@ static int events_added(seg_db *db, void *state, uint32_t first, uint32_t n)
     sort_store = s;
     qsort(order, n, sizeof *order, by_time);
     j->eval_err = SEG_OK;
+    j->bias = 0;
     if (rc == SEG_OK)
         rc = run_ready(j, maxts < SEG_TIME_MAX ? maxts + 1 : maxts);
     for (uint32_t k = 0; k < n && rc == SEG_OK; k++) {
@@ -948,7 +989,7 @@ static int advance_work(seg_journey *j, int64_t now)
     int rc = begin(j);
     j->eval_err = SEG_OK;
     if (rc == SEG_OK)
-        rc = run_ready(j, now + 1);
+        rc = run_ready(j, now);
     /* timers, in time order */
     while (rc == SEG_OK && j->nheap && j->heap[0].due <= now) {
         seg__jtimer t;
@@ -957,9 +998,10 @@ static int advance_work(seg_journey *j, int64_t now)
         if (t.rec >= j->nrecs)
             continue;
         seg__jrec *r = R(j, t.rec);
-        if (r->steps != t.steps || r->state == SEG__JR_OUT || timer_due(j, r, NULL) != t.due)
+        if (r->steps != t.steps || r->state == SEG__JR_OUT ||
+            timer_due(j, r, NULL, t.due) != t.due)
             continue;
-        rc = catch_up(j, t.rec, t.due);
+        rc = catch_up(j, t.rec, t.due, t.due);
     }
     /* conditions that became true with time (or with attributes) */
     bool all = j->attr_gen != j->db->attr_gen;
@@ -975,7 +1017,7 @@ static int advance_work(seg_journey *j, int64_t now)
         b.j = j;
         b.now = now;
         b.all = all;
-        rc = seg__sd_eval_each(j->cdef, now + 1, NULL, bulk_visit, &b);
+        rc = seg__sd_eval_each(j->cdef, now, NULL, bulk_visit, &b);
         if (rc == SEG_OK && b.err)
             rc = oom(j);
         for (size_t k = 0; k < b.n && rc == SEG_OK; k++) {
@@ -990,7 +1032,7 @@ static int advance_work(seg_journey *j, int64_t now)
                 rc = enter(j, jx, ci, &ri, at);
             }
             if (rc == SEG_OK)
-                rc = catch_up(j, ri, now);
+                rc = catch_up(j, ri, now, now);
             if (rc == SEG_OK && R(j, ri)->state != SEG__JR_OUT)
                 rc = settle(j, ri, now);
         }
@@ -1389,7 +1431,7 @@ int seg__jr_rec_add(seg_journey *j, uint32_t ci, uint32_t jx, uint32_t *out)
 {
     return rec_new(j, ci, jx, out);
 }
-int seg__jr_arm(seg_journey *j, uint32_t ri) { return arm(j, ri); }
+int seg__jr_arm(seg_journey *j, uint32_t ri) { return arm(j, ri, INT64_MAX); }
 seg__jrec *seg__jr_rec(const seg_journey *j, uint32_t ri) { return R(j, ri); }
 uint8_t seg__jr_pick_variant(const seg_journey *j, uint32_t jx, uint32_t ci)
 {

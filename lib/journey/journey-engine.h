@@ -33,6 +33,7 @@ struct seg_journey {
     seg__run run;
     bool run_ok;
     int eval_err;
+    int64_t bias;                /* 1 while an event is applied: conditions see it */
     /* the open transaction: undo log */
     bool in_txn;
     uint32_t nrecs0;
