@@ -753,6 +753,13 @@ static bool event_matches(const seg_journey *j, const seg__jr_event *ev, const i
         return false;
     if (kind == SEG_EVENT_PURCHASE && seg__ev_amount(s, e) <= 0)
         return false;
+    if (kind == SEG_EVENT_PURCHASE && seg__ev_ref(s, e)) {
+        /* an order is one purchase: its first line only */
+        uint32_t ref = seg__ev_ref(s, e);
+        for (uint32_t i = seg__ev_next(s, e); i != SEG__NONE; i = seg__ev_next(s, i))
+            if (seg__ev_ref(s, i) == ref && seg__ev_kind(s, i) == SEG_EVENT_PURCHASE)
+                return false;
+    }
     if (kind == SEG_EVENT_ENGAGEMENT) {
         seg__str n = seg__arena_str(&s->arena, s->names.refs[seg__ev_ref(s, e)]);
         if (!seg__str_eq(ev->name, n.p, n.n))
