@@ -1885,7 +1885,8 @@ static int cmd_run(int argc, char **argv)
         if ((rc = seg_event_foreach(scratch, NULL, run_collect, &evs)) != SEG_OK)
             die_db(scratch, rc);
         seg_db_close(scratch);
-        qsort(evs.v, evs.n, sizeof *evs.v, run_event_cmp);
+        if (evs.n)
+            qsort(evs.v, evs.n, sizeof *evs.v, run_event_cmp);
     }
     /* the database the journeys run on: customers first, then the definitions */
     char errbuf[1024] = "";
@@ -1964,7 +1965,8 @@ static int cmd_run(int argc, char **argv)
     for (; t < until; t += day)
         run_advance(db, j, t);
     run_advance(db, j, until);
-    qsort(rows.v, rows.n, sizeof *rows.v, run_row_cmp);
+    if (rows.n)
+        qsort(rows.v, rows.n, sizeof *rows.v, run_row_cmp);
     out_str("time,customer_id,journey,state,action,params\n");
     for (size_t i = 0; i < rows.n; i++) {
         out_str(rows.v[i].text);
