@@ -174,6 +174,8 @@ static const char main_help[] =
     "  report        sizes, revenue shares, overlap and coverage of segments\n"
     "  clv           fit a lifetime-value model and print each customer's\n"
     "                P(alive), expected purchases, spend and value\n"
+    "  run           replay events through the journeys of definitions and\n"
+    "                print the actions they send\n"
     "  help [COMMAND]\n"
     "                show this help, or the help of COMMAND\n"
     "\n"
@@ -1776,6 +1778,291 @@ static int cmd_clv(int argc, char **argv)
     return 0;
 }
 
+/* ---- segment run: replay events through the journeys ---- */
+
+static const char run_help[] =
+    "Usage: segment run DEFS.seg [DEFS.seg ...] (--events FILE.csv ... | --db FILE.db)\n"
+    "                   [--customers FILE.csv] --until TIME\n"
+    "\n"
+    "Replays the events in time order through the journeys of the definitions\n"
+    "(doc/journey.md), advancing time day by day up to TIME (timers fire at\n"
+    "their own time), and prints every action sent, sorted by time:\n"
+    "  time,customer_id,journey,state,action,params\n"
+    "(actions of customers in a holdout group are not sent, nor printed).\n"
+    "\n"
+    "Options:\n"
+    "  --events FILE.csv   events to replay (repeatable)\n"
+    "  --customers FILE    customer attributes and consent (CSV), read first\n"
+    "  --db FILE.db        an SQLite file (created if missing) that keeps the events,\n"
+    "                      the journey states and the outbox: a later run goes on\n"
+    "                      from there (events given again are not replayed twice)\n"
+    "  --until TIME        the end of the run (2024-12-31, ISO-8601 or epoch seconds)\n"
+    "\n"
+    "Example:\n"
+    "  segment run examples/definitions/journeys.seg --events examples/data/sample_events.csv \\\n"
+    "      --customers examples/data/sample_customers.csv --until 2025-01-01\n";
+
+typedef struct run_row {
+    int64_t time;
+    size_t seq;
+    char *text;
+} run_row;
+
+typedef struct run_rows {
+    run_row *v;
+    size_t n, cap;
+} run_rows;
+
+static void run_action(const seg_journey_action *a, void *payload)
+{
+    run_rows *r = payload;
+    if (a->outcome != SEG_JOURNEY_QUEUED && a->outcome != SEG_JOURNEY_SUPPRESSED)
+        return;
+    if (r->n == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 256;
+        r->v = realloc(r->v, r->cap * sizeof *r->v);
+        if (!r->v)
+            die_line(EXIT_DATA, "out of memory");
+    }
+    char tbuf[40];
+    seg_time_format(tbuf, sizeof tbuf, a->time);
+    char *text = malloc(4 * 4096 + 256), *p = text;
+    if (!text)
+        die_line(EXIT_DATA, "out of memory");
+    p += fmt_csv_field(p, tbuf);
+    const char *cols[5] = { a->customer_id, a->journey, a->state, a->action, a->params };
+    for (int k = 0; k < 5; k++) {
+        *p++ = ',';
+        p += fmt_csv_field(p, cols[k]);
+    }
+    *p++ = '\n';
+    *p = '\0';
+    r->v[r->n].time = a->time;
+    r->v[r->n].seq = r->n;
+    r->v[r->n].text = text;
+    r->n++;
+}
+
+static int run_row_cmp(const void *a, const void *b)
+{
+    const run_row *x = a, *y = b;
+    if (x->time != y->time)
+        return x->time < y->time ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+typedef struct run_events {
+    seg_event *v;
+    size_t n, cap;
+} run_events;
+
+static char *run_dup(const char *s)
+{
+    if (!s)
+        return NULL;
+    char *d = strdup(s);
+    if (!d)
+        die_line(EXIT_DATA, "out of memory");
+    return d;
+}
+
+static int run_collect(const seg_event_info *e, void *payload)
+{
+    run_events *r = payload;
+    if (r->n == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 1024;
+        r->v = realloc(r->v, r->cap * sizeof *r->v);
+        if (!r->v)
+            die_line(EXIT_DATA, "out of memory");
+    }
+    seg_event x = SEG_EVENT_INIT;
+    x.kind = e->kind;
+    x.quantity = e->quantity;
+    x.event_id = run_dup(e->event_id);
+    x.customer_id = run_dup(e->customer_id);
+    x.ts = e->ts;
+    x.amount = e->amount;
+    x.order_id = run_dup(e->order_id);
+    x.channel = run_dup(e->channel);
+    x.category = run_dup(e->category);
+    x.sku = run_dup(e->sku);
+    x.refund_of = run_dup(e->refund_of);
+    x.name = run_dup(e->name);
+    r->v[r->n++] = x;
+    return 0;
+}
+
+static int run_event_cmp(const void *a, const void *b)
+{
+    const seg_event *x = a, *y = b;
+    if (x->ts != y->ts)
+        return x->ts < y->ts ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+static void run_advance(seg_db *db, seg_journey *j, int64_t t)
+{
+    int rc = seg_journey_advance(j, t);
+    if (rc != SEG_OK && rc != SEG_ERANGE) /* ERANGE: a stored run is further on */
+        die_db(db, rc);
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    defs_cmd c;
+    memset(&c, 0, sizeof c);
+    c.name = "run";
+    const char *until_text = NULL;
+    /* --until is ours; the rest as eval takes them */
+    char **rest = calloc((size_t)argc + 1, sizeof *rest);
+    int nrest = 0;
+    if (!rest)
+        die_line(EXIT_DATA, "out of memory");
+    for (int i = 0; i < argc; i++) {
+        const char *val;
+        if (i > 0 && defs_opt(argv, argc, &i, "run", "--until", &val)) {
+            if (until_text)
+                die_line(EXIT_USAGE, "--until given twice");
+            until_text = val;
+        } else {
+            rest[nrest++] = argv[i];
+        }
+    }
+    defs_parse(&c, nrest, rest, run_help);
+    if (c.as_of_text)
+        die_line(EXIT_USAGE, "run: unknown option '--as-of' (see 'segment run --help')");
+    if (!until_text)
+        die_line(EXIT_USAGE, "run: no --until TIME given (see 'segment run --help')");
+    if (!c.nevents && !c.db_path)
+        die_line(EXIT_USAGE, "run: no events given (--events FILE.csv or --db FILE.db; see "
+                 "'segment run --help')");
+    int64_t until;
+    int rc = seg_time_parse(&until, until_text, strlen(until_text));
+    if (rc != SEG_OK)
+        die_line(EXIT_USAGE, "--until: not a time: '%s' (use 2024-03-01, 2024-03-01T10:00:00Z or "
+                 "epoch seconds)", until_text);
+    /* the events, in a scratch database, then in time order */
+    run_events evs = { NULL, 0, 0 };
+    if (c.nevents) {
+        input_opts in;
+        memset(&in, 0, sizeof in);
+        in.events = c.events;
+        in.nevents = c.nevents;
+        seg_db *scratch = open_input(&in, "run", 0);
+        if ((rc = seg_event_foreach(scratch, NULL, run_collect, &evs)) != SEG_OK)
+            die_db(scratch, rc);
+        seg_db_close(scratch);
+        if (evs.n)
+            qsort(evs.v, evs.n, sizeof *evs.v, run_event_cmp);
+    }
+    /* the database the journeys run on: customers first, then the definitions */
+    char errbuf[1024] = "";
+    seg_db_options opts = SEG_DB_OPTIONS_INIT;
+    opts.errbuf = errbuf;
+    opts.errbuf_size = sizeof errbuf;
+    if (c.db_path) {
+        opts.storage = seg_storage_sqlite();
+        opts.flags = SEG_DB_CREATE;
+    }
+    seg_db *db = NULL;
+    if ((rc = seg_db_open(&db, c.db_path ? c.db_path : ":memory:", &opts)) != SEG_OK)
+        die_line(EXIT_DATA, "%s", errbuf[0] ? errbuf : seg_errstr(rc));
+    for (size_t i = 0; i < c.ncusts; i++)
+        if ((rc = seg_customer_import_csv_file(db, c.custs[i])) != SEG_OK)
+            die_db(db, rc);
+    /* compile the files as one text (a message names the file, as eval's do) */
+    size_t tlen = 0, lines = 0;
+    char *text = NULL;
+    size_t *first_line = calloc(c.ndefs + 1, sizeof *first_line);
+    if (!first_line)
+        die_line(EXIT_DATA, "out of memory");
+    for (size_t k = 0; k < c.ndefs; k++) {
+        size_t n;
+        char *part = read_whole_file(c.defs[k], SIZE_MAX, &n);
+        text = realloc(text, tlen + n + 2);
+        if (!text)
+            die_line(EXIT_DATA, "out of memory");
+        first_line[k] = lines + 1;
+        memcpy(text + tlen, part, n);
+        tlen += n;
+        for (size_t q = 0; q < n; q++)
+            lines += part[q] == '\n';
+        if (n == 0 || part[n - 1] != '\n') {
+            text[tlen++] = '\n';
+            lines++;
+        }
+        free(part);
+    }
+    seg_segdef *def = NULL;
+    if ((rc = seg_segdef_compile(&def, db, text, tlen)) != SEG_OK) {
+        const char *msg = seg_errmsg(db);
+        unsigned long line = strtoul(msg, NULL, 10);
+        const char *colon = strchr(msg, ':');
+        size_t k = 0;
+        while (k + 1 < c.ndefs && first_line[k + 1] <= line)
+            k++;
+        if (line >= 1 && colon)
+            die_line(EXIT_DATA, "%s:%lu%s", c.defs[k], line - first_line[k] + 1, colon);
+        die_db(db, rc);
+    }
+    free(text);
+    free(first_line);
+    seg_journey *j = NULL;
+    if ((rc = seg_journey_open(&j, def)) != SEG_OK)
+        die_db(db, rc);
+    run_rows rows = { NULL, 0, 0 };
+    seg_journey_set_action_cb(j, run_action, &rows);
+    /* day by day: advance to the day's start, then its events as one batch */
+    const int64_t day = 86400;
+    int64_t t = evs.n ? evs.v[0].ts - ((evs.v[0].ts % day) + day) % day : until;
+    size_t k = 0;
+    while (k < evs.n && evs.v[k].ts <= until) {
+        int64_t end = t + day;
+        run_advance(db, j, t);
+        size_t k0 = k;
+        while (k < evs.n && evs.v[k].ts < end && evs.v[k].ts <= until)
+            k++;
+        if (k > k0) {
+            seg_ingest_options io = SEG_INGEST_OPTIONS_INIT;
+            if ((rc = seg_event_ingest_batch(db, evs.v + k0, k - k0, &io, NULL)) != SEG_OK)
+                die_db(db, rc);
+        }
+        t = end;
+    }
+    for (; t < until; t += day)
+        run_advance(db, j, t);
+    run_advance(db, j, until);
+    if (rows.n)
+        qsort(rows.v, rows.n, sizeof *rows.v, run_row_cmp);
+    out_str("time,customer_id,journey,state,action,params\n");
+    for (size_t i = 0; i < rows.n; i++) {
+        out_str(rows.v[i].text);
+        free(rows.v[i].text);
+    }
+    out_finish();
+    free(rows.v);
+    for (size_t i = 0; i < evs.n; i++) {
+        seg_event *e = &evs.v[i];
+        free((char *)e->event_id);
+        free((char *)e->customer_id);
+        free((char *)e->order_id);
+        free((char *)e->channel);
+        free((char *)e->category);
+        free((char *)e->sku);
+        free((char *)e->refund_of);
+        free((char *)e->name);
+    }
+    free(evs.v);
+    seg_journey_close(j);
+    seg_segdef_free(def);
+    seg_db_close(db);
+    free(rest);
+    free(c.defs);
+    free(c.events);
+    free(c.custs);
+    return 0;
+}
+
 /* ---- main ---- */
 
 static void print_version(void)
@@ -1812,6 +2099,8 @@ int main(int argc, char **argv)
             print_help(report_help);
         if (strcmp(argv[2], "clv") == 0)
             print_help(clv_help);
+        if (strcmp(argv[2], "run") == 0)
+            print_help(run_help);
         die_line(EXIT_USAGE, "help: unknown command '%s' (see 'segment --help')", argv[2]);
     }
     if (strcmp(cmd, "customers") == 0)
@@ -1826,6 +2115,8 @@ int main(int argc, char **argv)
         return cmd_report(argc - 1, argv + 1);
     if (strcmp(cmd, "clv") == 0)
         return cmd_clv(argc - 1, argv + 1);
+    if (strcmp(cmd, "run") == 0)
+        return cmd_run(argc - 1, argv + 1);
     if (cmd[0] == '-')
         die_line(EXIT_USAGE, "unknown option '%s' (see 'segment --help')", cmd);
     die_line(EXIT_USAGE, "unknown command '%s' (see 'segment --help')", cmd);

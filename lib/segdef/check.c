@@ -404,13 +404,16 @@ static int check_value_call(chk *c, seg__node *n, const seg__provider *pv)
             return rc;
         break;
     case SEG__SIG_ATTR:
-    case SEG__SIG_CONSENT: {
+    case SEG__SIG_CONSENT:
+    case SEG__SIG_NAME: {
         if (nnamed)
             return cerr(c, n->kids[npos], SEG_EINVAL, "%s(...) takes no named arguments", fn);
-        const char *what = pv->sig == SEG__SIG_ATTR ? "attribute name" : "channel";
+        const char *what = pv->sig == SEG__SIG_ATTR ? "attribute name"
+                           : pv->sig == SEG__SIG_NAME ? "name" : "channel";
         if (npos != 1)
             return cerr(c, n, SEG_EINVAL, "%s(...) takes one %s: %s(\"%s\")", fn, what, fn,
-                        pv->sig == SEG__SIG_ATTR ? "country" : "email");
+                        pv->sig == SEG__SIG_ATTR ? "country"
+                        : pv->sig == SEG__SIG_NAME ? "core_reactivation" : "email");
         seg__str arg;
         if ((rc = name_arg(c, n->kids[0], fn, what, &arg)) != SEG_OK)
             return rc;
@@ -969,7 +972,10 @@ int seg__sd_check(seg_segdef *d, seg__sderr *err)
         for (uint32_t r = 0; r < it->nrules && rc == SEG_OK; r++)
             if (it->rules[r].cond)
                 rc = need_bool(&c, it->rules[r].cond,
-                               it->kind == SEG__ITEM_SET ? "a set's rule" : "a segment");
+                               it->kind == SEG__ITEM_SET ? "a set's rule"
+                               /* the hidden segments of journeys have a space */
+                               : memchr(it->name.p, ' ', it->name.n) ? "a journey's rule"
+                                                                    : "a segment");
     }
     if (rc == SEG_OK)
         rc = order_items(&c);

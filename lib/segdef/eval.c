@@ -1185,3 +1185,58 @@ out:
     seg__free(a, plain);
     return rc;
 }
+
+/* ---- the journey engine's use of runs (segdef-private.h) ---- */
+
+int seg__run_retime(seg__run *run, int64_t now, uint32_t ci)
+{
+    const seg_segdef *d = run->def;
+    run->now = now;
+    for (uint32_t f = 0; f < d->nfeats; f++) {
+        const seg__feature *ft = &d->feats[f];
+        run->feat_from[f] = ft->window == INT64_MAX || now - SEG_TIME_MIN < ft->window
+                                ? INT64_MIN : now - ft->window;
+    }
+    run->featv_ci = UINT32_MAX;
+    run->ncusts = run->store->ncusts;
+    if (ci < run->store->ncusts && run->store->custs[ci].events > run->scr_cap &&
+        run_scratch(run, run->store->custs[ci].events * 2) != SEG_OK)
+        return seg__error(run->db, SEG_ENOMEM, "out of memory");
+    return SEG_OK;
+}
+
+typedef struct each_ctx {
+    seg__sd_each_fn fn;
+    void *ctx;
+} each_ctx;
+
+static int each_visit(seg__run *run, uint32_t ci, const seg__cctx *cc, void *ctx)
+{
+    each_ctx *e = ctx;
+    if (!cc)
+        return 0;
+    return e->fn(e->ctx, ci, run->member);
+}
+
+int seg__sd_eval_each(seg_segdef *def, int64_t now, const uint8_t *only, seg__sd_each_fn fn,
+                      void *ctx)
+{
+    seg_db *db = def->db;
+    int rc = check_now(db, now);
+    if (rc != SEG_OK)
+        return rc;
+    size_t n;
+    uint32_t *order = visit_order(db, false, only, &n);
+    if (!order)
+        return seg__error(db, SEG_ENOMEM, "out of memory");
+    seg__run run;
+    if ((rc = seg__run_init(&run, def, now, true)) != SEG_OK) {
+        seg__free(&db->alloc, order);
+        return rc;
+    }
+    each_ctx e = { fn, ctx };
+    visit(&run, order, n, each_visit, &e);
+    seg__run_free(&run);
+    seg__free(&db->alloc, order);
+    return SEG_OK;
+}

@@ -321,7 +321,9 @@ int seg__lex_next(seg__lexer *lx, seg__tok *t)
     case ':': kind = SEG__TK_COLON; break;
     case ';': kind = SEG__TK_SEMI; break;
     case '+': kind = SEG__TK_PLUS; break;
-    case '-': kind = SEG__TK_MINUS; break;
+    case '-':
+        if (c2 == '>') { kind = SEG__TK_ARROW; n = 2; } else kind = SEG__TK_MINUS;
+        break;
     case '*': kind = SEG__TK_STAR; break;
     case '/': kind = SEG__TK_SLASH; break;
     case '=':

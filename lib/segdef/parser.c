@@ -74,7 +74,7 @@ void seg__pool_free(seg__pool *p)
 
 /* ---- parser state ---- */
 
-typedef struct parser {
+typedef struct seg__parser {
     seg__lexer lx;
     seg__tok cur, nxt;
     bool has_nxt;
@@ -720,6 +720,29 @@ static int expect_end(parser *p, int tk, const char *what)
     return expected(p, what);
 }
 
+/* ---- for the parsers of other modules' items (segdef-private.h) ---- */
+
+const seg__tok *seg__sdp_cur(seg__parser *p) { return &p->cur; }
+int seg__sdp_next(seg__parser *p) { return advance(p); }
+int seg__sdp_peek(seg__parser *p, const seg__tok **out) { return peek(p, out); }
+seg__node *seg__sdp_expr(seg__parser *p) { return parse_expr(p); }
+int seg__sdp_expected(seg__parser *p, const char *what) { return expected(p, what); }
+seg__ast *seg__sdp_ast(seg__parser *p) { return p->ast; }
+seg__str seg__sdp_str(seg__parser *p, const char *s, size_t n) { return pool_str(p, s, n); }
+int seg__sdp_error(seg__parser *p, uint32_t line, uint32_t col, int code, const char *fmt, ...)
+{
+    if (p->err->code != SEG_OK)
+        return p->err->code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->err->msg, sizeof p->err->msg, fmt, ap);
+    va_end(ap);
+    p->err->code = code;
+    p->err->line = line;
+    p->err->col = col;
+    return code;
+}
+
 static int parse_rule_cond(parser *p, seg__rule *r, const char *kind, const char *name)
 {
     char what[400];
@@ -859,6 +882,8 @@ int seg__sd_parse(seg__ast *ast, const char *src, size_t len, seg__sderr *err)
     p.err = err;
     ast->items = NULL;
     ast->nitems = 0;
+    ast->journeys = NULL;
+    ast->njourneys = ast->capjourneys = 0;
     if (len > SEG__SD_SRC_MAX)
         return perr(&p, 1, 1, SEG_ELIMIT, "definition text longer than %u bytes",
                     SEG__SD_SRC_MAX);
@@ -866,11 +891,15 @@ int seg__sd_parse(seg__ast *ast, const char *src, size_t len, seg__sderr *err)
     uint32_t cap = 0;
     int rc = advance(&p);
     while (rc == SEG_OK && p.cur.kind != SEG__TK_EOF) {
+        if (p.cur.kind == SEG__TK_IDENT && seg__str_eq((seg__str){ p.cur.p, p.cur.n }, "journey", 7)) {
+            rc = seg__jr_parse(&p); /* lib/journey/parse.c */
+            continue;
+        }
         if (p.cur.kind != SEG__TK_SEGMENT) {
             if (p.cur.kind == SEG__TK_IDENT)
                 rc = perr(&p, p.cur.line, p.cur.col, SEG_EPARSE,
                           "unknown item '%.*s': a definition holds items 'segment NAME: "
-                          "CONDITION;' and 'segment set NAME { ... }'",
+                          "CONDITION;', 'segment set NAME { ... }' and 'journey NAME { ... }'",
                           (int)(p.cur.n > 40 ? 40 : p.cur.n), p.cur.p);
             else
                 rc = expected(&p, "'segment' at the start of an item");
@@ -939,7 +968,7 @@ static bool node_equal(const seg__node *a, const seg__node *b)
 
 bool seg__sd_ast_equal(const seg__ast *a, const seg__ast *b)
 {
-    if (a->nitems != b->nitems)
+    if (a->nitems != b->nitems || !seg__jr_ast_equal(a, b))
         return false;
     for (uint32_t i = 0; i < a->nitems; i++) {
         const seg__item *x = &a->items[i], *y = &b->items[i];

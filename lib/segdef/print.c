@@ -274,11 +274,32 @@ char *seg__sd_print(const seg__alloc *a, const seg__ast *ast, size_t *len_out)
         }
         puts_(&b, "}\n");
     }
+    if (ast->njourneys) {
+        size_t jn = 0;
+        char *jt = seg__jr_print(a, ast, &jn); /* lib/journey/parse.c */
+        if (!jt)
+            b.oom = true;
+        else
+            put(&b, jt, jn);
+        seg__free(a, jt);
+    }
     if (b.oom) {
         seg__free(a, b.p);
         return NULL;
     }
     if (len_out)
         *len_out = b.n;
+    return b.p;
+}
+
+char *seg__sd_print_expr(const seg__alloc *a, const seg__node *n)
+{
+    buf b = { a, NULL, 0, 0, false };
+    put(&b, "", 0);
+    print_node(&b, n, P_OR);
+    if (b.oom) {
+        seg__free(a, b.p);
+        return NULL;
+    }
     return b.p;
 }

@@ -46,7 +46,9 @@ enum {
     SEG__TK_GE,
     /* keywords (reserved everywhere) */
     SEG__TK_SEGMENT, SEG__TK_SET, SEG__TK_ELSE, SEG__TK_AND, SEG__TK_OR, SEG__TK_NOT,
-    SEG__TK_IN, SEG__TK_BETWEEN, SEG__TK_IS, SEG__TK_NULL, SEG__TK_TRUE, SEG__TK_FALSE
+    SEG__TK_IN, SEG__TK_BETWEEN, SEG__TK_IS, SEG__TK_NULL, SEG__TK_TRUE, SEG__TK_FALSE,
+    /* journey blocks (lib/journey/parse.c): '->' */
+    SEG__TK_ARROW
 };
 
 /* duration units */
@@ -174,6 +176,10 @@ typedef struct seg__ast {
     seg__pool pool;
     seg__item *items;
     uint32_t nitems;
+    /* journey blocks (lib/journey/parse.c), kept apart from the items:
+     * their conditions are checked and compiled by lib/journey */
+    struct seg__jrast *journeys;
+    uint32_t njourneys, capjourneys;
 } seg__ast;
 
 /* An error with its position, filled by the parser and the checker. */
@@ -186,6 +192,34 @@ typedef struct seg__sderr {
 /* Parse text into ast (its pool must be initialized).  On failure err is
  * filled and the caller frees the pool. */
 int seg__sd_parse(seg__ast *ast, const char *src, size_t len, seg__sderr *err);
+
+/* ---- items of other modules (journey blocks) ----
+ * The parser hands an item that starts with a module's word ('journey') to
+ * that module's parser, which reads tokens and expressions through these. */
+typedef struct seg__parser seg__parser;
+const seg__tok *seg__sdp_cur(seg__parser *p);
+int seg__sdp_next(seg__parser *p);                       /* SEG_OK or the error */
+int seg__sdp_peek(seg__parser *p, const seg__tok **out); /* the token after cur */
+seg__node *seg__sdp_expr(seg__parser *p);                /* NULL on error */
+int seg__sdp_error(seg__parser *p, uint32_t line, uint32_t col, int code, const char *fmt,
+                   ...) SEG_PRINTF(5, 6);
+int seg__sdp_expected(seg__parser *p, const char *what); /* "expected WHAT, found ..." */
+seg__str seg__sdp_str(seg__parser *p, const char *s, size_t n); /* copy into the pool */
+seg__ast *seg__sdp_ast(seg__parser *p);
+/* lib/journey/parse.c: a 'journey NAME { ... }' block (cur is 'journey') */
+int seg__jr_parse(seg__parser *p);
+/* lib/journey/parse.c: canonical text of the journey blocks (appended by
+ * seg__sd_print), NULL on ENOMEM; equality of two ASTs' journey blocks */
+char *seg__jr_print(const seg__alloc *a, const seg__ast *ast, size_t *len_out);
+bool seg__jr_ast_equal(const seg__ast *a, const seg__ast *b);
+/* lib/journey/engine.c, for the value journey_state("NAME"): the journeys
+ * open on db (NULL: none) and the index of journey `name` in them
+ * (UINT32_MAX: no such journey); the name of customer ci's state (NULL:
+ * not in the journey). */
+const void *seg__jr_lookup(const seg_db *db, seg__str name, uint32_t *index_out);
+const char *seg__jr_state_name(const void *engine, uint32_t index, uint32_t ci);
+/* print.c: canonical text of one expression, NULL on ENOMEM */
+char *seg__sd_print_expr(const seg__alloc *a, const seg__node *n);
 
 /* Structural equality of ASTs (names, literals as written, shape). */
 bool seg__sd_ast_equal(const seg__ast *a, const seg__ast *b);
@@ -212,7 +246,8 @@ enum {
     SEG__SIG_COUNT,      /* count("email_open" [, 30d]) */
     SEG__SIG_ATTR,       /* attr("name"): the attribute's declared type */
     SEG__SIG_CONSENT,    /* consent("email") */
-    SEG__SIG_HORIZON     /* expected_purchases(90d): a horizon (slot.dur) */
+    SEG__SIG_HORIZON,    /* expected_purchases(90d): a horizon (slot.dur) */
+    SEG__SIG_NAME        /* journey_state("core_reactivation"): one name, fixed type */
 };
 
 /* provider flags */
@@ -412,6 +447,17 @@ struct seg_segdef {
 int seg__segdef_compile_ex(seg_segdef **out, seg_db *db, const char *src, size_t len,
                            const seg__provider *extra, size_t nextra);
 
+/* Compile with the conditions of the journey blocks added as hidden
+ * segments (lib/journey, seg__jr_add_conditions): the journey engine's
+ * evaluator.  On failure *out is NULL and err holds the position and the
+ * message (the db's message is not set). */
+int seg__segdef_compile_conds(seg_segdef **out, seg_db *db, const char *src, size_t len,
+                              const seg__provider *extra, size_t nextra, seg__sderr *err);
+/* lib/journey/parse.c: append the hidden segments; check every journey
+ * block's conditions once the definition is compiled (names, types). */
+int seg__jr_add_conditions(seg__ast *ast, seg__sderr *err);
+int seg__jr_validate(seg_segdef *def, const char *src, size_t len, seg__sderr *err);
+
 /* check.c + compile.c: names, types and code for a parsed AST. */
 int seg__sd_check(seg_segdef *def, seg__sderr *err);
 int seg__sd_codegen(seg_segdef *def, seg__sderr *err);
@@ -529,6 +575,18 @@ static inline void seg__sd_prefetch(const void *p)
     (void)p;
 #endif
 }
+
+/* ---- the journey engine's use of runs (eval.c) ---- */
+/* Move a walk-mode run to another time (evaluating one customer at the
+ * times of its events and timers): windows restart, cached measures drop,
+ * scratch grows to customer ci's events.  SEG_OK or SEG_ENOMEM. */
+int seg__run_retime(seg__run *run, int64_t now, uint32_t ci);
+/* Evaluate every customer with only[ci] != 0 (NULL: all) at now with the
+ * block machine; fn gets each customer's membership (member[nsegs]); a
+ * non-zero return stops.  SEG_OK or an error with the db's message set. */
+typedef int (*seg__sd_each_fn)(void *ctx, uint32_t ci, const uint8_t *member);
+int seg__sd_eval_each(seg_segdef *def, int64_t now, const uint8_t *only, seg__sd_each_fn fn,
+                      void *ctx);
 
 /* ---- static analysis (analyze.c) ---- */
 

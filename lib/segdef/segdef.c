@@ -39,6 +39,44 @@ static void def_free(seg_segdef *d)
     seg__db_unref(db);
 }
 
+/* conds: add the journey blocks' conditions as hidden segments (the
+ * journey engine's evaluator); otherwise journey blocks are checked by
+ * compiling such a definition on the side. */
+static int compile(seg_segdef **out, seg_db *db, const char *src, size_t len,
+                   const seg__provider *extra, size_t nextra, bool conds, seg__sderr *err)
+{
+    seg_segdef *d = seg__calloc(&db->alloc, 1, sizeof *d);
+    if (!d) {
+        memset(err, 0, sizeof *err);
+        err->code = SEG_ENOMEM;
+        err->line = err->col = 1;
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        return SEG_ENOMEM;
+    }
+    d->db = db;
+    seg__db_ref(db);
+    d->exponent = seg__db_exponent(db);
+    d->extra = extra;
+    d->nextra = nextra;
+    seg__pool_init(&d->ast.pool, &db->alloc);
+    int rc = seg__sd_parse(&d->ast, src ? src : "", len, err);
+    if (rc == SEG_OK && conds)
+        rc = seg__jr_add_conditions(&d->ast, err);
+    if (rc == SEG_OK)
+        rc = seg__sd_check(d, err);
+    if (rc == SEG_OK)
+        rc = seg__sd_codegen(d, err);
+    if (rc == SEG_OK && !conds && d->ast.njourneys)
+        rc = seg__jr_validate(d, src ? src : "", len, err);
+    if (rc != SEG_OK) {
+        def_free(d);
+        return err->code;
+    }
+    d->state_words = (d->nsegs + 63) / 64;
+    *out = d;
+    return SEG_OK;
+}
+
 int seg__segdef_compile_ex(seg_segdef **out, seg_db *db, const char *src, size_t len,
                            const seg__provider *extra, size_t nextra)
 {
@@ -51,29 +89,18 @@ int seg__segdef_compile_ex(seg_segdef **out, seg_db *db, const char *src, size_t
         return seg__error(db, SEG_EINVAL, "out: NULL");
     if (!src && len)
         return seg__error(db, SEG_EINVAL, "src: NULL");
-    seg_segdef *d = seg__calloc(&db->alloc, 1, sizeof *d);
-    if (!d)
-        return seg__error(db, SEG_ENOMEM, "out of memory");
-    d->db = db;
-    seg__db_ref(db);
-    d->exponent = seg__db_exponent(db);
-    d->extra = extra;
-    d->nextra = nextra;
-    seg__pool_init(&d->ast.pool, &db->alloc);
     seg__sderr err;
-    int rc = seg__sd_parse(&d->ast, src ? src : "", len, &err);
-    if (rc == SEG_OK)
-        rc = seg__sd_check(d, &err);
-    if (rc == SEG_OK)
-        rc = seg__sd_codegen(d, &err);
-    if (rc != SEG_OK) {
+    int rc = compile(out, db, src, len, extra, nextra, false, &err);
+    if (rc != SEG_OK)
         seg__error(db, err.code, "%u:%u: %s", (unsigned)err.line, (unsigned)err.col, err.msg);
-        def_free(d);
-        return err.code;
-    }
-    d->state_words = (d->nsegs + 63) / 64;
-    *out = d;
-    return SEG_OK;
+    return rc;
+}
+
+int seg__segdef_compile_conds(seg_segdef **out, seg_db *db, const char *src, size_t len,
+                              const seg__provider *extra, size_t nextra, seg__sderr *err)
+{
+    *out = NULL;
+    return compile(out, db, src, len, extra, nextra, true, err);
 }
 
 SEG_API int seg_segdef_compile(seg_segdef **out, seg_db *db, const char *src, size_t len)

@@ -460,6 +460,31 @@ static void col_attr(const seg__run *run, const seg__block *b, const seg__slot *
     c->null = null & b->valid;
 }
 
+/* ---- journeys (lib/journey): the customer's state in a journey of the
+ * journeys open on the db, null when not in it (or none is open) */
+static int bind_journey(seg__run *run, seg__slot *sl)
+{
+    uint32_t k = SEG__NONE;
+    sl->bound = (void *)seg__jr_lookup(run->db, sl->arg, &k);
+    sl->key = k;
+    return SEG_OK;
+}
+
+static void get_journey_state(const seg__run *run, seg__cctx *cc, const seg__slot *sl,
+                              seg__val *out)
+{
+    (void)run;
+    const char *st = sl->bound && sl->key != SEG__NONE
+                         ? seg__jr_state_name(sl->bound, sl->key, cc->ci) : NULL;
+    if (!st) {
+        set_null(out);
+        return;
+    }
+    out->u.s = st;
+    out->n = (uint32_t)strlen(st);
+    out->null = 0;
+}
+
 #define T(x) SEG__T_##x
 const seg__provider seg__sd_builtins[] = {
     /* aggregates (all time, as of now) */
@@ -531,6 +556,9 @@ const seg__provider seg__sd_builtins[] = {
       "a customer attribute, of its declared type (null when missing)", col_attr },
     { "consent", T(BOOL), SEG__SIG_CONSENT, SEG__PV_ATTRS, 0, get_consent, bind_consent,
       "true when consent for the channel is granted", col_consent },
+    /* journeys: changes with every step, so evaluated like a value of time */
+    { "journey_state", T(STR), SEG__SIG_NAME, SEG__PV_TIME, 0, get_journey_state, bind_journey,
+      "the customer's state in the journey (null when not in it)" },
 };
 #undef T
 const size_t seg__sd_nbuiltins = sizeof seg__sd_builtins / sizeof seg__sd_builtins[0];

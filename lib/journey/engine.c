@@ -1,0 +1,1449 @@
+/*
+ * The journey engine: every customer's place in every journey, timers,
+ * steps and their actions.
+ *
+ * One record (seg__jrec, 32 bytes) per customer and journey the customer
+ * ever entered, in chunks of 64Ki; a customer's records are chained from
+ * head[ci].  Each record is its own timeline: its steps happen in time
+ * order.  Timers live in a 4-ary heap of (due, record, steps): an entry
+ * whose steps no longer match the record's, or whose due time no longer is
+ * the record's (a purchase moved an 'after ... since last_purchase'), is
+ * stale and skipped.
+ *
+ * Conditions (entry, 'exit when', 'when') are hidden segments of the
+ * engine's own definition (seg__jr_add_conditions), evaluated for one
+ * customer at a time t (events at or before t count) with a walk-mode run,
+ * or for many customers at once by the block machine on advance.  A
+ * condition that depends on time and holds at `now` but did not at the
+ * record's last step is located by bisection: the step happens at the
+ * first second it held (exact when it changed once in between, as the
+ * time-only conditions of the language do).
+ *
+ * Changes happen in place inside a storage transaction, with an undo log
+ * (records' old copies, customers' old heads, the timers popped, the
+ * counters): txn_end(false) puts everything back.  The records changed are
+ * written as module records (persist.c) before the transaction commits.
+ */
+#include "journey/journey-private.h"
+#include "journey/journey-engine.h"
+#include "outbox/outbox-private.h"
+#include "journey/outbox-shim.h" /* TEMPORARY: the shim's free at close */
+
+#include <inttypes.h>
+#include <stdio.h>
+
+static const seg__module_ops journey_ops;
+
+/* ---- records ---- */
+
+static inline seg__jrec *R(const seg_journey *j, uint32_t i)
+{
+    return &j->chunks[i >> SEG__JR_CHUNK_BITS][i & (SEG__JR_CHUNK - 1)];
+}
+
+static uint32_t rec_find(const seg_journey *j, uint32_t ci, uint32_t jx)
+{
+    if (ci >= j->nhead)
+        return SEG__NONE;
+    for (uint32_t r = j->head[ci]; r != SEG__NONE; r = R(j, r)->next)
+        if (R(j, r)->journey == jx)
+            return r;
+    return SEG__NONE;
+}
+
+static int oom(seg_journey *j)
+{
+    return seg__error(j->db, SEG_ENOMEM, "out of memory");
+}
+
+#define GROW(j, arr, n, cap)                                                           \
+    do {                                                                               \
+        if ((n) == (cap)) {                                                            \
+            size_t c2_ = (cap) ? (cap) + (cap) / 2 + 16 : 64;                          \
+            void *p_ = seg__realloc_array(&(j)->db->alloc, (arr), c2_, sizeof *(arr)); \
+            if (!p_)                                                                   \
+                return oom(j);                                                         \
+            (arr) = p_;                                                                \
+            (cap) = c2_;                                                               \
+        }                                                                              \
+    } while (0)
+
+/* Start the transaction's bookkeeping on the first change. */
+static int begin(seg_journey *j)
+{
+    if (j->in_txn)
+        return SEG_OK;
+    j->in_txn = true;
+    j->nrecs0 = j->nrecs;
+    j->clock0 = j->clock;
+    j->has_clock0 = j->has_clock;
+    j->nundo = j->nhundo = j->npopped = j->ntouched = 0;
+    size_t k = 0;
+    for (uint32_t x = 0; x < j->nj; x++) {
+        const seg__jrj *J = &j->js[x];
+        uint32_t nv = J->ast->nvariants + 1, ns = J->ast->nstates;
+        memcpy(j->stats0 + k, J->v_entered, nv * sizeof *J->v_entered);
+        k += nv;
+        memcpy(j->stats0 + k, J->v_converted, nv * sizeof *J->v_converted);
+        k += nv;
+        memcpy(j->stats0 + k, J->s_entered, ns * sizeof *J->s_entered);
+        k += ns;
+        memcpy(j->stats0 + k, J->s_converted, ns * sizeof *J->s_converted);
+        k += ns;
+    }
+    return SEG_OK;
+}
+
+/* Before changing record ri: keep its old copy (once per transaction). */
+static int touch(seg_journey *j, uint32_t ri)
+{
+    seg__jrec *r = R(j, ri);
+    if (r->flags & SEG__JRF_LOGGED)
+        return SEG_OK;
+    if (ri < j->nrecs0) {
+        GROW(j, j->undo, j->nundo, j->capundo);
+        j->undo[j->nundo].rec = ri;
+        j->undo[j->nundo].old = *r;
+        j->nundo++;
+    }
+    GROW(j, j->touched, j->ntouched, j->captouched);
+    j->touched[j->ntouched++] = ri;
+    r->flags |= SEG__JRF_LOGGED;
+    return SEG_OK;
+}
+
+static int rec_new(seg_journey *j, uint32_t ci, uint32_t jx, uint32_t *out)
+{
+    if (j->nrecs == UINT32_MAX - 1)
+        return seg__error(j->db, SEG_ELIMIT, "too many customers in journeys");
+    if (ci >= j->nhead) {
+        uint32_t n = j->db->store.ncusts > ci ? j->db->store.ncusts : ci + 1;
+        n = n + n / 4 + 16;
+        uint32_t *h = seg__realloc_array(&j->db->alloc, j->head, n, sizeof *h);
+        if (!h)
+            return oom(j);
+        for (uint32_t k = j->nhead; k < n; k++)
+            h[k] = SEG__NONE;
+        j->head = h;
+        j->nhead = n;
+    }
+    uint32_t ri = j->nrecs;
+    if ((ri >> SEG__JR_CHUNK_BITS) == j->nchunks) {
+        seg__jrec **c = seg__realloc_array(&j->db->alloc, j->chunks, j->nchunks + 1, sizeof *c);
+        if (!c)
+            return oom(j);
+        j->chunks = c;
+        c[j->nchunks] = seg__malloc(&j->db->alloc, SEG__JR_CHUNK * sizeof **c);
+        if (!c[j->nchunks])
+            return oom(j);
+        j->nchunks++;
+    }
+    GROW(j, j->hundo, j->nhundo, j->caphundo);
+    j->hundo[j->nhundo].ci = ci;
+    j->hundo[j->nhundo].old = j->head[ci];
+    j->nhundo++;
+    GROW(j, j->touched, j->ntouched, j->captouched);
+    seg__jrec *r = R(j, ri);
+    memset(r, 0, sizeof *r);
+    r->ci = ci;
+    r->journey = (uint16_t)jx;
+    r->state = SEG__JR_OUT;
+    r->next = j->head[ci];
+    r->flags = SEG__JRF_LOGGED;
+    j->head[ci] = ri;
+    j->nrecs++;
+    j->touched[j->ntouched++] = ri;
+    *out = ri;
+    return SEG_OK;
+}
+
+/* ---- timers: a 4-ary heap ordered by (due, record) ---- */
+
+static inline bool t_less(const seg__jtimer *a, const seg__jtimer *b)
+{
+    return a->due < b->due || (a->due == b->due && a->rec < b->rec);
+}
+
+static void sift_up(seg__jtimer *h, size_t i)
+{
+    seg__jtimer x = h[i];
+    while (i) {
+        size_t p = (i - 1) / 4;
+        if (!t_less(&x, &h[p]))
+            break;
+        h[i] = h[p];
+        i = p;
+    }
+    h[i] = x;
+}
+
+static void sift_down(seg__jtimer *h, size_t n, size_t i)
+{
+    seg__jtimer x = h[i];
+    for (;;) {
+        size_t c = 4 * i + 1, best = SIZE_MAX;
+        if (c >= n)
+            break;
+        best = c;
+        for (size_t k = c + 1; k < c + 4 && k < n; k++)
+            if (t_less(&h[k], &h[best]))
+                best = k;
+        if (!t_less(&h[best], &x))
+            break;
+        h[i] = h[best];
+        i = best;
+    }
+    h[i] = x;
+}
+
+static int heap_push(seg_journey *j, int64_t due, uint32_t ri, uint32_t steps)
+{
+    GROW(j, j->heap, j->nheap, j->capheap);
+    j->heap[j->nheap].due = due;
+    j->heap[j->nheap].rec = ri;
+    j->heap[j->nheap].steps = steps;
+    sift_up(j->heap, j->nheap++);
+    return SEG_OK;
+}
+
+static int heap_pop(seg_journey *j, seg__jtimer *out)
+{
+    *out = j->heap[0];
+    j->heap[0] = j->heap[--j->nheap];
+    if (j->nheap)
+        sift_down(j->heap, j->nheap, 0);
+    GROW(j, j->popped, j->npopped, j->cappopped);
+    j->popped[j->npopped++] = *out;
+    return SEG_OK;
+}
+
+static void heapify(seg_journey *j)
+{
+    for (size_t i = j->nheap; i-- > 0;)
+        sift_down(j->heap, j->nheap, i);
+}
+
+/* ---- the transaction's end ---- */
+
+static void txn_end(seg_db *db, void *state, bool committed)
+{
+    seg_journey *j = state;
+    (void)db;
+    if (!j->in_txn)
+        return;
+    if (committed) {
+        for (size_t k = 0; k < j->ntouched; k++)
+            if (j->touched[k] < j->nrecs)
+                R(j, j->touched[k])->flags &= (uint8_t)~SEG__JRF_LOGGED;
+    } else {
+        for (size_t k = j->nundo; k-- > 0;)
+            *R(j, j->undo[k].rec) = j->undo[k].old;
+        for (size_t k = j->nhundo; k-- > 0;)
+            j->head[j->hundo[k].ci] = j->hundo[k].old;
+        j->nrecs = j->nrecs0;
+        size_t w = 0;
+        for (size_t k = 0; k < j->nheap; k++)
+            if (j->heap[k].rec < j->nrecs0)
+                j->heap[w++] = j->heap[k];
+        j->nheap = w;
+        for (size_t k = 0; k < j->npopped && j->nheap < j->capheap; k++)
+            if (j->popped[k].rec < j->nrecs0)
+                j->heap[j->nheap++] = j->popped[k];
+        heapify(j);
+        j->clock = j->clock0;
+        j->has_clock = j->has_clock0;
+        size_t k = 0;
+        for (uint32_t x = 0; x < j->nj; x++) {
+            seg__jrj *J = &j->js[x];
+            uint32_t nv = J->ast->nvariants + 1, ns = J->ast->nstates;
+            memcpy(J->v_entered, j->stats0 + k, nv * sizeof *J->v_entered);
+            k += nv;
+            memcpy(J->v_converted, j->stats0 + k, nv * sizeof *J->v_converted);
+            k += nv;
+            memcpy(J->s_entered, j->stats0 + k, ns * sizeof *J->s_entered);
+            k += ns;
+            memcpy(J->s_converted, j->stats0 + k, ns * sizeof *J->s_converted);
+            k += ns;
+        }
+    }
+    for (uint32_t x = 0; x < j->nj; x++)
+        j->js[x].stats_dirty = false;
+    j->nundo = j->nhundo = j->npopped = j->ntouched = 0;
+    j->in_txn = false;
+}
+
+/* ---- conditions ---- */
+
+/* The walk-mode run for single customers, bound for this transaction. */
+static int run_ready(seg_journey *j, int64_t now)
+{
+    if (j->run_ok)
+        return SEG_OK;
+    int rc = seg__run_init(&j->run, j->cdef, now, false);
+    if (rc != SEG_OK)
+        return rc;
+    j->run_ok = true;
+    return SEG_OK;
+}
+
+static void run_done(seg_journey *j)
+{
+    if (j->run_ok)
+        seg__run_free(&j->run);
+    j->run_ok = false;
+}
+
+/* Evaluate customer ci's conditions at time t (events before t count, and
+ * while an event at t is applied, that one too); NULL when ci is not a
+ * customer then. */
+static const uint8_t *eval_at(seg_journey *j, uint32_t ci, int64_t t)
+{
+    if (!j->run_ok || t + j->bias >= SEG_TIME_MAX || t <= SEG_TIME_MIN)
+        return NULL;
+    if (seg__run_retime(&j->run, t + j->bias, ci) != SEG_OK) {
+        j->eval_err = SEG_ENOMEM;
+        return NULL;
+    }
+    return seg__run_customer(&j->run, ci) ? j->run.member : NULL;
+}
+
+static inline bool variant_ok(const seg__jrj *J, const seg__str *v, uint32_t n, uint8_t var)
+{
+    if (!n)
+        return true;
+    const char *name = J->variant_names[var];
+    size_t len = strlen(name);
+    for (uint32_t k = 0; k < n; k++)
+        if (seg__str_eq(v[k], name, len))
+            return true;
+    return false;
+}
+
+/* Does a condition of record r's state (or an exit condition) hold in m? */
+static bool state_cond_true(const seg__jrj *J, const seg__jrec *r, const uint8_t *m)
+{
+    const seg__jrast *A = J->ast;
+    for (uint32_t x = 0; x < A->nexits; x++)
+        if (J->exit_seg[x] != UINT32_MAX && m[J->exit_seg[x]])
+            return true;
+    const seg__jr_state *st = &A->states[r->state];
+    for (uint32_t t = 0; t < st->ntrans; t++) {
+        const seg__jr_trans *tr = &st->trans[t];
+        if (tr->kind == SEG__JT_WHEN && m[J->when_seg[r->state][t]] &&
+            variant_ok(J, tr->variants, tr->nvariants, r->variant))
+            return true;
+    }
+    return false;
+}
+
+static bool state_has_conds(const seg__jrj *J, const seg__jrec *r)
+{
+    if (J->has_when_exit)
+        return true;
+    const seg__jr_state *st = &J->ast->states[r->state];
+    for (uint32_t t = 0; t < st->ntrans; t++)
+        if (st->trans[t].kind == SEG__JT_WHEN)
+            return true;
+    return false;
+}
+
+/* The first time in (lo, hi] at which cond(t) holds, given it holds at hi
+ * (and, it is assumed, not at lo). */
+typedef bool (*cond_fn)(seg_journey *j, uint32_t ci, uint32_t jx, uint32_t ri, int64_t t);
+
+static int64_t bisect(seg_journey *j, cond_fn f, uint32_t ci, uint32_t jx, uint32_t ri,
+                      int64_t lo, int64_t hi)
+{
+    while (hi - lo > 1) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (f(j, ci, jx, ri, mid))
+            hi = mid;
+        else
+            lo = mid;
+    }
+    return hi;
+}
+
+static bool cond_state(seg_journey *j, uint32_t ci, uint32_t jx, uint32_t ri, int64_t t)
+{
+    const uint8_t *m = eval_at(j, ci, t);
+    return m && state_cond_true(&j->js[jx], R(j, ri), m);
+}
+
+static bool cond_enter(seg_journey *j, uint32_t ci, uint32_t jx, uint32_t ri, int64_t t)
+{
+    (void)ri;
+    const uint8_t *m = eval_at(j, ci, t);
+    return m && m[j->js[jx].enter_seg];
+}
+
+/* ---- steps and their actions ---- */
+
+static const char *cust_id(seg_journey *j, uint32_t ci)
+{
+    seg__str id = seg__cust_id(&j->db->store, ci);
+    memcpy(j->idbuf, id.p, id.n);
+    j->idbuf[id.n] = '\0';
+    return j->idbuf;
+}
+
+/* "key=value;key=value" of an action's parameters into j->pbuf */
+static void params_text(seg_journey *j, const seg__jr_action *a)
+{
+    size_t n = 0, cap = sizeof j->pbuf;
+    j->pbuf[0] = '\0';
+    for (uint32_t k = 0; k < a->nparams && n + 1 < cap; k++) {
+        const seg__node *v = a->params[k].value;
+        char tmp[64];
+        const char *txt = tmp;
+        size_t tn;
+        char *owned = NULL;
+        if (v->kind == SEG__N_STR) {
+            txt = v->s.p;
+            tn = v->s.n;
+        } else {
+            owned = seg__sd_print_expr(&j->db->alloc, v);
+            txt = owned ? owned : "";
+            tn = strlen(txt);
+        }
+        n += (size_t)snprintf(j->pbuf + n, cap - n, "%s%s=", k ? ";" : "",
+                              a->params[k].key.p);
+        for (size_t q = 0; q < tn && n + 4 < cap; q++) {
+            char c = txt[q];
+            if (c == ';' || c == '=' || c == '%')
+                n += (size_t)snprintf(j->pbuf + n, cap - n, "%%%02X", (unsigned char)c);
+            else
+                j->pbuf[n++] = c;
+        }
+        if (n >= cap)
+            n = cap - 1;
+        j->pbuf[n] = '\0';
+        seg__free(&j->db->alloc, owned);
+    }
+}
+
+static int emit(seg_journey *j, uint32_t ri, int64_t t, const seg__jr_action *acts,
+                uint32_t nacts, uint32_t *k, const char *from, const char *to)
+{
+    seg__jrec *r = R(j, ri);
+    const seg__jrj *J = &j->js[r->journey];
+    bool held = J->ast->has_holdout && r->variant == J->ast->nvariants;
+    for (uint32_t q = 0; q < nacts; q++) {
+        const seg__jr_action *a = &acts[q];
+        if (!variant_ok(J, a->variants, a->nvariants, r->variant))
+            continue;
+        char step[2 * SEG_ID_MAX + 48], name[SEG_ID_MAX + 1], chan[SEG_ID_MAX + 1];
+        snprintf(step, sizeof step, "%" PRIu32 ":%s>%s#%" PRIu32, r->steps, from, to, (*k)++);
+        memcpy(name, a->name.p, a->name.n);
+        name[a->name.n] = '\0';
+        const char *colon = memchr(a->name.p, ':', a->name.n);
+        const char *channel = NULL;
+        if (colon) {
+            size_t cn = (size_t)(colon - a->name.p);
+            memcpy(chan, a->name.p, cn);
+            chan[cn] = '\0';
+            channel = chan;
+        }
+        params_text(j, a);
+        seg__action act;
+        act.time = t;
+        act.customer_id = cust_id(j, r->ci);
+        act.journey = J->name;
+        act.run = r->run;
+        act.step = step;
+        act.state = r->state == SEG__JR_OUT ? "" : J->state_names[r->state];
+        act.action = name;
+        act.channel = channel;
+        act.params = j->pbuf;
+        act.variant = J->ast->nvariants || J->ast->has_holdout ? J->variant_names[r->variant]
+                                                               : NULL;
+        int outcome = SEG_JOURNEY_HELD_OUT;
+        if (!held) {
+            int rc = seg__outbox_emit(j->db, &act, &outcome, NULL);
+            if (rc != SEG_OK)
+                return rc;
+        }
+        if (j->cb) {
+            seg_journey_action ja;
+            ja.struct_size = sizeof ja;
+            ja.time = act.time;
+            ja.customer_id = act.customer_id;
+            ja.journey = act.journey;
+            ja.run = act.run;
+            ja.step = act.step;
+            ja.state = act.state;
+            ja.action = act.action;
+            ja.channel = act.channel;
+            ja.params = act.params;
+            ja.variant = act.variant;
+            ja.outcome = outcome;
+            j->cb(&ja, j->cb_payload);
+        }
+    }
+    return SEG_OK;
+}
+
+/* The time of customer ci's last purchase at or before asof (INT64_MIN:
+ * none): the aggregate, or a walk when later events are in. */
+static int64_t last_purchase(const seg_journey *j, uint32_t ci, int64_t asof)
+{
+    const seg__store *s = &j->db->store;
+    const seg__cust *c = &s->custs[ci];
+    if (!c->orders)
+        return INT64_MIN;
+    if (c->last_purchase <= asof)
+        return c->last_purchase;
+    int64_t best = INT64_MIN;
+    for (uint32_t i = c->head; i != SEG__NONE; i = seg__ev_next(s, i)) {
+        int64_t ts = seg__ev_ts(s, i);
+        if (ts <= asof && ts > best && seg__ev_kind(s, i) == SEG_EVENT_PURCHASE &&
+            seg__ev_amount(s, i) > 0)
+            best = ts;
+    }
+    return best;
+}
+
+/* When record r's earliest 'after' transition is due (INT64_MAX: none),
+ * with the purchases at or before asof. */
+static int64_t timer_due(const seg_journey *j, const seg__jrec *r, uint32_t *which,
+                         int64_t asof)
+{
+    if (r->state == SEG__JR_OUT)
+        return INT64_MAX;
+    const seg__jrj *J = &j->js[r->journey];
+    const seg__jr_state *st = &J->ast->states[r->state];
+    int64_t best = INT64_MAX;
+    for (uint32_t t = 0; t < st->ntrans; t++) {
+        const seg__jr_trans *tr = &st->trans[t];
+        if (tr->kind != SEG__JT_AFTER || !variant_ok(J, tr->variants, tr->nvariants, r->variant))
+            continue;
+        int64_t from = r->since;
+        if (tr->since == SEG__JS_PURCHASE) {
+            int64_t lp = last_purchase(j, r->ci, asof);
+            if (lp != INT64_MIN)
+                from = lp > from - tr->dur ? lp : from - tr->dur; /* (due at once) */
+        }
+        int64_t due = from > INT64_MAX - tr->dur ? INT64_MAX : from + tr->dur;
+        if (due < r->since)
+            due = r->since;
+        if (due < best) {
+            best = due;
+            if (which)
+                *which = t;
+        }
+    }
+    return best;
+}
+
+static int arm(seg_journey *j, uint32_t ri, int64_t asof)
+{
+    const seg__jrec *r = R(j, ri);
+    int64_t due = timer_due(j, r, NULL, asof);
+    if (due == INT64_MAX || due > SEG_TIME_MAX)
+        return SEG_OK;
+    return heap_push(j, due, ri, r->steps);
+}
+
+static int enter_state(seg_journey *j, uint32_t ri, uint32_t to, int64_t t,
+                       const seg__jr_trans *tr)
+{
+    int rc = touch(j, ri);
+    if (rc != SEG_OK)
+        return rc;
+    seg__jrec *r = R(j, ri);
+    seg__jrj *J = &j->js[r->journey];
+    const char *from = r->state == SEG__JR_OUT ? "" : J->state_names[r->state];
+    r->steps++;
+    r->state = (uint16_t)to;
+    r->since = t;
+    r->reason = SEG_JOURNEY_IN;
+    J->s_entered[to]++;
+    J->stats_dirty = true;
+    uint32_t k = 0;
+    const char *name = J->state_names[to];
+    if (tr && (rc = emit(j, ri, t, tr->acts, tr->nacts, &k, from, name)) != SEG_OK)
+        return rc;
+    const seg__jr_state *st = &J->ast->states[to];
+    if ((rc = emit(j, ri, t, st->acts, st->nacts, &k, from, name)) != SEG_OK)
+        return rc;
+    return arm(j, ri, t);
+}
+
+static int leave(seg_journey *j, uint32_t ri, int64_t t, int reason, const seg__jr_trans *tr)
+{
+    int rc = touch(j, ri);
+    if (rc != SEG_OK)
+        return rc;
+    seg__jrec *r = R(j, ri);
+    seg__jrj *J = &j->js[r->journey];
+    const char *from = J->state_names[r->state];
+    r->steps++;
+    r->state = SEG__JR_OUT;
+    r->since = t;
+    r->reason = (uint8_t)reason;
+    uint32_t k = 0;
+    if (tr)
+        return emit(j, ri, t, tr->acts, tr->nacts, &k, from, "(exit)");
+    return SEG_OK;
+}
+
+static int take(seg_journey *j, uint32_t ri, const seg__jr_trans *tr, int64_t t)
+{
+    if (tr->to_exit)
+        return leave(j, ri, t, SEG_JOURNEY_EXIT_DONE, tr);
+    const seg__jrj *J = &j->js[R(j, ri)->journey];
+    for (uint32_t s = 0; s < J->ast->nstates; s++)
+        if (seg__str_eq(J->ast->states[s].name, tr->target.p, tr->target.n))
+            return enter_state(j, ri, s, t, tr);
+    return seg__error(j->db, SEG_ERROR, "internal: unknown state");
+}
+
+/* After a step at t: '->' at once, exit conditions and 'when' conditions
+ * that hold at t, until the record rests. */
+static int settle(seg_journey *j, uint32_t ri, int64_t t)
+{
+    for (uint32_t n = 0; n < SEG__JR_CHAIN_MAX; n++) {
+        seg__jrec *r = R(j, ri);
+        if (r->state == SEG__JR_OUT)
+            return SEG_OK;
+        const seg__jrj *J = &j->js[r->journey];
+        const seg__jr_state *st = &J->ast->states[r->state];
+        const uint8_t *m = NULL;
+        if (state_has_conds(J, r)) {
+            m = eval_at(j, r->ci, t);
+            if (j->eval_err)
+                return oom(j);
+            for (uint32_t x = 0; m && x < J->ast->nexits; x++)
+                if (J->exit_seg[x] != UINT32_MAX && m[J->exit_seg[x]])
+                    return leave(j, ri, t, SEG_JOURNEY_EXIT_RULE, NULL);
+        }
+        const seg__jr_trans *go = NULL;
+        for (uint32_t k = 0; k < st->ntrans && !go; k++) {
+            const seg__jr_trans *tr = &st->trans[k];
+            if (!variant_ok(J, tr->variants, tr->nvariants, r->variant))
+                continue;
+            if (tr->kind == SEG__JT_NOW || (tr->kind == SEG__JT_WHEN && m &&
+                                            m[J->when_seg[r->state][k]]))
+                go = tr;
+        }
+        if (!go)
+            return SEG_OK;
+        int rc = take(j, ri, go, t);
+        if (rc != SEG_OK)
+            return rc;
+    }
+    return SEG_OK;
+}
+
+/* Take record ri up to time `until`: its timers and the changes of its
+ * time-dependent conditions, in time order. */
+static int catch_up(seg_journey *j, uint32_t ri, int64_t until, int64_t asof)
+{
+    for (uint32_t n = 0; n < 4 * SEG__JR_CHAIN_MAX; n++) {
+        seg__jrec *r = R(j, ri);
+        if (r->state == SEG__JR_OUT)
+            return SEG_OK;
+        const seg__jrj *J = &j->js[r->journey];
+        uint32_t which = 0;
+        int64_t due = timer_due(j, r, &which, asof);
+        int64_t lim = due <= until ? due - 1 : until;
+        if (J->tdep_state[r->state] && lim > r->since &&
+            cond_state(j, r->ci, r->journey, ri, lim)) {
+            int64_t at = bisect(j, cond_state, r->ci, r->journey, ri, r->since, lim);
+            int rc = settle(j, ri, at);
+            if (rc != SEG_OK)
+                return rc;
+            if (R(j, ri)->steps != r->steps)
+                continue;
+            return SEG_OK; /* held at the search, not when settled: rest */
+        }
+        if (j->eval_err)
+            return oom(j);
+        if (due > until)
+            return SEG_OK;
+        int rc = take(j, ri, &J->ast->states[r->state].trans[which], due);
+        if (rc == SEG_OK)
+            rc = settle(j, ri, due);
+        if (rc != SEG_OK)
+            return rc;
+    }
+    return SEG_OK;
+}
+
+/* May the customer (re)enter journey jx at t? */
+static bool may_enter(const seg_journey *j, const seg__jrec *r, uint32_t jx, int64_t t,
+                      int64_t *from)
+{
+    *from = INT64_MIN;
+    if (!r)
+        return true;
+    if (r->state != SEG__JR_OUT)
+        return false;
+    const seg__jrast *A = j->js[jx].ast;
+    switch (A->reentry) {
+    case SEG__JR_ALWAYS:
+        *from = r->since;
+        return t > r->since;
+    case SEG__JR_AFTER:
+        *from = r->since + A->reentry_dur - 1;
+        return t > *from;
+    default:
+        return false;
+    }
+}
+
+static uint8_t pick_variant(const seg_journey *j, uint32_t jx, uint32_t ci)
+{
+    const seg__jrj *J = &j->js[jx];
+    const seg__jrast *A = J->ast;
+    if (!A->nvariants && !A->has_holdout)
+        return 0;
+    seg__str id = seg__cust_id(&j->db->store, ci);
+    uint32_t bucket = (uint32_t)(seg__hash(id.p, id.n, J->seed) % 100);
+    uint32_t acc = 0;
+    for (uint32_t v = 0; v < A->nvariants; v++) {
+        acc += A->shares[v];
+        if (bucket < acc)
+            return (uint8_t)v;
+    }
+    return (uint8_t)A->nvariants; /* the holdout */
+}
+
+static int enter(seg_journey *j, uint32_t jx, uint32_t ci, uint32_t *ri_io, int64_t t)
+{
+    int rc;
+    if (*ri_io == SEG__NONE && (rc = rec_new(j, ci, jx, ri_io)) != SEG_OK)
+        return rc;
+    if ((rc = touch(j, *ri_io)) != SEG_OK)
+        return rc;
+    seg__jrec *r = R(j, *ri_io);
+    seg__jrj *J = &j->js[jx];
+    r->run++;
+    r->steps = 0;
+    r->variant = pick_variant(j, jx, ci);
+    r->flags &= (uint8_t)~SEG__JRF_CONVERTED;
+    J->v_entered[r->variant]++;
+    J->stats_dirty = true;
+    if ((rc = enter_state(j, *ri_io, 0, t, NULL)) != SEG_OK)
+        return rc;
+    return settle(j, *ri_io, t);
+}
+
+/* The lowest time an entry found now may be placed at. */
+static int64_t entry_floor(const seg_journey *j, const seg__jrec *r, uint32_t jx, int64_t t)
+{
+    int64_t lo = j->has_clock ? j->clock : t - 1;
+    int64_t from;
+    may_enter(j, r, jx, t, &from);
+    if (from > lo)
+        lo = from;
+    if (r && r->since > lo)
+        lo = r->since;
+    return lo < t ? lo : t - 1;
+}
+
+/* ---- events ---- */
+
+static bool event_matches(const seg_journey *j, const seg__jr_event *ev, const int64_t *min,
+                          uint32_t e)
+{
+    const seg__store *s = &j->db->store;
+    uint32_t kind = seg__ev_kind(s, e);
+    if (kind != ev->kind)
+        return false;
+    if (kind == SEG_EVENT_PURCHASE && seg__ev_amount(s, e) <= 0)
+        return false;
+    if (kind == SEG_EVENT_PURCHASE && seg__ev_ref(s, e)) {
+        /* an order is one purchase: its first line only */
+        uint32_t ref = seg__ev_ref(s, e);
+        for (uint32_t i = seg__ev_next(s, e); i != SEG__NONE; i = seg__ev_next(s, i))
+            if (seg__ev_ref(s, i) == ref && seg__ev_kind(s, i) == SEG_EVENT_PURCHASE)
+                return false;
+    }
+    if (kind == SEG_EVENT_ENGAGEMENT) {
+        seg__str n = seg__arena_str(&s->arena, s->names.refs[seg__ev_ref(s, e)]);
+        if (!seg__str_eq(ev->name, n.p, n.n))
+            return false;
+    }
+    if (ev->channel.p) {
+        uint32_t c = seg__ev_chan(s, e);
+        if (!c)
+            return false;
+        seg__str n = seg__arena_str(&s->arena, s->chan.refs[c - 1]);
+        if (!seg__str_eq(ev->channel, n.p, n.n))
+            return false;
+    }
+    if (ev->category.p) {
+        uint32_t c = seg__ev_chunk(s, e)->cat[SEG__OFF(e)];
+        if (!c)
+            return false;
+        seg__str n = seg__arena_str(&s->arena, s->cat.refs[c - 1]);
+        if (!seg__str_eq(ev->category, n.p, n.n))
+            return false;
+    }
+    if (ev->sku.p) {
+        uint32_t c = seg__ev_sku(s, e);
+        if (!c)
+            return false;
+        seg__str n = seg__arena_str(&s->arena, s->sku.refs[c - 1]);
+        if (!seg__str_eq(ev->sku, n.p, n.n))
+            return false;
+    }
+    if (min && ev->min_amount) {
+        int64_t a = seg__ev_amount(s, e);
+        if ((kind == SEG_EVENT_REFUND ? -a : a) < *min)
+            return false;
+    }
+    return true;
+}
+
+static const int64_t *min_of(const seg__jr_event *ev, int exponent, int64_t *buf)
+{
+    if (!ev->min_amount || seg__jr_money(ev->min_amount, exponent, buf) != SEG_OK)
+        return NULL;
+    return buf;
+}
+
+static int on_event(seg_journey *j, uint32_t jx, uint32_t ci, uint32_t e, int64_t ts)
+{
+    seg__jrj *J = &j->js[jx];
+    const seg__jrast *A = J->ast;
+    int ex = seg__db_exponent(j->db);
+    int64_t mbuf;
+    uint32_t ri = rec_find(j, ci, jx);
+    int rc;
+    bool fresh = false;
+    j->bias = 0;
+    if (ri == SEG__NONE || R(j, ri)->state == SEG__JR_OUT) {
+        const seg__jrec *r = ri == SEG__NONE ? NULL : R(j, ri);
+        int64_t from;
+        if (!may_enter(j, r, jx, ts, &from))
+            return SEG_OK;
+        j->bias = 1;
+        const uint8_t *m = eval_at(j, ci, ts);
+        j->bias = 0;
+        if (j->eval_err)
+            return oom(j);
+        if (!m || !m[J->enter_seg])
+            return SEG_OK;
+        int64_t at = ts;
+        if (J->tdep_enter) {
+            /* when did it start to hold: with the event (ts + 1 as a time
+             * that sees it) or before? */
+            at = bisect(j, cond_enter, ci, jx, ri, entry_floor(j, r, jx, ts + 1), ts + 1);
+            if (at > ts)
+                at = ts;
+        }
+        if (at == ts) {
+            j->bias = 1; /* the event that let the customer in starts the journey */
+            rc = enter(j, jx, ci, &ri, at);
+            j->bias = 0;
+            return rc;
+        }
+        if ((rc = enter(j, jx, ci, &ri, at)) != SEG_OK)
+            return rc;
+        fresh = true;
+    }
+    seg__jrec *r = R(j, ri);
+    if (ts < r->since)
+        ts = r->since; /* a late event: it counts now */
+    /* what was due before the event happens first */
+    if ((rc = catch_up(j, ri, ts, ts - 1)) != SEG_OK)
+        return rc;
+    (void)fresh;
+    r = R(j, ri);
+    if (r->state == SEG__JR_OUT)
+        return SEG_OK;
+    j->bias = 1;
+    rc = SEG_OK;
+    if (A->has_goal && !(r->flags & SEG__JRF_CONVERTED) &&
+        event_matches(j, &A->goal, min_of(&A->goal, ex, &mbuf), e)) {
+        if ((rc = touch(j, ri)) != SEG_OK)
+            goto out;
+        r->flags |= SEG__JRF_CONVERTED;
+        J->v_converted[r->variant]++;
+        J->s_converted[r->state]++;
+        J->stats_dirty = true;
+    }
+    for (uint32_t x = 0; x < A->nexits; x++)
+        if (A->exits[x].kind == SEG__JX_ON &&
+            event_matches(j, &A->exits[x].ev, min_of(&A->exits[x].ev, ex, &mbuf), e)) {
+            rc = leave(j, ri, ts, SEG_JOURNEY_EXIT_RULE, NULL);
+            goto out;
+        }
+    const seg__jr_state *st = &A->states[r->state];
+    for (uint32_t k = 0; k < st->ntrans; k++) {
+        const seg__jr_trans *tr = &st->trans[k];
+        if (tr->kind == SEG__JT_ON && variant_ok(J, tr->variants, tr->nvariants, r->variant) &&
+            event_matches(j, &tr->ev, min_of(&tr->ev, ex, &mbuf), e)) {
+            if ((rc = take(j, ri, tr, ts)) == SEG_OK)
+                rc = settle(j, ri, ts);
+            goto out;
+        }
+    }
+    /* a purchase moves 'after ... since last_purchase' */
+    if (seg__ev_kind(&j->db->store, e) == SEG_EVENT_PURCHASE && (rc = arm(j, ri, ts)) != SEG_OK)
+        goto out;
+    rc = settle(j, ri, ts);
+out:
+    j->bias = 0;
+    return rc;
+}
+
+static const seg__store *sort_store;
+static int by_time(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    int64_t tx = seg__ev_ts(sort_store, x), ty = seg__ev_ts(sort_store, y);
+    if (tx != ty)
+        return tx < ty ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+static int events_added(seg_db *db, void *state, uint32_t first, uint32_t n)
+{
+    seg_journey *j = state;
+    const seg__store *s = &db->store;
+    if (!j->nj || !n)
+        return SEG_OK;
+    int rc = begin(j);
+    uint32_t *order = seg__malloc(&db->alloc, (size_t)n * sizeof *order);
+    if (!order)
+        return oom(j);
+    int64_t maxts = INT64_MIN;
+    for (uint32_t k = 0; k < n; k++) {
+        order[k] = first + k;
+        if (seg__ev_ts(s, first + k) > maxts)
+            maxts = seg__ev_ts(s, first + k);
+    }
+    sort_store = s;
+    qsort(order, n, sizeof *order, by_time);
+    j->eval_err = SEG_OK;
+    j->bias = 0;
+    if (rc == SEG_OK)
+        rc = run_ready(j, maxts < SEG_TIME_MAX ? maxts + 1 : maxts);
+    for (uint32_t k = 0; k < n && rc == SEG_OK; k++) {
+        uint32_t e = order[k];
+        if (seg__ev_kind(s, e) == SEG__KIND_DELETED)
+            continue;
+        uint32_t ci = seg__ev_cust(s, e);
+        if (!s->custs[ci].id)
+            continue;
+        for (uint32_t jx = 0; jx < j->nj && rc == SEG_OK; jx++)
+            rc = on_event(j, jx, ci, e, seg__ev_ts(s, e));
+    }
+    run_done(j);
+    seg__free(&db->alloc, order);
+    if (rc == SEG_OK)
+        rc = seg__jr_persist(j);
+    return rc;
+}
+
+static const seg__module_ops journey_ops = { "journey", events_added, txn_end };
+
+/* ---- advance ---- */
+
+typedef struct hit {
+    uint32_t ci, jx;
+} hit;
+
+typedef struct bulk {
+    seg_journey *j;
+    int64_t now;
+    bool all;        /* every condition (attributes changed) */
+    hit *v;
+    size_t n, cap;
+    int err;
+} bulk;
+
+static int bulk_visit(void *ctx, uint32_t ci, const uint8_t *m)
+{
+    bulk *b = ctx;
+    seg_journey *j = b->j;
+    for (uint32_t jx = 0; jx < j->nj; jx++) {
+        const seg__jrj *J = &j->js[jx];
+        uint32_t ri = rec_find(j, ci, jx);
+        const seg__jrec *r = ri == SEG__NONE ? NULL : R(j, ri);
+        bool h = false;
+        if (!r || r->state == SEG__JR_OUT) {
+            int64_t from;
+            h = (b->all || J->tdep_enter) && may_enter(j, r, jx, b->now, &from) &&
+                m[J->enter_seg];
+        } else if (b->all || J->tdep_state[r->state]) {
+            h = state_cond_true(J, r, m);
+        }
+        if (!h)
+            continue;
+        if (b->n == b->cap) {
+            size_t cap = b->cap ? b->cap * 2 : 256;
+            hit *v = seg__realloc_array(&j->db->alloc, b->v, cap, sizeof *v);
+            if (!v) {
+                b->err = SEG_ENOMEM;
+                return 1;
+            }
+            b->v = v;
+            b->cap = cap;
+        }
+        b->v[b->n].ci = ci;
+        b->v[b->n].jx = jx;
+        b->n++;
+    }
+    return 0;
+}
+
+static int advance_work(seg_journey *j, int64_t now)
+{
+    int rc = begin(j);
+    j->eval_err = SEG_OK;
+    if (rc == SEG_OK)
+        rc = run_ready(j, now);
+    /* timers, in time order */
+    while (rc == SEG_OK && j->nheap && j->heap[0].due <= now) {
+        seg__jtimer t;
+        if ((rc = heap_pop(j, &t)) != SEG_OK)
+            break;
+        if (t.rec >= j->nrecs)
+            continue;
+        seg__jrec *r = R(j, t.rec);
+        if (r->steps != t.steps || r->state == SEG__JR_OUT ||
+            timer_due(j, r, NULL, t.due) != t.due)
+            continue;
+        rc = catch_up(j, t.rec, t.due, t.due);
+    }
+    /* conditions that became true with time (or with attributes) */
+    bool all = j->attr_gen != j->db->attr_gen;
+    bool need = all;
+    for (uint32_t jx = 0; jx < j->nj && !need; jx++) {
+        need |= j->js[jx].tdep_enter;
+        for (uint32_t s = 0; s < j->js[jx].ast->nstates; s++)
+            need |= j->js[jx].tdep_state[s];
+    }
+    if (rc == SEG_OK && need) {
+        bulk b;
+        memset(&b, 0, sizeof b);
+        b.j = j;
+        b.now = now;
+        b.all = all;
+        rc = seg__sd_eval_each(j->cdef, now, NULL, bulk_visit, &b);
+        if (rc == SEG_OK && b.err)
+            rc = oom(j);
+        for (size_t k = 0; k < b.n && rc == SEG_OK; k++) {
+            uint32_t ci = b.v[k].ci, jx = b.v[k].jx;
+            const seg__jrj *J = &j->js[jx];
+            uint32_t ri = rec_find(j, ci, jx);
+            if (ri == SEG__NONE || R(j, ri)->state == SEG__JR_OUT) {
+                const seg__jrec *r = ri == SEG__NONE ? NULL : R(j, ri);
+                int64_t at = now;
+                if (J->tdep_enter)
+                    at = bisect(j, cond_enter, ci, jx, ri, entry_floor(j, r, jx, now), now);
+                rc = enter(j, jx, ci, &ri, at);
+            }
+            if (rc == SEG_OK)
+                rc = catch_up(j, ri, now, now);
+            if (rc == SEG_OK && R(j, ri)->state != SEG__JR_OUT)
+                rc = settle(j, ri, now);
+        }
+        seg__free(&j->db->alloc, b.v);
+    }
+    if (rc == SEG_OK && j->eval_err)
+        rc = oom(j);
+    run_done(j);
+    if (rc == SEG_OK) {
+        j->clock = now;
+        j->has_clock = true;
+        j->attr_gen = j->db->attr_gen;
+        rc = seg__jr_persist(j);
+    }
+    return rc;
+}
+
+SEG_API int seg_journey_advance(seg_journey *j, int64_t now)
+{
+    if (!j)
+        return SEG_EINVAL;
+    seg_db *db = j->db;
+    seg__error_clear(db);
+    if (now < SEG_TIME_MIN || now >= SEG_TIME_MAX)
+        return seg__error(db, SEG_ERANGE, "now: %lld is out of range (years 1 to 9999)",
+                          (long long)now);
+    if (j->has_clock && now < j->clock)
+        return seg__error(db, SEG_ERANGE, "now: %lld is before the last advance (%lld)",
+                          (long long)now, (long long)j->clock);
+    int rc = seg__db_writable(db);
+    if (rc != SEG_OK)
+        return rc;
+    if ((rc = seg__st_begin(db)) != SEG_OK)
+        return rc;
+    rc = advance_work(j, now);
+    if (rc == SEG_OK)
+        rc = seg__st_commit(db);
+    if (rc != SEG_OK)
+        seg__st_rollback(db);
+    seg__modules_txn_end(db, rc == SEG_OK);
+    if (j->in_txn) /* not attached (closed db?): end it ourselves */
+        txn_end(db, j, rc == SEG_OK);
+    return rc;
+}
+
+/* ---- open, close ---- */
+
+const void *seg__jr_lookup(const seg_db *db, seg__str name, uint32_t *index_out)
+{
+    *index_out = SEG__NONE;
+    for (unsigned i = 0; i < db->nmodules; i++)
+        if (db->modules[i].ops == &journey_ops) {
+            const seg_journey *j = db->modules[i].state;
+            for (uint32_t x = 0; x < j->nj; x++)
+                if (seg__str_eq(name, j->js[x].name, strlen(j->js[x].name)))
+                    *index_out = x;
+            return j;
+        }
+    return NULL;
+}
+
+const char *seg__jr_state_name(const void *engine, uint32_t index, uint32_t ci)
+{
+    const seg_journey *j = engine;
+    uint32_t ri = rec_find(j, ci, index);
+    if (ri == SEG__NONE || R(j, ri)->state == SEG__JR_OUT)
+        return NULL;
+    return j->js[index].state_names[R(j, ri)->state];
+}
+
+static char *dupz(const seg__alloc *a, seg__str s)
+{
+    char *p = seg__malloc(a, s.n + 1);
+    if (p) {
+        memcpy(p, s.p, s.n);
+        p[s.n] = '\0';
+    }
+    return p;
+}
+
+/* Does a condition's value change with time alone? */
+static bool node_tdep(const seg_segdef *d, const seg__node *n, int depth)
+{
+    if (!n || depth > 64)
+        return depth > 64;
+    if ((n->kind == SEG__N_NAME || (n->kind == SEG__N_CALL && n->mode == SEG__FN_VALUE)) &&
+        n->slot < d->nslots) {
+        const seg__slot *sl = &d->slots[n->slot];
+        if (sl->prov->flags & SEG__PV_TIME)
+            return true;
+        if (sl->feat != UINT32_MAX && d->feats[sl->feat].window != INT64_MAX)
+            return true;
+    }
+    if (n->kind == SEG__N_MEMBER && n->slot < d->nsegs) {
+        const seg__item *it = &d->ast.items[d->segs[n->slot].item];
+        for (uint32_t r = 0; r < it->nrules; r++)
+            if (node_tdep(d, it->rules[r].cond, depth + 1))
+                return true;
+        return false;
+    }
+    for (uint32_t k = 0; k < n->nkids; k++)
+        if (node_tdep(d, n->kids[k], depth + 1))
+            return true;
+    return false;
+}
+
+static void engine_free(seg_journey *j)
+{
+    const seg__alloc *a = &j->db->alloc;
+    for (uint32_t x = 0; x < j->nj; x++) {
+        seg__jrj *J = &j->js[x];
+        seg__free(a, J->name);
+        if (J->state_names)
+            for (uint32_t s = 0; s < J->ast->nstates; s++)
+                seg__free(a, J->state_names[s]);
+        if (J->variant_names)
+            for (uint32_t v = 0; v <= J->ast->nvariants; v++)
+                seg__free(a, J->variant_names[v]);
+        if (J->when_seg)
+            for (uint32_t s = 0; s < J->ast->nstates; s++)
+                seg__free(a, J->when_seg[s]);
+        seg__free(a, J->state_names);
+        seg__free(a, J->variant_names);
+        seg__free(a, J->when_seg);
+        seg__free(a, J->exit_seg);
+        seg__free(a, J->tdep_state);
+        seg__free(a, J->v_entered);
+    }
+    for (uint32_t c = 0; c < j->nchunks; c++)
+        seg__free(a, j->chunks[c]);
+    seg__free(a, j->chunks);
+    seg__free(a, j->head);
+    seg__free(a, j->heap);
+    seg__free(a, j->undo);
+    seg__free(a, j->hundo);
+    seg__free(a, j->popped);
+    seg__free(a, j->touched);
+    seg__free(a, j->stats0);
+    seg__free(a, j->js);
+    seg_segdef_free(j->cdef);
+    seg_db *db = j->db;
+    seg__free(a, j);
+    seg__db_unref(db);
+}
+
+static int build(seg_journey *j)
+{
+    const seg__alloc *a = &j->db->alloc;
+    seg_segdef *d = j->cdef;
+    const seg__ast *ast = &d->ast;
+    j->nj = ast->njourneys;
+    j->js = seg__calloc(a, j->nj + 1, sizeof *j->js);
+    if (!j->js)
+        return oom(j);
+    size_t nstats = 0;
+    for (uint32_t x = 0; x < j->nj; x++) {
+        seg__jrj *J = &j->js[x];
+        const seg__jrast *A = &ast->journeys[x];
+        J->ast = A;
+        uint32_t nv = A->nvariants + 1, ns = A->nstates;
+        nstats += 2 * (size_t)nv + 2 * (size_t)ns;
+        J->name = dupz(a, A->name);
+        J->seed = seg__hash(A->name.p, A->name.n, UINT64_C(0x6a0e7a11c0ffee00));
+        J->state_names = seg__calloc(a, ns, sizeof *J->state_names);
+        J->variant_names = seg__calloc(a, nv, sizeof *J->variant_names);
+        J->when_seg = seg__calloc(a, ns, sizeof *J->when_seg);
+        J->exit_seg = seg__calloc(a, A->nexits + 1, sizeof *J->exit_seg);
+        J->tdep_state = seg__calloc(a, ns, sizeof *J->tdep_state);
+        J->v_entered = seg__calloc(a, 2 * (size_t)nv + 2 * (size_t)ns, sizeof *J->v_entered);
+        if (!J->name || !J->state_names || !J->variant_names || !J->when_seg || !J->exit_seg ||
+            !J->tdep_state || !J->v_entered)
+            return oom(j);
+        J->v_converted = J->v_entered + nv;
+        J->s_entered = J->v_converted + nv;
+        J->s_converted = J->s_entered + ns;
+        for (uint32_t v = 0; v < A->nvariants; v++)
+            if (!(J->variant_names[v] = dupz(a, A->variants[v])))
+                return oom(j);
+        if (!(J->variant_names[A->nvariants] = dupz(a, seg__cstr(A->has_holdout ? "holdout"
+                                                                                : ""))))
+            return oom(j);
+        J->enter_seg = d->items[A->enter_item].first_seg;
+        J->tdep_enter = node_tdep(d, A->enter, 0);
+        bool tdep_exit = false;
+        for (uint32_t k = 0; k < A->nexits; k++) {
+            J->exit_seg[k] = UINT32_MAX;
+            if (A->exits[k].kind == SEG__JX_WHEN) {
+                J->exit_seg[k] = d->items[A->exits[k].cond_item].first_seg;
+                J->has_when_exit = true;
+                tdep_exit |= node_tdep(d, A->exits[k].cond, 0);
+            }
+        }
+        for (uint32_t s = 0; s < ns; s++) {
+            const seg__jr_state *st = &A->states[s];
+            if (!(J->state_names[s] = dupz(a, st->name)))
+                return oom(j);
+            J->when_seg[s] = seg__calloc(a, st->ntrans + 1, sizeof **J->when_seg);
+            if (!J->when_seg[s])
+                return oom(j);
+            J->tdep_state[s] = tdep_exit;
+            for (uint32_t t = 0; t < st->ntrans; t++)
+                if (st->trans[t].kind == SEG__JT_WHEN) {
+                    J->when_seg[s][t] = d->items[st->trans[t].cond_item].first_seg;
+                    J->tdep_state[s] |= node_tdep(d, st->trans[t].cond, 0);
+                }
+        }
+    }
+    j->stats0 = seg__calloc(a, nstats + 1, sizeof *j->stats0);
+    return j->stats0 ? SEG_OK : oom(j);
+}
+
+SEG_API int seg_journey_open(seg_journey **out, seg_segdef *def)
+{
+    if (out)
+        *out = NULL;
+    if (!def)
+        return SEG_EINVAL;
+    seg_db *db = def->db;
+    seg__error_clear(db);
+    if (!out)
+        return seg__error(db, SEG_EINVAL, "out: NULL");
+    if (!def->ast.njourneys)
+        return seg__error(db, SEG_EINVAL, "the definition has no journey");
+    for (unsigned i = 0; i < db->nmodules; i++)
+        if (db->modules[i].ops == &journey_ops)
+            return seg__error(db, SEG_EBUSY, "journeys are open on this database already "
+                                             "(close them first)");
+    int rc = seg__db_writable(db);
+    if (rc != SEG_OK)
+        return rc;
+    seg_journey *j = seg__calloc(&db->alloc, 1, sizeof *j);
+    if (!j)
+        return seg__error(db, SEG_ENOMEM, "out of memory");
+    j->db = db;
+    seg__db_ref(db);
+    j->attr_gen = db->attr_gen;
+    size_t n;
+    char *text = seg__sd_print(&db->alloc, &def->ast, &n);
+    if (!text) {
+        engine_free(j);
+        return seg__error(db, SEG_ENOMEM, "out of memory");
+    }
+    seg__sderr err;
+    rc = seg__segdef_compile_conds(&j->cdef, db, text, n, def->extra, def->nextra, &err);
+    seg__free(&db->alloc, text);
+    if (rc != SEG_OK) {
+        seg__error(db, rc, "journeys: %u:%u: %s", err.line, err.col, err.msg);
+        engine_free(j);
+        return rc;
+    }
+    if ((rc = build(j)) != SEG_OK || (rc = seg__jr_restore(j)) != SEG_OK ||
+        (rc = seg__module_attach(db, &journey_ops, j)) != SEG_OK) {
+        engine_free(j);
+        return rc;
+    }
+    *out = j;
+    return SEG_OK;
+}
+
+SEG_API void seg_journey_close(seg_journey *j)
+{
+    if (!j)
+        return;
+    seg__module_detach(j->db, j);
+    seg__outbox_shim_free(j->db); /* TEMPORARY: the real outbox frees itself at close */
+    engine_free(j);
+}
+
+SEG_API size_t seg_journey_count(const seg_journey *j)
+{
+    return j ? j->nj : 0;
+}
+
+SEG_API const char *seg_journey_name(const seg_journey *j, size_t i)
+{
+    return j && i < j->nj ? j->js[i].name : NULL;
+}
+
+SEG_API int seg_journey_set_action_cb(seg_journey *j, seg_journey_action_cb cb, void *payload)
+{
+    if (!j)
+        return SEG_EINVAL;
+    j->cb = cb;
+    j->cb_payload = payload;
+    return SEG_OK;
+}
+
+static int find_journey(seg_journey *j, const char *name, uint32_t *jx)
+{
+    if (!name)
+        return seg__error(j->db, SEG_EINVAL, "journey: NULL");
+    for (uint32_t x = 0; x < j->nj; x++)
+        if (strcmp(j->js[x].name, name) == 0) {
+            *jx = x;
+            return SEG_OK;
+        }
+    return seg__error(j->db, SEG_ENOTFOUND, "no journey named '%s'", name);
+}
+
+SEG_API int seg_journey_status_get(seg_journey_status *out, seg_journey *j, const char *journey,
+                                   const char *customer_id)
+{
+    if (!j)
+        return SEG_EINVAL;
+    seg__error_clear(j->db);
+    if (!out)
+        return seg__error(j->db, SEG_EINVAL, "out: NULL");
+    if (out->struct_size < sizeof *out)
+        return seg__error(j->db, SEG_EVERSION, "out: struct_size %zu is too small",
+                          out->struct_size);
+    seg_journey_status st = SEG_JOURNEY_STATUS_INIT;
+    st.struct_size = out->struct_size;
+    *out = st;
+    uint32_t jx = 0;
+    int rc = find_journey(j, journey, &jx);
+    if (rc != SEG_OK)
+        return rc;
+    if (!customer_id)
+        return seg__error(j->db, SEG_EINVAL, "customer_id: NULL");
+    seg__str id = seg__cstr(customer_id);
+    if ((rc = seg__check_id(j->db, "customer_id", id)) != SEG_OK)
+        return rc;
+    uint32_t ci = seg__cust_find(&j->db->store, id);
+    if (ci == SEG__NONE)
+        return seg__error(j->db, SEG_ENOTFOUND, "customer_id '%s': no such customer",
+                          customer_id);
+    uint32_t ri = rec_find(j, ci, jx);
+    if (ri == SEG__NONE)
+        return SEG_OK;
+    const seg__jrec *r = R(j, ri);
+    const seg__jrj *J = &j->js[jx];
+    out->state = r->state == SEG__JR_OUT ? NULL : J->state_names[r->state];
+    out->run = r->run;
+    out->since = r->since;
+    out->variant = J->ast->nvariants || J->ast->has_holdout ? J->variant_names[r->variant]
+                                                            : NULL;
+    out->converted = (r->flags & SEG__JRF_CONVERTED) != 0;
+    out->exit_reason = r->state == SEG__JR_OUT ? r->reason : SEG_JOURNEY_IN;
+    return SEG_OK;
+}
+
+SEG_API int seg_journey_report(seg_journey *j, seg_journey_report_cb cb, void *payload)
+{
+    if (!j)
+        return SEG_EINVAL;
+    seg__error_clear(j->db);
+    if (!cb)
+        return seg__error(j->db, SEG_EINVAL, "cb: NULL");
+    for (uint32_t x = 0; x < j->nj; x++) {
+        const seg__jrj *J = &j->js[x];
+        const seg__jrast *A = J->ast;
+        uint32_t nv = A->nvariants + (A->has_holdout || !A->nvariants ? 1 : 0);
+        uint64_t *active = seg__calloc(&j->db->alloc, (size_t)A->nvariants + 1 + A->nstates,
+                                       sizeof *active);
+        if (!active)
+            return oom(j);
+        for (uint32_t ri = 0; ri < j->nrecs; ri++) {
+            const seg__jrec *r = R(j, ri);
+            if (r->journey == x && r->state != SEG__JR_OUT) {
+                active[r->variant]++;
+                active[A->nvariants + 1 + r->state]++;
+            }
+        }
+        seg_journey_row row;
+        memset(&row, 0, sizeof row);
+        row.struct_size = sizeof row;
+        row.journey = J->name;
+        int stop = 0;
+        for (uint32_t v = 0; v < nv && !stop; v++) {
+            uint32_t vi = v < A->nvariants ? v : A->nvariants;
+            row.kind = SEG_JOURNEY_ROW_VARIANT;
+            row.name = J->variant_names[vi];
+            row.entered = J->v_entered[vi];
+            row.converted = J->v_converted[vi];
+            row.active = active[vi];
+            stop = cb(&row, payload);
+        }
+        for (uint32_t s = 0; s < A->nstates && !stop; s++) {
+            row.kind = SEG_JOURNEY_ROW_STATE;
+            row.name = J->state_names[s];
+            row.entered = J->s_entered[s];
+            row.converted = J->s_converted[s];
+            row.active = active[A->nvariants + 1 + s];
+            stop = cb(&row, payload);
+        }
+        seg__free(&j->db->alloc, active);
+        if (stop)
+            break;
+    }
+    return SEG_OK;
+}
+
+/* ---- for persist.c ---- */
+
+int seg__jr_rec_add(seg_journey *j, uint32_t ci, uint32_t jx, uint32_t *out)
+{
+    return rec_new(j, ci, jx, out);
+}
+int seg__jr_arm(seg_journey *j, uint32_t ri) { return arm(j, ri, INT64_MAX); }
+seg__jrec *seg__jr_rec(const seg_journey *j, uint32_t ri) { return R(j, ri); }
+uint8_t seg__jr_pick_variant(const seg_journey *j, uint32_t jx, uint32_t ci)
+{
+    return pick_variant(j, jx, ci);
+}
+void seg__jr_txn_end(seg_journey *j, bool committed) { txn_end(j->db, j, committed); }
+int seg__jr_begin(seg_journey *j) { return begin(j); }
+int seg__jr_touch(seg_journey *j, uint32_t ri) { return touch(j, ri); }
