@@ -1237,7 +1237,457 @@ START_TEST(out_of_memory)
 }
 END_TEST
 
-/* @@TZ@@ */
+/* ======================================================================== */
+/* time zones (check_outbox tz)                                              */
+/* ======================================================================== */
+
+static int64_t T(const char *iso)
+{
+    int64_t t;
+    ck_assert_msg(seg_time_parse(&t, iso, strlen(iso)) == SEG_OK, "%s", iso);
+    return t;
+}
+
+static int32_t off_of(const char *zone, const char *iso)
+{
+    int32_t off;
+    TU_OK(db, seg_outbox_zone_offset(&off, db, zone, T(iso)));
+    return off;
+}
+
+START_TEST(tz_known_offsets)
+{
+    open_mem();
+    /* America/New_York: 2024-03-10 02:00 EST -> 03:00 EDT (07:00Z);
+     * 2024-11-03 02:00 EDT -> 01:00 EST (06:00Z) */
+    ck_assert_int_eq(off_of("America/New_York", "2024-03-10T06:59:59Z"), -5 * 3600);
+    ck_assert_int_eq(off_of("America/New_York", "2024-03-10T07:00:00Z"), -4 * 3600);
+    ck_assert_int_eq(off_of("America/New_York", "2024-11-03T05:59:59Z"), -4 * 3600);
+    ck_assert_int_eq(off_of("America/New_York", "2024-11-03T06:00:00Z"), -5 * 3600);
+    /* after the file's last transition: the footer's rule */
+    ck_assert_int_eq(off_of("America/New_York", "2100-07-01T00:00:00Z"), -4 * 3600);
+    ck_assert_int_eq(off_of("America/New_York", "2100-01-01T00:00:00Z"), -5 * 3600);
+    ck_assert_int_eq(off_of("America/New_York", "2199-03-10T06:59:59Z"), -5 * 3600);
+    /* Europe/London: BST from 2024-03-31T01:00Z to 2024-10-27T01:00Z */
+    ck_assert_int_eq(off_of("Europe/London", "2024-03-31T00:59:59Z"), 0);
+    ck_assert_int_eq(off_of("Europe/London", "2024-03-31T01:00:00Z"), 3600);
+    ck_assert_int_eq(off_of("Europe/London", "2024-10-27T00:59:59Z"), 3600);
+    ck_assert_int_eq(off_of("Europe/London", "2024-10-27T01:00:00Z"), 0);
+    /* Australia/Lord_Howe: +10:30, half an hour of DST (+11) from the first
+     * Sunday of October, 02:00 local, to the first Sunday of April, 02:00 */
+    ck_assert_int_eq(off_of("Australia/Lord_Howe", "2024-04-06T14:59:59Z"), 11 * 3600);
+    ck_assert_int_eq(off_of("Australia/Lord_Howe", "2024-04-06T15:00:00Z"), 10 * 3600 + 1800);
+    ck_assert_int_eq(off_of("Australia/Lord_Howe", "2024-10-05T15:29:59Z"), 10 * 3600 + 1800);
+    ck_assert_int_eq(off_of("Australia/Lord_Howe", "2024-10-05T15:30:00Z"), 11 * 3600);
+    ck_assert_int_eq(off_of("Australia/Lord_Howe", "2150-01-01T00:00:00Z"), 11 * 3600);
+    ck_assert_int_eq(off_of("Australia/Lord_Howe", "2150-07-01T00:00:00Z"), 10 * 3600 + 1800);
+    /* Asia/Kolkata: +05:30, no DST */
+    ck_assert_int_eq(off_of("Asia/Kolkata", "2024-01-01T00:00:00Z"), 5 * 3600 + 1800);
+    ck_assert_int_eq(off_of("Asia/Kolkata", "2024-07-01T00:00:00Z"), 5 * 3600 + 1800);
+    ck_assert_int_eq(off_of("Asia/Kolkata", "2300-07-01T00:00:00Z"), 5 * 3600 + 1800);
+    ck_assert_int_eq(off_of("UTC", "2024-07-01T00:00:00Z"), 0);
+    ck_assert_int_eq(off_of(NULL, "2024-07-01T00:00:00Z"), 0);
+}
+END_TEST
+
+/* The C library reads the same files: an independent oracle (the test may
+ * set the process's TZ; the library never reads it). */
+static int32_t libc_offset(int64_t t)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    ck_assert_ptr_nonnull(localtime_r(&tt, &tm));
+    return (int32_t)tm.tm_gmtoff;
+}
+
+START_TEST(tz_against_libc)
+{
+    static const char *const zones[] = {
+        "America/New_York", "Europe/London", "Australia/Lord_Howe", "Asia/Kolkata",
+        "Europe/Dublin",    "America/Sao_Paulo", "Pacific/Chatham", "Asia/Tehran",
+        "America/Santiago", "Asia/Jerusalem", "America/Nuuk", "Antarctica/Troll",
+        "Africa/Casablanca", "Pacific/Apia", "America/St_Johns", "Europe/Moscow",
+    };
+    open_mem();
+    int checked = 0;
+    for (size_t k = 0; k < sizeof zones / sizeof zones[0]; k++) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", seg__tz_dir(), zones[k]);
+        if (access(path, R_OK) != 0)
+            continue; /* (an older tzdata may lack a name) */
+        seg__tz *z;
+        TU_OK(db, seg__tz_load(&z, db, zones[k]));
+        ck_assert_int_eq(setenv("TZ", zones[k], 1), 0);
+        tzset();
+        /* every change of offset from 1900 to 2200, on both sides */
+        int64_t t = T("1900-01-01T00:00:00Z"), end = T("2200-01-01T00:00:00Z");
+        int changes = 0;
+        while (t < end) {
+            int64_t next;
+            int32_t off = seg__tz_offset(z, t, &next);
+            ck_assert_msg(off == libc_offset(t), "%s at %lld: %d, libc %d", zones[k],
+                          (long long)t, off, libc_offset(t));
+            ck_assert_int_gt(next, t);
+            if (next >= end)
+                break;
+            ck_assert_msg(seg__tz_offset(z, next - 1, NULL) == off, "%s before %lld", zones[k],
+                          (long long)next);
+            t = next;
+            changes++;
+        }
+        ck_assert_msg(changes > 0 || strcmp(zones[k], "Asia/Kolkata") != 0, "%s", zones[k]);
+        /* and instants in between */
+        uint64_t r = 88172645463325252u ^ k;
+        for (int n = 0; n < 20000; n++) {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            int64_t u = T("1900-01-01T00:00:00Z") + (int64_t)(r % (uint64_t)(end - T("1900-01-01T00:00:00Z")));
+            ck_assert_msg(seg__tz_offset(z, u, NULL) == libc_offset(u), "%s at %lld", zones[k],
+                          (long long)u);
+        }
+        seg__tz_free(&seg__default_alloc, z);
+        checked++;
+    }
+    ck_assert_int_ge(checked, 10);
+}
+END_TEST
+
+START_TEST(tz_missing_zone)
+{
+    open_mem();
+    int32_t off = 1;
+    TU_RC(db, seg_outbox_zone_offset(&off, db, "Mars/Olympus_Mons", 0), SEG_ENOTFOUND);
+    TU_MSG_HAS(db, "Mars/Olympus_Mons");
+    ck_assert_int_eq(off, 0);
+    TU_RC(db, seg_outbox_set_default_zone(db, "Mars/Olympus_Mons"), SEG_ENOTFOUND);
+    /* again (from the cache of unknown names): the same error */
+    TU_RC(db, seg_outbox_set_default_zone(db, "Mars/Olympus_Mons"), SEG_ENOTFOUND);
+    TU_MSG_HAS(db, "Mars/Olympus_Mons");
+    TU_RC(db, seg_outbox_set_default_zone(db, "America"), SEG_EIO); /* a directory */
+    TU_MSG_HAS(db, "directory");
+}
+END_TEST
+
+/* files that are not valid TZif: clean errors, never a crash */
+static unsigned char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "%s", path);
+    unsigned char *b = malloc(1 << 20);
+    *len = fread(b, 1, 1 << 20, f);
+    fclose(f);
+    return b;
+}
+
+static void write_file(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+    fclose(f);
+}
+
+START_TEST(tz_bad_files)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/America/New_York", seg__tz_dir());
+    size_t len;
+    unsigned char *ny = slurp(path, &len);
+    ck_assert_uint_gt(len, 100);
+    seg__tz *z;
+    char err[160];
+    ck_assert_int_eq(seg__tz_parse(&z, &seg__default_alloc, ny, len, err, sizeof err), SEG_OK);
+    seg__tz_free(&seg__default_alloc, z);
+    /* every truncation */
+    for (size_t n = 0; n < len; n++) {
+        int rc = seg__tz_parse(&z, &seg__default_alloc, ny, n, err, sizeof err);
+        ck_assert_msg(rc == SEG_EPARSE, "prefix %zu: %d", n, rc);
+        ck_assert_ptr_null(z);
+        ck_assert_msg(err[0], "prefix %zu: no message", n);
+    }
+    /* garbage, and garbage behind a plausible header */
+    unsigned char *g = malloc(len);
+    uint64_t r = 0x9e3779b97f4a7c15u;
+    for (int round = 0; round < 3000; round++) {
+        for (size_t k = 0; k < len; k++) {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            g[k] = (unsigned char)r;
+        }
+        if (round % 3 == 1) {
+            memcpy(g, "TZif2", 5);
+        } else if (round % 3 == 2) {
+            /* the real file with a few bytes changed */
+            memcpy(g, ny, len);
+            for (int f = 0; f < 4; f++) {
+                r ^= r << 13;
+                r ^= r >> 7;
+                r ^= r << 17;
+                g[r % len] ^= (unsigned char)(1u << (r >> 60 & 7));
+            }
+        }
+        int rc = seg__tz_parse(&z, &seg__default_alloc, g, len, err, sizeof err);
+        ck_assert(rc == SEG_OK || rc == SEG_EPARSE);
+        if (rc == SEG_OK) { /* usable, whatever it says */
+            for (int64_t t = T("1800-01-01"); t < T("2300-01-01"); t += 86400 * 997) {
+                int64_t next;
+                int32_t off = seg__tz_offset(z, t, &next);
+                ck_assert(off >= -89999 && off <= 93599 && next > t);
+                int64_t due = seg__tz_window_due(z, t, 540, 600);
+                ck_assert(due >= t);
+            }
+            seg__tz_free(&seg__default_alloc, z);
+        } else {
+            ck_assert_ptr_null(z);
+        }
+    }
+    free(g);
+    /* through $TZDIR: the db's calls name the file and the problem */
+    const char *dir = P("zi");
+    char sub[PATH_MAX];
+    ck_assert_int_eq(mkdir(dir, 0700), 0);
+    snprintf(sub, sizeof sub, "%s/Bad", dir);
+    ck_assert_int_eq(mkdir(sub, 0700), 0);
+    snprintf(sub, sizeof sub, "%s/Bad/Truncated", dir);
+    write_file(sub, ny, 100);
+    snprintf(sub, sizeof sub, "%s/Bad/Garbage", dir);
+    write_file(sub, "this is not a zone\n", 19);
+    snprintf(sub, sizeof sub, "%s/Bad/Footer", dir);
+    unsigned char *bf = malloc(len + 8);
+    memcpy(bf, ny, len);
+    /* the footer ("\nEST5EDT,M3.2.0,M11.1.0\n"): damage the rule */
+    unsigned char *comma = memchr(bf + len - 30, ',', 30);
+    ck_assert_ptr_nonnull(comma);
+    *comma = ';';
+    write_file(sub, bf, len);
+    free(bf);
+    snprintf(sub, sizeof sub, "%s/Good", dir);
+    ck_assert_int_eq(mkdir(sub, 0700), 0);
+    snprintf(sub, sizeof sub, "%s/Good/NY", dir);
+    write_file(sub, ny, len);
+    ck_assert_int_eq(setenv("TZDIR", dir, 1), 0);
+    open_mem();
+    TU_RC(db, seg_outbox_set_default_zone(db, "Bad/Truncated"), SEG_EPARSE);
+    TU_MSG_HAS(db, "Bad/Truncated");
+    TU_MSG_HAS(db, "truncated");
+    TU_RC(db, seg_outbox_set_default_zone(db, "Bad/Garbage"), SEG_EPARSE);
+    TU_MSG_HAS(db, "not a TZif file");
+    TU_RC(db, seg_outbox_set_default_zone(db, "Bad/Footer"), SEG_EPARSE);
+    TU_MSG_HAS(db, "footer");
+    TU_OK(db, seg_outbox_set_default_zone(db, "Good/NY"));
+    int32_t off;
+    TU_OK(db, seg_outbox_zone_offset(&off, db, "Good/NY", T("2024-07-01")));
+    ck_assert_int_eq(off, -4 * 3600);
+    /* a customer whose zone is a bad file gets the default zone */
+    seg_value v = { SEG_TYPE_STRING, 0, 0, "Bad/Truncated" };
+    TU_OK(db, seg_customer_set_attr(db, "alice", "timezone", &v));
+    TU_OK(db, seg_outbox_set_window(db, "email", 9 * 60, 17 * 60));
+    int o;
+    uint64_t s;
+    TU_OK(db, emit1(db, act("alice", "j", 1, "a", T("2024-07-01T00:00:00Z"), "email"), &o, &s));
+    seg_outbox_item it = SEG_OUTBOX_ITEM_INIT;
+    TU_OK(db, seg_outbox_get(&it, db, s));
+    ck_assert_int_eq(it.due, T("2024-07-01T13:00:00Z")); /* 09:00 EDT */
+    unsetenv("TZDIR");
+    free(ny);
+}
+END_TEST
+
+/* ---- send windows ---- */
+
+static void set_zone(const char *cust, const char *attr, const char *zone)
+{
+    seg_value v = { SEG_TYPE_STRING, 0, 0, zone };
+    TU_OK(db, seg_customer_set_attr(db, cust, attr, &v));
+}
+
+static int64_t due_of(const char *cust, const char *channel, const char *iso)
+{
+    static int n;
+    char step[16];
+    snprintf(step, sizeof step, "s%d", n++);
+    int o;
+    uint64_t s;
+    TU_OK(db, emit1(db, act(cust, "j", 1, step, T(iso), channel), &o, &s));
+    ck_assert_int_eq(o, SEG__EMIT_QUEUED);
+    seg_outbox_item it = SEG_OUTBOX_ITEM_INIT;
+    TU_OK(db, seg_outbox_get(&it, db, s));
+    ck_assert_int_eq(it.time, T(iso));
+    return it.due;
+}
+
+START_TEST(windows)
+{
+    open_mem();
+    set_zone("ny", "timezone", "America/New_York");
+    set_zone("ldn", "timezone", "Europe/London");
+    set_zone("lhi", "timezone", "Australia/Lord_Howe");
+    set_zone("kol", "timezone", "Asia/Kolkata");
+    set_zone("mars", "timezone", "Mars/Olympus_Mons");
+    TU_OK(db, seg_customer_add(db, "nozone"));
+    seg_value num = { SEG_TYPE_INT, 5, 0, NULL };
+    TU_OK(db, seg_customer_set_attr(db, "numzone", "tz3", &num));
+    TU_OK(db, seg_outbox_set_window(db, "email", 9 * 60, 17 * 60));
+    TU_OK(db, seg_outbox_set_window(db, "push", 22 * 60, 8 * 60));
+    /* 03:00 EST waits for 09:00; inside: now; after the end: tomorrow */
+    ck_assert_int_eq(due_of("ny", "email", "2024-01-15T08:00:00Z"), T("2024-01-15T14:00:00Z"));
+    ck_assert_int_eq(due_of("ny", "email", "2024-01-15T15:00:00Z"), T("2024-01-15T15:00:00Z"));
+    ck_assert_int_eq(due_of("ny", "email", "2024-01-15T22:00:00Z"), T("2024-01-16T14:00:00Z"));
+    /* the end is excluded */
+    ck_assert_int_eq(due_of("ny", "email", "2024-01-15T21:59:59Z"), T("2024-01-15T21:59:59Z"));
+    /* summer time: 09:00 EDT is 13:00Z */
+    ck_assert_int_eq(due_of("ny", "email", "2024-07-15T08:00:00Z"), T("2024-07-15T13:00:00Z"));
+    /* across the spring switch: Saturday 22:00 EST -> Sunday 09:00 EDT */
+    ck_assert_int_eq(due_of("ny", "email", "2024-03-10T03:00:00Z"), T("2024-03-10T13:00:00Z"));
+    /* and the fall one: Saturday 18:00 EDT -> Sunday 09:00 EST */
+    ck_assert_int_eq(due_of("ny", "email", "2024-11-02T22:00:00Z"), T("2024-11-03T14:00:00Z"));
+    /* no window, no channel: at once */
+    ck_assert_int_eq(due_of("ny", "sms", "2024-01-15T08:00:00Z"), T("2024-01-15T08:00:00Z"));
+    ck_assert_int_eq(due_of("ny", NULL, "2024-01-15T08:00:00Z"), T("2024-01-15T08:00:00Z"));
+    /* a window crossing midnight (London, BST) */
+    ck_assert_int_eq(due_of("ldn", "push", "2024-06-01T12:00:00Z"), T("2024-06-01T21:00:00Z"));
+    ck_assert_int_eq(due_of("ldn", "push", "2024-06-01T23:30:00Z"), T("2024-06-01T23:30:00Z"));
+    ck_assert_int_eq(due_of("ldn", "push", "2024-06-02T06:59:59Z"), T("2024-06-02T06:59:59Z"));
+    ck_assert_int_eq(due_of("ldn", "push", "2024-06-02T07:00:00Z"), T("2024-06-02T21:00:00Z"));
+    /* Lord Howe: the morning after the half-hour switch (+11) */
+    ck_assert_int_eq(due_of("lhi", "email", "2024-10-05T20:00:00Z"), T("2024-10-05T22:00:00Z"));
+    ck_assert_int_eq(due_of("lhi", "email", "2024-07-05T20:00:00Z"), T("2024-07-05T22:30:00Z"));
+    /* Kolkata: 05:30 IST -> 09:00 IST */
+    ck_assert_int_eq(due_of("kol", "email", "2024-05-01T00:00:00Z"), T("2024-05-01T03:30:00Z"));
+    /* a zone missing from the system, no zone, a zone of another type: the
+     * default zone (UTC), then the one set */
+    ck_assert_int_eq(due_of("mars", "email", "2024-05-01T00:00:00Z"), T("2024-05-01T09:00:00Z"));
+    ck_assert_int_eq(due_of("nozone", "email", "2024-05-01T00:00:00Z"), T("2024-05-01T09:00:00Z"));
+    ck_assert_int_eq(due_of("unknown_customer", "email", "2024-05-01T00:00:00Z"),
+                     T("2024-05-01T09:00:00Z"));
+    TU_OK(db, seg_outbox_set_default_zone(db, "Asia/Kolkata"));
+    ck_assert_int_eq(due_of("mars", "email", "2024-05-01T00:00:00Z"), T("2024-05-01T03:30:00Z"));
+    ck_assert_int_eq(due_of("nozone", "email", "2024-05-01T00:00:00Z"), T("2024-05-01T03:30:00Z"));
+    /* another attribute name */
+    TU_OK(db, seg_outbox_set_zone_attr(db, "tz2"));
+    set_zone("ny2", "tz2", "America/New_York");
+    ck_assert_int_eq(due_of("ny2", "email", "2024-01-15T08:00:00Z"), T("2024-01-15T14:00:00Z"));
+    /* (ny's "timezone" is not read now: Kolkata, 13:30 IST, inside) */
+    ck_assert_int_eq(due_of("ny", "email", "2024-01-15T08:00:00Z"), T("2024-01-15T08:00:00Z"));
+    ck_assert_int_eq(due_of("ny", "email", "2024-01-15T13:00:00Z"), T("2024-01-16T03:30:00Z"));
+    TU_OK(db, seg_outbox_set_zone_attr(db, "tz3"));
+    ck_assert_int_eq(due_of("numzone", "email", "2024-05-01T00:00:00Z"), T("2024-05-01T03:30:00Z"));
+    ck_assert_int_eq(due_of("ny2", "email", "2024-01-15T00:00:00Z"), T("2024-01-15T03:30:00Z"));
+    /* removing the window */
+    TU_OK(db, seg_outbox_set_window(db, "email", -1, -1));
+    ck_assert_int_eq(due_of("ny2", "email", "2024-01-15T08:00:00Z"), T("2024-01-15T08:00:00Z"));
+}
+END_TEST
+
+/* daylight-saving days in New York */
+START_TEST(windows_dst)
+{
+    open_mem();
+    set_zone("ny", "timezone", "America/New_York");
+    /* spring: 02:00-03:00 does not exist on 2024-03-10 */
+    TU_OK(db, seg_outbox_set_window(db, "a", 2 * 60 + 30, 5 * 60));
+    /* 01:00 EST: the window "opens" at 02:30, which is 03:00 EDT */
+    ck_assert_int_eq(due_of("ny", "a", "2024-03-10T06:00:00Z"), T("2024-03-10T07:00:00Z"));
+    /* a window inside the gap is not open that day */
+    TU_OK(db, seg_outbox_set_window(db, "b", 2 * 60, 2 * 60 + 45));
+    ck_assert_int_eq(due_of("ny", "b", "2024-03-10T06:00:00Z"), T("2024-03-11T06:00:00Z"));
+    /* fall: 01:00-02:00 happens twice on 2024-11-03 */
+    TU_OK(db, seg_outbox_set_window(db, "c", 90, 3 * 60));
+    /* 00:30 EDT: the first 01:30 (EDT) */
+    ck_assert_int_eq(due_of("ny", "c", "2024-11-03T04:30:00Z"), T("2024-11-03T05:30:00Z"));
+    /* 01:40 EDT is inside; so is 01:40 EST */
+    ck_assert_int_eq(due_of("ny", "c", "2024-11-03T05:40:00Z"), T("2024-11-03T05:40:00Z"));
+    ck_assert_int_eq(due_of("ny", "c", "2024-11-03T06:40:00Z"), T("2024-11-03T06:40:00Z"));
+    /* 01:10 EST (the second 01:10): its own local time counts, 01:30 EST */
+    ck_assert_int_eq(due_of("ny", "c", "2024-11-03T06:10:00Z"), T("2024-11-03T06:30:00Z"));
+    /* a window crossing midnight on both switch days */
+    TU_OK(db, seg_outbox_set_window(db, "d", 23 * 60, 60));
+    ck_assert_int_eq(due_of("ny", "d", "2024-03-10T12:00:00Z"), T("2024-03-11T03:00:00Z"));
+    ck_assert_int_eq(due_of("ny", "d", "2024-11-03T12:00:00Z"), T("2024-11-04T04:00:00Z"));
+}
+END_TEST
+
+/* any zone, any window: the due time is the first instant in the window */
+START_TEST(windows_property)
+{
+    static const char *const zones[] = { "America/New_York", "Europe/London",
+                                         "Australia/Lord_Howe", "Asia/Kolkata",
+                                         "America/St_Johns", "Pacific/Chatham" };
+    open_mem();
+    uint64_t r = 42;
+    for (size_t k = 0; k < sizeof zones / sizeof zones[0]; k++) {
+        seg__tz *z;
+        TU_OK(db, seg__tz_load(&z, db, zones[k]));
+        for (int n = 0; n < 300; n++) {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            int start = (int)(r % 1440), end = (int)((r >> 20) % 1440);
+            if (start == end)
+                continue;
+            int64_t t = T("2024-01-01") + (int64_t)((r >> 32) % (366 * 86400));
+            /* around the switches more often */
+            if (n % 3 == 0)
+                t = T("2024-03-09") + (int64_t)((r >> 32) % (3 * 86400));
+            if (n % 3 == 1)
+                t = T("2024-11-02") + (int64_t)((r >> 32) % (3 * 86400));
+            int64_t due = seg__tz_window_due(z, t, start, end);
+            ck_assert_int_ge(due, t);
+            ck_assert_int_le(due - t, 2 * 86400);
+            /* in the window at due, and at no whole minute before it */
+            for (int64_t u = due; u >= t; u = (u == due ? (due - 1) / 60 * 60 : u - 60)) {
+                int64_t local = u + seg__tz_offset(z, u, NULL);
+                int64_t s = ((local % 86400) + 86400) % 86400;
+                bool in = start < end ? s >= start * 60 && s < end * 60
+                                      : s >= start * 60 || s < end * 60;
+                ck_assert_msg(in == (u == due), "%s %d..%d t=%lld due=%lld u=%lld", zones[k],
+                              start, end, (long long)t, (long long)due, (long long)u);
+                if (u == t)
+                    break;
+            }
+        }
+        seg__tz_free(&seg__default_alloc, z);
+    }
+}
+END_TEST
+
+/* caps count at the due time: two actions of one night are due the same morning */
+START_TEST(windows_and_caps)
+{
+    open_mem();
+    set_zone("ny", "timezone", "America/New_York");
+    TU_OK(db, seg_outbox_set_window(db, "email", 9 * 60, 17 * 60));
+    TU_OK(db, seg_outbox_set_cap(db, "email", 1, 12 * 3600));
+    int o;
+    uint64_t s;
+    TU_OK(db, emit1(db, act("ny", "j1", 1, "a", T("2024-01-14T17:00:00Z"), "email"), &o, &s));
+    ck_assert_int_eq(o, SEG__EMIT_QUEUED); /* 12:00 EST on the 14th */
+    TU_OK(db, emit1(db, act("ny", "j2", 1, "a", T("2024-01-15T03:00:00Z"), "email"), &o, &s));
+    ck_assert_int_eq(o, SEG__EMIT_QUEUED); /* 22:00 -> 09:00 on the 15th: 21 h later */
+    TU_OK(db, emit1(db, act("ny", "j3", 1, "a", T("2024-01-15T05:00:00Z"), "email"), &o, &s));
+    ck_assert_int_eq(o, SEG__EMIT_SUPPRESSED); /* also due 09:00 on the 15th */
+}
+END_TEST
+
+static Suite *tz_suite(void)
+{
+    Suite *s = suite_create("outbox-tz");
+    TCase *tc = tcase_create("tz");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 240);
+    tcase_add_test(tc, tz_known_offsets);
+    tcase_add_test(tc, tz_against_libc);
+    tcase_add_test(tc, tz_missing_zone);
+    tcase_add_test(tc, tz_bad_files);
+    tcase_add_test(tc, windows);
+    tcase_add_test(tc, windows_dst);
+    tcase_add_test(tc, windows_property);
+    tcase_add_test(tc, windows_and_caps);
+    suite_add_tcase(s, tc);
+    return s;
+}
 
 static Suite *core_suite(void)
 {
@@ -1272,8 +1722,12 @@ static Suite *core_suite(void)
 
 int main(int argc, char **argv)
 {
-    (void)argc; (void)argv;
-    SRunner *sr = srunner_create(core_suite());
+    bool tz = argc > 1 && strcmp(argv[1], "tz") == 0;
+    if (tz && access(seg__tz_dir(), R_OK | X_OK) != 0) {
+        printf("SKIP: no zoneinfo directory at %s (install tzdata)\n", seg__tz_dir());
+        return 77;
+    }
+    SRunner *sr = srunner_create(tz ? tz_suite() : core_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

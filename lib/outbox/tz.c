@@ -337,10 +337,10 @@ static int read_header(const uint8_t *p, size_t len, tzhdr *h, size_t tsize, siz
     /* the 32-bit block of a version 2+ file is only skipped: its counts
      * need not be meaningful, only within the file */
     bool skip = tsize == 4 && len >= 5 && p[4] >= '2';
+    if (len < 4 || memcmp(p, "TZif", 4) != 0)
+        return tz_err(err, errsize, "not a TZif file (no magic)");
     if (len < 44)
         return tz_err(err, errsize, "truncated header (%lu bytes)", (unsigned long)len);
-    if (memcmp(p, "TZif", 4) != 0)
-        return tz_err(err, errsize, "not a TZif file (no magic)");
     h->version = (char)p[4];
     if (h->version != 0 && (h->version < '2' || h->version > '9'))
         return tz_err(err, errsize, "unknown TZif version byte 0x%02lx", (unsigned long)p[4]);
@@ -530,12 +530,14 @@ int seg__tz_load(seg__tz **out, seg_db *db, const char *name)
     uint8_t *buf = seg__malloc(a, TZ_MAX_FILE + 1);
     size_t len = buf ? fread(buf, 1, TZ_MAX_FILE + 1, f) : 0;
     bool bad = buf && ferror(f);
+    int rerr = errno;
     fclose(f);
     int rc;
     if (!buf) {
         rc = seg__error(db, SEG_ENOMEM, "out of memory");
     } else if (bad) {
-        rc = seg__error(db, SEG_EIO, "time zone '%s': cannot read %s", name, path);
+        rc = seg__error(db, SEG_EIO, "time zone '%s': cannot read %s: %s", name, path,
+                        strerror(rerr));
     } else if (len > TZ_MAX_FILE) {
         rc = seg__error(db, SEG_EPARSE, "time zone '%s': %s: larger than %u bytes", name, path,
                         TZ_MAX_FILE);
