@@ -643,6 +643,31 @@ START_TEST(caps_rollback)
     ck_assert_int_eq(o, SEG__EMIT_QUEUED);
     TU_OK(db, emit1(db, act("alice", "j3", 1, "a", TU_DAYN(0), "email"), &o, &s));
     ck_assert_int_eq(o, SEG__EMIT_SUPPRESSED);
+    /* a transaction whose emits pruned the counter, rolled back: the old
+     * counts are back */
+    TU_OK(db, seg_outbox_set_cap(db, "sms", 5, 3600));
+    seg__action three[3] = { act("bob", "a", 1, "a", TU_DAYN(0), "sms"),
+                             act("bob", "b", 1, "a", TU_DAYN(0) + 10, "sms"),
+                             act("bob", "c", 1, "a", TU_DAYN(0) + 20, "sms") };
+    TU_OK(db, emit_n(db, three, 3, NULL, NULL));
+    ck_assert_int_eq(seg__st_begin(db), SEG_OK);
+    for (int k = 0; k < 3; k++) {
+        char step[8];
+        snprintf(step, sizeof step, "x%d", k);
+        seg__action late = act("bob", "late", 1, step, TU_DAYN(1) + k, "sms");
+        TU_OK(db, seg__outbox_emit(db, &late, &o, &s));
+        ck_assert_int_eq(o, SEG__EMIT_QUEUED);
+    }
+    seg__st_rollback(db);
+    seg__modules_txn_end(db, false);
+    int outs[3];
+    seg__action more[3] = { act("bob", "d", 1, "a", TU_DAYN(0) + 30, "sms"),
+                            act("bob", "e", 1, "a", TU_DAYN(0) + 40, "sms"),
+                            act("bob", "f", 1, "a", TU_DAYN(0) + 50, "sms") };
+    TU_OK(db, emit_n(db, more, 3, outs, NULL));
+    ck_assert_int_eq(outs[0], SEG__EMIT_QUEUED);
+    ck_assert_int_eq(outs[1], SEG__EMIT_QUEUED);
+    ck_assert_int_eq(outs[2], SEG__EMIT_SUPPRESSED);
 }
 END_TEST
 

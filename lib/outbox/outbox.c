@@ -937,7 +937,8 @@ static int ob_get(seg_db *db, seg__outbox **out)
     seg__free(a, c.scratch);
     seg__free(a, c.r.arr);
     if (rc == SEG_OK) {
-        qsort(ob->e, ob->n, sizeof *ob->e, cmp_seq);
+        if (ob->n)
+            qsort(ob->e, ob->n, sizeof *ob->e, cmp_seq);
         for (size_t k = 1; k < ob->n; k++)
             if (ob->e[k].seq == ob->e[k - 1].seq) {
                 rc = seg__error(db, SEG_ESTORAGE, "outbox: two stored entries have seq %" PRIu64,
@@ -1026,12 +1027,13 @@ static void ob_txn_end(seg_db *db, void *state, bool committed)
         for (size_t k = 0; k < ob->ntxkeys; k++)
             set_del(ob, ob->txkeys[k]);
         for (size_t k = ob->ntxundo; k-- > 0;) {
+            /* (latest first: each undo holds the ring as it was before
+             * its emit; the arrays are swapped back, never copied) */
             ob_undo *u = &ob->txundo[k];
             ob_ring *r = &ob->rings[u->ring];
-            if (u->n)
-                memcpy(r->t, u->t, u->n * sizeof *u->t);
-            r->n = u->n;
-            seg__free(ob->a, u->t);
+            seg__free(ob->a, r->t);
+            r->t = u->t;
+            r->n = r->cap = u->n;
         }
         for (size_t k = 0; k < ob->ntxacks; k++)
             ob->e[ob->txacks[k]].ack_staged = 0;
