@@ -997,6 +997,15 @@ static void compact(seg__outbox *ob)
     }
     ob->n = ob->ncommitted = w;
     ob->dead = 0;
+    /* give back what a drained queue no longer needs */
+    if (ob->cap > 64 && ob->n < ob->cap / 4) {
+        size_t c = ob->n * 2 > 64 ? ob->n * 2 : 64;
+        ob_entry *e = seg__realloc_array(ob->a, ob->e, c, sizeof *e);
+        if (e) {
+            ob->e = e;
+            ob->cap = c;
+        }
+    }
 }
 
 static void ob_txn_end(seg_db *db, void *state, bool committed)
