@@ -1520,6 +1520,162 @@ START_TEST(tz_bad_files)
 }
 END_TEST
 
+/* ---- synthetic TZif files: version 1 only, footer only, v3 rules ---- */
+
+static size_t put_be(unsigned char *p, uint64_t v, int bytes)
+{
+    for (int k = 0; k < bytes; k++)
+        p[k] = (unsigned char)(v >> (8 * (bytes - 1 - k)));
+    return (size_t)bytes;
+}
+
+/* a TZif file: version 0 (v1 only), '2', '3' or '4'; types are (utoff,
+ * isdst = utoff != the first type's) */
+static size_t build_tzif(unsigned char *out, char version, const int64_t *times,
+                         const uint8_t *idx, uint32_t n, const int32_t *offs, uint32_t ntypes,
+                         const char *footer)
+{
+    size_t p = 0;
+    for (int block = 0; block < (version ? 2 : 1); block++) {
+        int tsize = block ? 8 : 4;
+        memcpy(out + p, "TZif", 4);
+        out[p + 4] = (unsigned char)version;
+        memset(out + p + 5, 0, 15);
+        p += 20;
+        uint32_t counts[6] = { 0, 0, 0, n, ntypes, 4 };
+        for (int k = 0; k < 6; k++)
+            p += put_be(out + p, counts[k], 4);
+        for (uint32_t k = 0; k < n; k++)
+            p += put_be(out + p, (uint64_t)times[k], tsize);
+        for (uint32_t k = 0; k < n; k++)
+            out[p++] = idx[k];
+        for (uint32_t k = 0; k < ntypes; k++) {
+            p += put_be(out + p, (uint32_t)offs[k], 4);
+            out[p++] = offs[k] != offs[0];
+            out[p++] = 0;
+        }
+        memcpy(out + p, "XXX", 4);
+        p += 4;
+    }
+    if (version) {
+        out[p++] = '\n';
+        size_t fl = strlen(footer);
+        memcpy(out + p, footer, fl);
+        p += fl;
+        out[p++] = '\n';
+    }
+    return p;
+}
+
+static seg__tz *synth(char version, const int64_t *times, const uint8_t *idx, uint32_t n,
+                      const int32_t *offs, uint32_t ntypes, const char *footer)
+{
+    static unsigned char buf[4096];
+    size_t len = build_tzif(buf, version, times, idx, n, offs, ntypes, footer);
+    seg__tz *z = NULL;
+    char err[160];
+    int rc = seg__tz_parse(&z, &seg__default_alloc, buf, len, err, sizeof err);
+    ck_assert_msg(rc == SEG_OK, "%s: %s", footer ? footer : "(v1)", err);
+    return z;
+}
+
+static int synth_rc(const char *footer)
+{
+    static unsigned char buf[4096];
+    int32_t off = 0;
+    size_t len = build_tzif(buf, '3', NULL, NULL, 0, &off, 1, footer);
+    seg__tz *z = NULL;
+    char err[160];
+    int rc = seg__tz_parse(&z, &seg__default_alloc, buf, len, err, sizeof err);
+    seg__tz_free(&seg__default_alloc, z);
+    return rc;
+}
+
+START_TEST(tz_synthetic)
+{
+    /* version 1 only: no footer; after the last transition its type holds */
+    int64_t times[2] = { T("2024-03-10T07:00:00Z"), T("2024-11-03T06:00:00Z") };
+    uint8_t idx[2] = { 1, 0 };
+    int32_t offs[2] = { -18000, -14400 };
+    seg__tz *z = synth(0, times, idx, 2, offs, 2, NULL);
+    int64_t next;
+    ck_assert_int_eq(seg__tz_offset(z, T("2024-01-01"), &next), -18000);
+    ck_assert_int_eq(next, times[0]);
+    ck_assert_int_eq(seg__tz_offset(z, times[0], &next), -14400);
+    ck_assert_int_eq(next, times[1]);
+    ck_assert_int_eq(seg__tz_offset(z, times[1], &next), -18000);
+    ck_assert_int_eq(next, INT64_MAX);
+    ck_assert_int_eq(seg__tz_offset(z, T("2030-07-01"), NULL), -18000);
+    seg__tz_free(&seg__default_alloc, z);
+    /* the same in a version 2 file, whose footer takes over after 2024 */
+    z = synth('2', times, idx, 2, offs, 2, "EST5EDT,M3.2.0,M11.1.0");
+    ck_assert_int_eq(seg__tz_offset(z, T("2030-07-01"), NULL), -14400);
+    ck_assert_int_eq(seg__tz_offset(z, T("2030-03-10T06:59:59Z"), NULL), -18000);
+    ck_assert_int_eq(seg__tz_offset(z, T("2030-03-10T07:00:00Z"), NULL), -14400);
+    seg__tz_free(&seg__default_alloc, z);
+    /* footer only (no transitions) */
+    int32_t est = -18000;
+    z = synth('2', NULL, NULL, 0, &est, 1, "EST5EDT,M3.2.0,M11.1.0");
+    ck_assert_int_eq(seg__tz_offset(z, T("2024-03-10T06:59:59Z"), &next), -18000);
+    ck_assert_int_eq(next, T("2024-03-10T07:00:00Z"));
+    ck_assert_int_eq(seg__tz_offset(z, T("2024-11-03T05:59:59Z"), &next), -14400);
+    ck_assert_int_eq(next, T("2024-11-03T06:00:00Z"));
+    /* a DST default: "EST5EDT" without a rule means the US rule */
+    seg__tz_free(&seg__default_alloc, z);
+    z = synth('2', NULL, NULL, 0, &est, 1, "EST5EDT");
+    ck_assert_int_eq(seg__tz_offset(z, T("2024-07-01"), NULL), -14400);
+    seg__tz_free(&seg__default_alloc, z);
+    /* version 3: daylight time all year */
+    z = synth('3', NULL, NULL, 0, &est, 1, "EST5EDT,0/0,J365/25");
+    for (int64_t t = T("2020-01-01"); t < T("2030-01-01"); t += 86400 * 7 + 3607)
+        ck_assert_int_eq(seg__tz_offset(z, t, NULL), -14400);
+    ck_assert_int_eq(seg__tz_window_due(z, T("2024-01-01T12:00:00Z"), 9 * 60, 10 * 60),
+                     T("2024-01-01T13:00:00Z"));
+    seg__tz_free(&seg__default_alloc, z);
+    /* version 3: a negative rule time (America/Nuuk from 2023) */
+    int32_t m2 = -7200;
+    z = synth('3', NULL, NULL, 0, &m2, 1, "<-02>2<-01>,M3.5.0/-1,M10.5.0/0");
+    ck_assert_int_eq(seg__tz_offset(z, T("2024-03-31T00:59:59Z"), NULL), -7200);
+    ck_assert_int_eq(seg__tz_offset(z, T("2024-03-31T01:00:00Z"), NULL), -3600);
+    ck_assert_int_eq(seg__tz_offset(z, T("2024-10-27T00:59:59Z"), NULL), -3600);
+    ck_assert_int_eq(seg__tz_offset(z, T("2024-10-27T01:00:00Z"), NULL), -7200);
+    seg__tz_free(&seg__default_alloc, z);
+    /* version 3: an hour past 24 (Asia/Jerusalem: Friday before the last
+     * Sunday of March, 02:00 = Thursday 26:00) */
+    int32_t two = 7200;
+    z = synth('3', NULL, NULL, 0, &two, 1, "IST-2IDT,M3.4.4/26,M10.5.0");
+    ck_assert_int_eq(seg__tz_offset(z, T("2024-03-28T23:59:59Z"), NULL), 7200);
+    ck_assert_int_eq(seg__tz_offset(z, T("2024-03-29T00:00:00Z"), NULL), 10800);
+    seg__tz_free(&seg__default_alloc, z);
+    /* Jn (no Feb 29) and n (counting it), southern order (end before start) */
+    int32_t m3 = -10800;
+    z = synth('4', NULL, NULL, 0, &m3, 1, "XXX3YYY,J60/2,300/2");
+    /* J60 is March 1 in leap and common years; day 300 is Oct 27 in 2024,
+     * Oct 28 in 2023 */
+    ck_assert_int_eq(seg__tz_offset(z, T("2024-03-01T04:59:59Z"), NULL), -10800);
+    ck_assert_int_eq(seg__tz_offset(z, T("2024-03-01T05:00:00Z"), NULL), -7200);
+    ck_assert_int_eq(seg__tz_offset(z, T("2024-10-27T03:59:59Z"), NULL), -7200);
+    ck_assert_int_eq(seg__tz_offset(z, T("2024-10-27T04:00:00Z"), NULL), -10800);
+    ck_assert_int_eq(seg__tz_offset(z, T("2023-03-01T05:00:00Z"), NULL), -7200);
+    ck_assert_int_eq(seg__tz_offset(z, T("2023-10-28T03:59:59Z"), NULL), -7200);
+    ck_assert_int_eq(seg__tz_offset(z, T("2023-10-28T04:00:00Z"), NULL), -10800);
+    seg__tz_free(&seg__default_alloc, z);
+    z = synth('3', NULL, NULL, 0, &two, 1, "<+1030>-10:30<+11>-11,M10.1.0,M4.1.0");
+    ck_assert_int_eq(seg__tz_offset(z, T("2024-10-05T15:29:59Z"), NULL), 37800);
+    ck_assert_int_eq(seg__tz_offset(z, T("2024-10-05T15:30:00Z"), NULL), 39600);
+    seg__tz_free(&seg__default_alloc, z);
+    /* bad rules */
+    static const char *const bad[] = {
+        "EST5EDT,M13.1.0,M11.1.0", "ES5", "EST25", "EST5EDT,M3.2.0/168,M11.1.0",
+        "EST5EDT,M3.2.0", "EST5EDT,M3.6.0,M11.1.0", "EST5EDT,J0,J365", "EST5EDT,366,1",
+        "<+05", "EST5:60", "EST5EDT,M3.2.7,M11.1.0", "EST5 ", "EST",
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++)
+        ck_assert_msg(synth_rc(bad[k]) == SEG_EPARSE, "%s", bad[k]);
+    ck_assert_int_eq(synth_rc(""), SEG_OK); /* an empty footer: the last type holds */
+}
+END_TEST
+
 /* ---- send windows ---- */
 
 static void set_zone(const char *cust, const char *attr, const char *zone)
@@ -1706,6 +1862,7 @@ static Suite *tz_suite(void)
     tcase_add_test(tc, tz_against_libc);
     tcase_add_test(tc, tz_missing_zone);
     tcase_add_test(tc, tz_bad_files);
+    tcase_add_test(tc, tz_synthetic);
     tcase_add_test(tc, windows);
     tcase_add_test(tc, windows_dst);
     tcase_add_test(tc, windows_property);
