@@ -39,8 +39,9 @@ enum { SEG__EMIT_QUEUED = 0, SEG__EMIT_DUPLICATE = 1, SEG__EMIT_SUPPRESSED = 2 }
  * the frequency caps (a capped action is kept as suppressed, visible to the
  * host, never delivered); stages the entry with the next sequence number.
  * *outcome (required) tells which (SEG__EMIT_*); *seq_out (may be NULL) gets
- * the sequence number (for a duplicate: the pending or suppressed entry's,
- * or 0 when it was acknowledged already).  Returns SEG_OK, or SEG_EINVAL /
+ * the new entry's sequence number (queued or suppressed; 0 for a duplicate:
+ * identities are kept as hashes, not indexed to entries, so that a
+ * duplicate costs one hash lookup).  Returns SEG_OK, or SEG_EINVAL /
  * SEG_EREADONLY / SEG_ENOMEM / SEG_ESTORAGE with the db's message set, and
  * then nothing was staged. */
 int seg__outbox_emit(seg_db *db, const seg__action *a, int *outcome, uint64_t *seq_out);

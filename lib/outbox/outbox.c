@@ -112,6 +112,7 @@ typedef struct seg__outbox {
     const seg__tz *defzone;  /* NULL: UTC */
     seg_outbox_deliver_cb cb;
     void *cb_payload;
+    uint32_t last[6];        /* the strings the last emit interned, per field */
     /* walks in progress (no compaction meanwhile); inside a delivery callback */
     unsigned walking;
     bool delivering;
@@ -225,6 +226,21 @@ static int str_intern(seg__outbox *ob, const char *s, uint32_t *out)
     ob->stab[k] = i;
     *out = i;
     return SEG_OK;
+}
+
+/* Intern, trying the string of the previous emit first (journeys emit the
+ * same few names over and over). */
+static int str_intern_field(seg__outbox *ob, int field, const char *s, uint32_t *out)
+{
+    uint32_t i = ob->last[field];
+    if (s && i && strcmp(ob->strs[i], s) == 0) {
+        *out = i;
+        return SEG_OK;
+    }
+    int rc = str_intern(ob, s, out);
+    if (rc == SEG_OK)
+        ob->last[field] = *out;
+    return rc;
 }
 
 /* ------------------------------------------------------------ the key set */
@@ -1241,13 +1257,7 @@ int seg__outbox_emit(seg_db *db, const seg__action *a, int *outcome, uint64_t *s
         return rc;
     uint64_t key = identity(a->customer_id, a->journey, a->run, a->step);
     if (set_has(ob, key)) {
-        *outcome = SEG__EMIT_DUPLICATE;
-        if (seq_out)
-            for (size_t k = 0; k < ob->n; k++)
-                if (ob->e[k].key == key && ob->e[k].status != ST_GONE) {
-                    *seq_out = ob->e[k].seq;
-                    break;
-                }
+        *outcome = SEG__EMIT_DUPLICATE; /* (*seq_out stays 0: no index by identity) */
         return SEG_OK;
     }
     ob_entry x;
@@ -1256,11 +1266,12 @@ int seg__outbox_emit(seg_db *db, const seg__action *a, int *outcome, uint64_t *s
     x.time = a->time;
     x.run = a->run;
     x.key = key;
-    if (str_intern(ob, a->journey, &x.journey) || str_intern(ob, a->state ? a->state : "",
-                                                             &x.state) ||
-        str_intern(ob, a->action, &x.action) || str_intern(ob, a->channel, &x.channel) ||
-        str_intern(ob, a->params ? a->params : "", &x.params) ||
-        str_intern(ob, a->variant, &x.variant))
+    if (str_intern_field(ob, 0, a->journey, &x.journey) ||
+        str_intern_field(ob, 1, a->state ? a->state : "", &x.state) ||
+        str_intern_field(ob, 2, a->action, &x.action) ||
+        str_intern_field(ob, 3, a->channel, &x.channel) ||
+        str_intern_field(ob, 4, a->params ? a->params : "", &x.params) ||
+        str_intern_field(ob, 5, a->variant, &x.variant))
         return seg__error(db, SEG_ENOMEM, "out of memory");
     /* the due time: the channel's window in the customer's zone */
     x.due = a->time;
@@ -1894,8 +1905,17 @@ static int api_zone(seg_db *db, seg__outbox *ob, const char *zone, const seg__tz
         /* (cached as unknown: load again for the message) */
         seg__tz *tmp = NULL;
         rc = seg__tz_load(&tmp, db, zone);
+        if (rc != SEG_OK)
+            return rc;
+        /* it is there now: cache it */
+        for (uint32_t k = 0; k < ob->nzones; k++)
+            if (!ob->zones[k].z && strcmp(ob->zones[k].name, zone) == 0) {
+                ob->zones[k].z = tmp;
+                *z = tmp;
+                return SEG_OK;
+            }
         seg__tz_free(ob->a, tmp);
-        return rc != SEG_OK ? rc : seg__error(db, why, "time zone '%s': unknown", zone);
+        return seg__error(db, why, "time zone '%s': unknown", zone);
     }
     return SEG_OK;
 }
