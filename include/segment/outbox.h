@@ -62,7 +62,8 @@ typedef struct seg_outbox_item {
 /**
  * Called for each entry by seg_outbox_fetch().  Reads fields only within
  * item->struct_size.  Return 0 to go on, non-zero to stop.  The callback may
- * call seg_outbox_ack(); other outbox calls on the db return SEG_EMISUSE.
+ * acknowledge the item (seg_outbox_ack()) and make other calls on the db;
+ * entries acknowledged meanwhile are not visited.
  * @since 1.0
  */
 typedef int (*seg_outbox_cb)(const seg_outbox_item *item, void *payload);
