@@ -16,6 +16,7 @@
 #include "segment/rfm.h"
 #include "segment/segdef.h"
 #include "segment/clv.h"
+#include "segment/outbox.h"
 #include "segment/journey.h"
 
 #endif /* SEGMENT_H */

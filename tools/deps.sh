@@ -12,6 +12,8 @@ set -euo pipefail
 # the gcc build (build/): g++ for the C++ header test, check for the unit
 # tests, libsqlite3-dev for the optional SQLite backend (-Dsqlite=auto)
 pkgs=(meson ninja-build pkg-config gcc libc6-dev g++ check libsqlite3-dev)
+# the outbox's send windows read the system's time zones (/usr/share/zoneinfo)
+pkgs+=(tzdata)
 if [ "${1:-}" != "--minimal" ]; then
   # the sanitizer build (build-san/): clang with the ASan/UBSan runtimes
   pkgs+=(clang-14 libclang-rt-14-dev)

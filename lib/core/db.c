@@ -1,5 +1,6 @@
 /* The database handle: options, open, close, versions. */
 #include "storage/storage-private.h"
+#include "outbox/outbox-private.h"
 
 #include <stdio.h>
 
@@ -127,6 +128,7 @@ SEG_API int seg_db_open(seg_db **out, const char *uri, const seg_db_options *opt
 
 static void db_free(seg_db *db)
 {
+    seg__outbox_free(db);
     seg__storage_close(db);
     seg__store_free(&db->alloc, &db->store);
     seg__alloc a = db->alloc;

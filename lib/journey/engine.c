@@ -27,7 +27,6 @@
 #include "journey/journey-private.h"
 #include "journey/journey-engine.h"
 #include "outbox/outbox-private.h"
-#include "journey/outbox-shim.h" /* TEMPORARY: the shim's free at close */
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -1304,7 +1303,6 @@ SEG_API void seg_journey_close(seg_journey *j)
     if (!j)
         return;
     seg__module_detach(j->db, j);
-    seg__outbox_shim_free(j->db); /* TEMPORARY: the real outbox frees itself at close */
     engine_free(j);
 }
 

@@ -24,6 +24,7 @@ int main(void)
     seg_clv_fit_options clv_fo = SEG_CLV_FIT_OPTIONS_INIT;
     seg_clv_fit_report clv_r = SEG_CLV_FIT_REPORT_INIT;
     seg_clv_value_options clv_vo = SEG_CLV_VALUE_OPTIONS_INIT;
+    seg_outbox_item ob_item = SEG_OUTBOX_ITEM_INIT;
     seg_db *db = NULL;
     int ok = 1;
 
@@ -31,6 +32,7 @@ int main(void)
     (void)rfm_opts; (void)rfm_info;
     (void)sd_stats; (void)sd_report;
     (void)clv_so; (void)clv_s; (void)clv_st; (void)clv_c; (void)clv_fo; (void)clv_r; (void)clv_vo;
+    (void)ob_item;
     if (seg_db_open(&db, ":memory:", &db_opts) != SEG_OK) {
         fprintf(stderr, "c89: seg_db_open failed\n");
         return 1;

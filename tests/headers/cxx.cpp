@@ -32,8 +32,10 @@ int main()
     seg_clv_fit_options clv_fo = SEG_CLV_FIT_OPTIONS_INIT;
     seg_clv_fit_report clv_r = SEG_CLV_FIT_REPORT_INIT;
     seg_clv_value_options clv_vo = SEG_CLV_VALUE_OPTIONS_INIT;
+    seg_outbox_item ob_item = SEG_OUTBOX_ITEM_INIT;
     (void)event; (void)stats; (void)info; (void)ingest_opts; (void)csv_opts;
     (void)clv_so; (void)clv_s; (void)clv_st; (void)clv_c; (void)clv_fo; (void)clv_r; (void)clv_vo;
+    (void)ob_item;
     ingest_opts.on_reject = on_reject;
     csv_opts.on_reject = on_reject;
 
