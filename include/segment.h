@@ -16,5 +16,6 @@
 #include "segment/rfm.h"
 #include "segment/segdef.h"
 #include "segment/clv.h"
+#include "segment/loyalty.h"
 
 #endif /* SEGMENT_H */

@@ -866,6 +866,11 @@ int seg__sd_parse(seg__ast *ast, const char *src, size_t len, seg__sderr *err)
     uint32_t cap = 0;
     int rc = advance(&p);
     while (rc == SEG_OK && p.cur.kind != SEG__TK_EOF) {
+        if (p.cur.kind == SEG__TK_IDENT && !p.has_nxt &&
+            seg__str_eq((seg__str){ p.cur.p, p.cur.n }, "program", 7)) {
+            rc = seg__loyalty_parse(&p.lx, &p.cur, ast, err); /* a loyalty program */
+            continue;
+        }
         if (p.cur.kind != SEG__TK_SEGMENT) {
             if (p.cur.kind == SEG__TK_IDENT)
                 rc = perr(&p, p.cur.line, p.cur.col, SEG_EPARSE,

@@ -173,6 +173,9 @@ typedef struct seg__ast {
     seg__pool pool;
     seg__item *items;
     uint32_t nitems;
+    /* loyalty programs (lib/loyalty/), in text order: parsed here, compiled
+     * by seg_loyalty_compile(), ignored by the segment checker */
+    struct seg__lprog_ast *programs;
 } seg__ast;
 
 /* An error with its position, filled by the parser and the checker. */
@@ -185,6 +188,11 @@ typedef struct seg__sderr {
 /* Parse text into ast (its pool must be initialized).  On failure err is
  * filled and the caller frees the pool. */
 int seg__sd_parse(seg__ast *ast, const char *src, size_t len, seg__sderr *err);
+
+/* An item `program NAME { ... }` (lib/loyalty/parse.c): called with *cur
+ * its first token (the identifier `program`), returns with *cur the token
+ * after it; the program is appended to ast->programs. */
+int seg__loyalty_parse(seg__lexer *lx, seg__tok *cur, seg__ast *ast, seg__sderr *err);
 
 /* Structural equality of ASTs (names, literals as written, shape). */
 bool seg__sd_ast_equal(const seg__ast *a, const seg__ast *b);
