@@ -28,12 +28,17 @@
 
 /* ---- points ---- */
 
-static int64_t rate_apply(const seg__lrate *r, int64_t amount, int rounding)
+static inline int64_t rate_apply(const seg__lrate *r, int64_t amount, int rounding)
 {
     uint64_t x, q, rm, d = (uint64_t)r->d;
     if (SEG_LIKELY(!__builtin_mul_overflow((uint64_t)amount, (uint64_t)r->n, &x))) {
-        q = x / d;
-        rm = x % d;
+        /* x / d as x * (2^64-1)/d / 2^64, at most 2 short: corrected */
+        q = (uint64_t)(((unsigned __int128)x * r->m) >> 64);
+        rm = x - q * d;
+        while (rm >= d) {
+            q++;
+            rm -= d;
+        }
     } else {
         unsigned __int128 w = (unsigned __int128)(uint64_t)amount * (uint64_t)r->n;
         q = (uint64_t)(w / d);
@@ -46,7 +51,7 @@ static int64_t rate_apply(const seg__lrate *r, int64_t amount, int rounding)
     return (int64_t)q;
 }
 
-int64_t seg__loyalty_points(const seg_loyalty *p, int64_t amount, int tier, unsigned bonus)
+static inline int64_t points_of(const seg_loyalty *p, int64_t amount, int tier, unsigned bonus)
 {
     if (amount <= 0 || amount < p->min_spend)
         return 0;
@@ -57,12 +62,29 @@ int64_t seg__loyalty_points(const seg_loyalty *p, int64_t amount, int tier, unsi
     return v;
 }
 
+int64_t seg__loyalty_points(const seg_loyalty *p, int64_t amount, int tier, unsigned bonus)
+{
+    return points_of(p, amount, tier, bonus);
+}
+
 static uint64_t name_mask(const seg__lname *t, uint32_t n, seg__str s)
 {
     if (!s.n)
         return 0;
     for (uint32_t k = 0; k < n; k++)
         if (t[k].n == s.n && t[k].s[0] == s.p[0] && memcmp(t[k].s, s.p, s.n) == 0)
+            return t[k].mask;
+    return 0;
+}
+
+/* the same for NUL-terminated names (no strlen: most names differ at the
+ * first byte) */
+static uint64_t name_mask_c(const seg__lname *t, uint32_t n, const char *s)
+{
+    if (!s || !*s)
+        return 0;
+    for (uint32_t k = 0; k < n; k++)
+        if (t[k].s[0] == s[0] && strcmp(t[k].s, s) == 0)
             return t[k].mask;
     return 0;
 }
@@ -309,7 +331,7 @@ void seg__loyalty_replay(const seg_loyalty *p, seg__lent *e, size_t n, int64_t u
         switch (x->kind) {
         case SEG__LE_PURCHASE: {
             if (!x->fixed)
-                x->points = seg__loyalty_points(p, x->amount, r.h, x->bonus);
+                x->points = points_of(p, x->amount, r.h, x->bonus);
             x->rem = x->points;
             r.earned += x->points;
             if (r.debt) {
@@ -468,6 +490,10 @@ SEG_API int seg_loyalty_score(seg_loyalty_status *out, const seg_loyalty *prog,
     }
     size_t m = 0;
     int64_t prev = SEG_TIME_MIN;
+    /* names repeat (a till passes the same category strings): the masks of
+     * names seen, by pointer, in a small direct-mapped cache */
+    const char *ckey[16] = { NULL }, *hkey[4] = { NULL };
+    uint64_t cval[16], hval[4];
     for (size_t k = 0; k < n; k++) {
         const seg_loyalty_txn *t = (const seg_loyalty_txn *)((const char *)history + k * tsz);
         if (t->ts < SEG_TIME_MIN || t->ts > SEG_TIME_MAX)
@@ -491,9 +517,21 @@ SEG_API int seg_loyalty_score(seg_loyalty_status *out, const seg_loyalty *prog,
             if (t->amount > SEG_AMOUNT_MAX)
                 return score_fail(out, bad_out, k, SEG_ERANGE);
             x->kind = SEG__LE_PURCHASE;
-            if (prog->nbonus)
-                x->bonus = (uint8_t)seg__loyalty_bonus(prog, seg__cstr(t->category),
-                                                       seg__cstr(t->channel));
+            if (prog->nbonus) {
+                const char *cs = t->category, *hs = t->channel;
+                unsigned ck = (unsigned)((uintptr_t)cs >> 3) & 15, hk = (unsigned)((uintptr_t)hs >> 3) & 3;
+                if (ckey[ck] != cs || !cs) {
+                    ckey[ck] = cs;
+                    cval[ck] = prog->anycat | name_mask_c(prog->cats, prog->ncats, cs);
+                }
+                if (hkey[hk] != hs || !hs) {
+                    hkey[hk] = hs;
+                    hval[hk] = prog->anychan | name_mask_c(prog->chans, prog->nchans, hs);
+                }
+                uint64_t lcm = cval[ck], lhm = hval[hk];
+                uint64_t bm = lcm & lhm;
+                x->bonus = bm ? (uint8_t)(__builtin_ctzll(bm) + 1) : 0;
+            }
             break;
         case SEG_LOYALTY_REFUND:
             if (t->amount >= 0)

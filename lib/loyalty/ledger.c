@@ -39,6 +39,8 @@ typedef struct lentry {
     uint32_t seq;
     uint32_t ev;             /* the store event (purchases, refunds), SEG__NONE: unknown */
     uint8_t kind;            /* SEG__LE_* */
+    uint8_t bonus;           /* purchase: the bonus rule + 1 */
+    uint8_t unfixed;         /* purchase: points not computed yet (fix_points) */
     ldraws *draws;           /* redemptions */
     char *order_id;          /* restored entries whose event was not found: the order's id */
 } lentry;
@@ -185,8 +187,30 @@ static void to_work(seg__ledger *l, const lcust *c)
         w->points = x->points;
         w->order = x->order;
         w->kind = x->kind;
-        w->fixed = 1;
-        w->bonus = 0;
+        w->fixed = !x->unfixed;
+        w->bonus = x->bonus;
+    }
+}
+
+/* Points of the purchases applied in this transaction: one replay per
+ * customer gives each the tier held at its time. */
+static void fix_points(seg__ledger *l)
+{
+    for (size_t k = 0; k < l->ntouched; k++) {
+        lcust *c = &l->cust[l->touched[k]];
+        bool any = false;
+        for (uint32_t j = 0; j < c->n && !any; j++)
+            any = c->e[j].unfixed;
+        if (!any)
+            continue;
+        seg__lres r;
+        to_work(l, c);
+        seg__loyalty_replay(l->prog, l->work, c->n, INT64_MAX, &r, NULL, NULL, 0);
+        for (uint32_t j = 0; j < c->n; j++)
+            if (c->e[j].unfixed) {
+                c->e[j].points = l->work[j].points;
+                c->e[j].unfixed = 0;
+            }
     }
 }
 
@@ -252,14 +276,11 @@ static int apply_event(seg__ledger *l, uint32_t i)
     if (kind == SEG_EVENT_PURCHASE) {
         x.kind = SEG__LE_PURCHASE;
         x.order = purchase_key(s, i);
-        if ((rc = work_room(l, (size_t)c->n + 1)) != SEG_OK)
-            return rc;
-        seg__lres r;
-        replay(l, c, x.ts, &r);
         const seg__evchunk *ch = seg__ev_chunk(s, i);
-        unsigned b = seg__loyalty_bonus(l->prog, dict_str(s, &s->cat, ch->cat[SEG__OFF(i)]),
-                                        dict_str(s, &s->chan, seg__ev_chan(s, i)));
-        x.points = seg__loyalty_points(l->prog, x.amount, r.tier, b);
+        x.bonus = (uint8_t)seg__loyalty_bonus(l->prog,
+                                              dict_str(s, &s->cat, ch->cat[SEG__OFF(i)]),
+                                              dict_str(s, &s->chan, seg__ev_chan(s, i)));
+        x.unfixed = 1;
     } else {
         x.kind = SEG__LE_REFUND;
         x.order = refund_key(s, i);
@@ -459,6 +480,7 @@ static int hook_events(seg_db *db, void *state, uint32_t first, uint32_t n)
             return rc;
         }
     }
+    fix_points(l);
     int rc = write_touched(l);
     if (rc != SEG_OK)
         seg__error_prefix(db, "loyalty program '%s': ", l->prog->name);
@@ -922,6 +944,8 @@ static int build_ledger(seg__ledger *l)
     }
     seg__free(&db->alloc, pv);
     seg__free(&db->alloc, rc.covered);
+    if (r == SEG_OK)
+        fix_points(l);
     if (r == SEG_OK && l->ntouched && seg__st_wants_records(db)) {
         r = seg__st_begin(db);
         if (r == SEG_OK) {

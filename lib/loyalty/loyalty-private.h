@@ -75,6 +75,7 @@ typedef struct seg__lprog_ast {
 /* ---- the compiled program ---- */
 typedef struct seg__lrate {
     int64_t n, d;            /* points = amount * n / d, rounded */
+    uint64_t m;              /* UINT64_MAX / d: division by a multiplication */
 } seg__lrate;
 
 typedef struct seg__lname {

@@ -697,6 +697,7 @@ static int build(seg_loyalty *p, const seg__lprog_ast *g, seg__sderr *err)
         __int128 q = gcd64(n, d);
         p->base.n = (int64_t)(n / q);
         p->base.d = (int64_t)(d / q);
+        p->base.m = UINT64_MAX / (uint64_t)p->base.d;
     }
     for (uint32_t t = 0; t < p->ntiers; t++)
         for (uint32_t b = 0; b <= p->nbonus; b++) {
@@ -718,6 +719,7 @@ static int build(seg_loyalty *p, const seg__lprog_ast *g, seg__sderr *err)
             }
             p->rates[(size_t)t * (p->nbonus + 1) + b].n = (int64_t)n;
             p->rates[(size_t)t * (p->nbonus + 1) + b].d = (int64_t)d;
+            p->rates[(size_t)t * (p->nbonus + 1) + b].m = UINT64_MAX / (uint64_t)d;
         }
     return SEG_OK;
 }
