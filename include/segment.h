@@ -18,5 +18,6 @@
 #include "segment/clv.h"
 #include "segment/outbox.h"
 #include "segment/journey.h"
+#include "segment/loyalty.h"
 
 #endif /* SEGMENT_H */

@@ -345,7 +345,7 @@ static const bad_case syntax_cases[] = {
     { "segment x: 1 < 2 < 3;", SEG_EPARSE, "1:18:", "do not chain" },
     { "segment x: orders == 1 not in [1];", SEG_EPARSE, "1:24:", "do not chain" },
     { "journey j { }", SEG_EINVAL, "1:1:", "journey 'j' has no entry rule" },
-    { "program p { }", SEG_EPARSE, "1:1:", "unknown item 'program'" },
+    { "campaign p { }", SEG_EPARSE, "1:1:", "unknown item 'campaign'" },
     { "; segment x: true;", SEG_EPARSE, "1:1:", "expected 'segment' at the start of an item" },
     { "segment x: \"abc", SEG_EPARSE, "1:12:", "unterminated string" },
     { "segment x: \"ab\nc\" == \"\";", SEG_EPARSE, "1:12:", "unterminated string" },

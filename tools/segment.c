@@ -174,6 +174,7 @@ static const char main_help[] =
     "  report        sizes, revenue shares, overlap and coverage of segments\n"
     "  clv           fit a lifetime-value model and print each customer's\n"
     "                P(alive), expected purchases, spend and value\n"
+    "  loyalty       loyalty points and tiers of a program, per customer\n"
     "  run           replay events through the journeys of definitions and\n"
     "                print the actions they send\n"
     "  help [COMMAND]\n"
@@ -2065,6 +2066,141 @@ static int cmd_run(int argc, char **argv)
 
 /* ---- main ---- */
 
+/* ---- segment loyalty ---- */
+
+static const char loyalty_help[] =
+    "Usage: segment loyalty PROGRAM.seg --events FILE.csv [--events MORE.csv ...]\n"
+    "                       [--as-of TIME] [--program NAME]\n"
+    "       segment loyalty PROGRAM.seg --db FILE.db [--as-of TIME] [--program NAME]\n"
+    "\n"
+    "Compile a loyalty program (doc/loyalty.md), apply the purchases and refunds\n"
+    "to its points ledger, and print one CSV row per customer with a purchase or\n"
+    "refund before the as-of time, sorted by customer_id:\n"
+    "\n"
+    "  customer_id,tier,points,next_tier,spend_to_next_tier\n"
+    "\n"
+    "  tier                the tier held as of the as-of time\n"
+    "  points              the points balance (negative: owed)\n"
+    "  next_tier           the next tier up; empty at the top tier\n"
+    "  spend_to_next_tier  money to spend to reach it; empty at the top tier and\n"
+    "                      when orders qualify\n"
+    "\n"
+    "Options:\n"
+    "  --events FILE       an events CSV file ('-' for standard input); repeatable\n"
+    "  --db FILE.db        read a database file (segment import) instead: the\n"
+    "                      ledger stored in it, with its redemptions, is used\n"
+    "  --as-of TIME        ISO-8601 UTC or epoch seconds; default: one second after\n"
+    "                      the latest event\n"
+    "  --program NAME      the program to use when the file holds several\n"
+    "  -h, --help          show this help\n";
+
+static int print_loyalty_row(const seg_loyalty_status *s, void *payload)
+{
+    int exponent = *(const int *)payload;
+    char *p = out_reserve(3 * SEG_ID_MAX + 64);
+    p += fmt_csv_field(p, s->customer_id);
+    *p++ = ',';
+    p += fmt_csv_field(p, s->tier_name);
+    out_len = (size_t)(p - out_buf);
+    char num[48];
+    snprintf(num, sizeof num, ",%lld,", (long long)s->points);
+    out_str(num);
+    if (s->next_tier_name) {
+        p = out_reserve(2 * SEG_ID_MAX + 8);
+        p += fmt_csv_field(p, s->next_tier_name);
+        out_len = (size_t)(p - out_buf);
+    }
+    out_str(",");
+    if (s->spend_to_next_tier >= 0)
+        out_money(s->spend_to_next_tier, exponent);
+    out_str("\n");
+    return 0;
+}
+
+static int cmd_loyalty(int argc, char **argv)
+{
+    const char *prog_path = NULL, *db_path = NULL, *as_of_text = NULL, *name = NULL, *val;
+    const char **events = calloc((size_t)argc + 1, sizeof *events);
+    size_t nevents = 0;
+    if (!events)
+        die_line(EXIT_DATA, "out of memory");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (a[0] != '-' || strcmp(a, "-") == 0) {
+            if (prog_path)
+                die_line(EXIT_USAGE, "loyalty: one program file only ('%s' and '%s')",
+                         prog_path, a);
+            prog_path = a;
+        } else if (is_help(a)) {
+            print_help(loyalty_help);
+        } else if (defs_opt(argv, argc, &i, "loyalty", "--events", &val)) {
+            events[nevents++] = val;
+        } else if (defs_opt(argv, argc, &i, "loyalty", "--db", &val)) {
+            if (db_path)
+                die_line(EXIT_USAGE, "--db given twice");
+            db_path = val;
+        } else if (defs_opt(argv, argc, &i, "loyalty", "--as-of", &val)) {
+            if (as_of_text)
+                die_line(EXIT_USAGE, "--as-of given twice");
+            as_of_text = val;
+        } else if (defs_opt(argv, argc, &i, "loyalty", "--program", &val)) {
+            name = val;
+        } else {
+            die_line(EXIT_USAGE, "loyalty: unknown option '%s' (see 'segment loyalty --help')", a);
+        }
+    }
+    if (!prog_path)
+        die_line(EXIT_USAGE, "loyalty: no program file given (see 'segment loyalty --help')");
+    int64_t now = 0;
+    if (as_of_text) {
+        int rc = seg_time_parse(&now, as_of_text, strlen(as_of_text));
+        if (rc != SEG_OK)
+            die_line(EXIT_USAGE, "--as-of: %s: '%s' (use 2024-03-01, 2024-03-01T10:00:00Z or "
+                     "epoch seconds)", rc == SEG_ERANGE ? "time out of range" : "not a time",
+                     as_of_text);
+    }
+    input_opts in;
+    memset(&in, 0, sizeof in);
+    in.db_path = db_path;
+    in.events = events;
+    in.nevents = nevents;
+    size_t len;
+    char *text = read_whole_file(prog_path, SIZE_MAX, &len);
+    seg_db *db = open_input(&in, "loyalty", 0);
+    char err[1024] = "";
+    seg_loyalty_options o = SEG_LOYALTY_OPTIONS_INIT;
+    o.currency_exponent = seg_db_currency_exponent(db);
+    o.name = name;
+    o.errbuf = err;
+    o.errbuf_size = sizeof err;
+    seg_loyalty *prog = NULL;
+    if (seg_loyalty_compile(&prog, text, len, &o) != SEG_OK)
+        die_line(EXIT_DATA, "%s:%s", prog_path, err);
+    free(text);
+    if (!as_of_text) {
+        int64_t latest = INT64_MIN;
+        int rc = seg_customer_foreach(db, 0, latest_event_cb, &latest);
+        if (rc != SEG_OK)
+            die_db(db, rc);
+        now = latest == INT64_MIN ? 0 : latest + 1;
+    }
+    seg_loyalty_ledger *ledger = NULL;
+    int rc = seg_loyalty_attach(&ledger, db, prog);
+    if (rc != SEG_OK)
+        die_db(db, rc);
+    int exponent = seg_db_currency_exponent(db);
+    out_str("customer_id,tier,points,next_tier,spend_to_next_tier\n");
+    rc = seg_loyalty_foreach(ledger, now, SEG_LOYALTY_SORTED, print_loyalty_row, &exponent);
+    if (rc != SEG_OK)
+        die_db(db, rc);
+    out_finish();
+    seg_loyalty_ledger_free(ledger);
+    seg_loyalty_free(prog);
+    seg_db_close(db);
+    free(events);
+    return 0;
+}
+
 static void print_version(void)
 {
     char line[128];
@@ -2101,6 +2237,8 @@ int main(int argc, char **argv)
             print_help(clv_help);
         if (strcmp(argv[2], "run") == 0)
             print_help(run_help);
+        if (strcmp(argv[2], "loyalty") == 0)
+            print_help(loyalty_help);
         die_line(EXIT_USAGE, "help: unknown command '%s' (see 'segment --help')", argv[2]);
     }
     if (strcmp(cmd, "customers") == 0)
@@ -2117,6 +2255,8 @@ int main(int argc, char **argv)
         return cmd_clv(argc - 1, argv + 1);
     if (strcmp(cmd, "run") == 0)
         return cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "loyalty") == 0)
+        return cmd_loyalty(argc - 1, argv + 1);
     if (cmd[0] == '-')
         die_line(EXIT_USAGE, "unknown option '%s' (see 'segment --help')", cmd);
     die_line(EXIT_USAGE, "unknown command '%s' (see 'segment --help')", cmd);

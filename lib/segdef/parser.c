@@ -895,11 +895,17 @@ int seg__sd_parse(seg__ast *ast, const char *src, size_t len, seg__sderr *err)
             rc = seg__jr_parse(&p); /* lib/journey/parse.c */
             continue;
         }
+        if (p.cur.kind == SEG__TK_IDENT && !p.has_nxt &&
+            seg__str_eq((seg__str){ p.cur.p, p.cur.n }, "program", 7)) {
+            rc = seg__loyalty_parse(&p.lx, &p.cur, ast, err); /* a loyalty program */
+            continue;
+        }
         if (p.cur.kind != SEG__TK_SEGMENT) {
             if (p.cur.kind == SEG__TK_IDENT)
                 rc = perr(&p, p.cur.line, p.cur.col, SEG_EPARSE,
                           "unknown item '%.*s': a definition holds items 'segment NAME: "
-                          "CONDITION;', 'segment set NAME { ... }' and 'journey NAME { ... }'",
+                          "CONDITION;', 'segment set NAME { ... }', 'journey NAME { ... }' and "
+                          "'program NAME { ... }'",
                           (int)(p.cur.n > 40 ? 40 : p.cur.n), p.cur.p);
             else
                 rc = expected(&p, "'segment' at the start of an item");

@@ -180,6 +180,9 @@ typedef struct seg__ast {
      * their conditions are checked and compiled by lib/journey */
     struct seg__jrast *journeys;
     uint32_t njourneys, capjourneys;
+    /* loyalty programs (lib/loyalty/), in text order: parsed here, compiled
+     * by seg_loyalty_compile(), ignored by the segment checker */
+    struct seg__lprog_ast *programs;
 } seg__ast;
 
 /* An error with its position, filled by the parser and the checker. */
@@ -220,6 +223,10 @@ const void *seg__jr_lookup(const seg_db *db, seg__str name, uint32_t *index_out)
 const char *seg__jr_state_name(const void *engine, uint32_t index, uint32_t ci);
 /* print.c: canonical text of one expression, NULL on ENOMEM */
 char *seg__sd_print_expr(const seg__alloc *a, const seg__node *n);
+/* An item `program NAME { ... }` (lib/loyalty/parse.c): called with *cur
+ * its first token (the identifier `program`), returns with *cur the token
+ * after it; the program is appended to ast->programs. */
+int seg__loyalty_parse(seg__lexer *lx, seg__tok *cur, seg__ast *ast, seg__sderr *err);
 
 /* Structural equality of ASTs (names, literals as written, shape). */
 bool seg__sd_ast_equal(const seg__ast *a, const seg__ast *b);

@@ -14,6 +14,7 @@
  */
 #include "segdef/segdef-private.h"
 #include "segment/rfm.h"
+#include "loyalty/loyalty-private.h"
 
 #include <math.h>
 
@@ -485,6 +486,38 @@ static void get_journey_state(const seg__run *run, seg__cctx *cc, const seg__slo
     out->null = 0;
 }
 
+/* ---- loyalty (lib/loyalty): the tier and the points balance of the
+ * program attached to the db (seg_loyalty_attach), as of now. */
+static int bind_loyalty(seg__run *run, seg__slot *sl)
+{
+    seg__ledger *l = NULL;
+    int rc = seg__loyalty_for_values(run->db, &l);
+    if (rc != SEG_OK) {
+        seg__error_prefix(run->db, "%s: ", sl->prov->name);
+        return rc;
+    }
+    sl->bound = l;
+    return SEG_OK;
+}
+
+static void get_tier(const seg__run *run, seg__cctx *cc, const seg__slot *sl, seg__val *out)
+{
+    const seg__lres *r = seg__loyalty_value(sl->bound, cc->ci, run->now);
+    out->u.s = seg__loyalty_tier_str(sl->bound, r->tier);
+    out->n = (uint32_t)strlen(out->u.s);
+    out->null = 0;
+}
+
+static void get_tier_rank(const seg__run *run, seg__cctx *cc, const seg__slot *sl, seg__val *out)
+{
+    set_i(out, seg__loyalty_value(sl->bound, cc->ci, run->now)->tier);
+}
+
+static void get_points(const seg__run *run, seg__cctx *cc, const seg__slot *sl, seg__val *out)
+{
+    set_i(out, seg__loyalty_value(sl->bound, cc->ci, run->now)->balance);
+}
+
 #define T(x) SEG__T_##x
 const seg__provider seg__sd_builtins[] = {
     /* aggregates (all time, as of now) */
@@ -559,6 +592,13 @@ const seg__provider seg__sd_builtins[] = {
     /* journeys: changes with every step, so evaluated like a value of time */
     { "journey_state", T(STR), SEG__SIG_NAME, SEG__PV_TIME, 0, get_journey_state, bind_journey,
       "the customer's state in the journey (null when not in it)" },
+    /* loyalty: the program attached to the db, as of now */
+    { "tier", T(STR), SEG__SIG_NONE, SEG__PV_TIME, 0, get_tier, bind_loyalty,
+      "loyalty tier held (the attached program's tier name)" },
+    { "tier_rank", T(INT), SEG__SIG_NONE, SEG__PV_TIME, 0, get_tier_rank, bind_loyalty,
+      "loyalty tier held as its rank (0 = the base tier)" },
+    { "points", T(INT), SEG__SIG_NONE, SEG__PV_TIME, 0, get_points, bind_loyalty,
+      "loyalty points balance" },
 };
 #undef T
 const size_t seg__sd_nbuiltins = sizeof seg__sd_builtins / sizeof seg__sd_builtins[0];

@@ -134,6 +134,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fail("seg_db_open", NULL);
     setup_db(db);
 
+    /* loyalty: the input's program (when the text holds exactly one that
+     * compiles) or a fixed one is attached, so `tier` and `points` evaluate */
+    seg_loyalty *lp = NULL;
+    seg_loyalty_ledger *ll = NULL;
+    {
+        char lerr[1024] = "";
+        seg_loyalty_options lo = SEG_LOYALTY_OPTIONS_INIT;
+        lo.currency_exponent = o.currency_exponent;
+        lo.errbuf = lerr;
+        lo.errbuf_size = sizeof lerr;
+        int lrc = seg_loyalty_compile(&lp, src, len, &lo);
+        if (lrc > 0)
+            fail("positive status", NULL);
+        if (lrc != SEG_OK) {
+            if (lp)
+                fail("failed loyalty compile left a program", NULL);
+            if (strncmp(lerr, "the text holds", 14) != 0)
+                check_position(lerr);
+            static const char fixed[] = "program f {\n  earn 1 point per 10;\n  tier a;\n"
+                                        "  tier b from 20 multiplier 2;\n}\n";
+            if (seg_loyalty_compile(&lp, fixed, sizeof fixed - 1, &lo) != SEG_OK)
+                fail("loyalty: the fixed program", lerr);
+        }
+        if (seg_loyalty_attach(&ll, db, lp) != SEG_OK)
+            fail("loyalty attach", seg_errmsg(db));
+    }
+
     seg_segdef *def = (seg_segdef *)&def;
     int rc = seg_segdef_compile(&def, db, src, len);
     if (rc > 0)
@@ -142,6 +169,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (def)
             fail("failed compile left a definition", NULL);
         check_position(seg_errmsg(db));
+        seg_loyalty_ledger_free(ll);
+        seg_loyalty_free(lp);
         seg_db_close(db);
         return 0;
     }
@@ -186,6 +215,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     seg_free(t2);
     seg_segdef_free(again);
     seg_segdef_free(def);
+    seg_loyalty_ledger_free(ll);
+    seg_loyalty_free(lp);
     seg_db_close(db);
     return 0;
 }

@@ -1,0 +1,581 @@
+/*
+ * The loyalty engine: one customer's entries (purchases, refunds,
+ * redemptions, in time order) replayed as of a time.
+ *
+ * - Each purchase is a lot: its points (computed with the tier held at its
+ *   time, unless fixed by the ledger), an expiry.  An outstanding debt
+ *   (negative balance) is settled from it first.
+ * - A redemption draws from the oldest lots alive at its time (lots expire
+ *   in the order they were earned, so a head index skips the used and the
+ *   expired ones for good); expiry takes only what is left in a lot.
+ * - A refund of an order reverses the order's points in proportion to the
+ *   money refunded (cumulatively, so partial refunds add up to a full
+ *   one exactly): from what is left in the order's lots first, then, for
+ *   points already spent, from the other lots (oldest first) and beyond
+ *   the balance as a debt when the program allows a negative balance
+ *   (forgiven otherwise).  Points of the order that had expired are not
+ *   taken twice.  A refund without an order reverses the base rate of the
+ *   amount at the tier held, from the oldest lots.
+ * - Tiers: the qualifying measure (spend, points or orders, net of
+ *   refunds) of the entries in [t - window, t) changes when an entry
+ *   enters (just after its time) or leaves the window.  An upgrade takes
+ *   effect at once (the purchase that crosses a threshold earns at the old
+ *   tier; the next one at the new); a downgrade only after the measure has
+ *   stayed below the held tier's threshold for the grace period, to the
+ *   tier earned then.
+ */
+#include "loyalty/loyalty-private.h"
+
+/* ---- points ---- */
+
+static inline int64_t rate_apply(const seg__lrate *r, int64_t amount, int rounding)
+{
+    uint64_t x, q, rm, d = (uint64_t)r->d;
+    if (SEG_LIKELY(!__builtin_mul_overflow((uint64_t)amount, (uint64_t)r->n, &x))) {
+        /* x / d as x * (2^64-1)/d / 2^64, at most 2 short: corrected */
+        q = (uint64_t)(((unsigned __int128)x * r->m) >> 64);
+        rm = x - q * d;
+        while (rm >= d) {
+            q++;
+            rm -= d;
+        }
+    } else {
+        unsigned __int128 w = (unsigned __int128)(uint64_t)amount * (uint64_t)r->n;
+        q = (uint64_t)(w / d);
+        rm = (uint64_t)(w % d);
+    }
+    if (rounding == SEG__LR_NEAREST)
+        q += rm >= d - rm; /* half up */
+    else if (rounding == SEG__LR_UP)
+        q += rm != 0;
+    return (int64_t)q;
+}
+
+static inline int64_t points_of(const seg_loyalty *p, int64_t amount, int tier, unsigned bonus)
+{
+    if (amount <= 0 || amount < p->min_spend)
+        return 0;
+    const seg__lrate *r = &p->rates[(size_t)tier * (p->nbonus + 1) + bonus];
+    int64_t v = rate_apply(r, amount, p->rounding);
+    if (bonus)
+        v += p->bonus[bonus - 1].flat;
+    return v;
+}
+
+int64_t seg__loyalty_points(const seg_loyalty *p, int64_t amount, int tier, unsigned bonus)
+{
+    return points_of(p, amount, tier, bonus);
+}
+
+static uint64_t name_mask(const seg__lname *t, uint32_t n, seg__str s)
+{
+    if (!s.n)
+        return 0;
+    for (uint32_t k = 0; k < n; k++)
+        if (t[k].n == s.n && t[k].s[0] == s.p[0] && memcmp(t[k].s, s.p, s.n) == 0)
+            return t[k].mask;
+    return 0;
+}
+
+/* the same for NUL-terminated names (no strlen: most names differ at the
+ * first byte) */
+static uint64_t name_mask_c(const seg__lname *t, uint32_t n, const char *s)
+{
+    if (!s || !*s)
+        return 0;
+    for (uint32_t k = 0; k < n; k++)
+        if (t[k].s[0] == s[0] && strcmp(t[k].s, s) == 0)
+            return t[k].mask;
+    return 0;
+}
+
+unsigned seg__loyalty_bonus(const seg_loyalty *p, seg__str cat, seg__str chan)
+{
+    if (!p->nbonus)
+        return 0;
+    uint64_t m = (p->anycat | name_mask(p->cats, p->ncats, cat)) &
+                 (p->anychan | name_mask(p->chans, p->nchans, chan));
+    return m ? (unsigned)__builtin_ctzll(m) + 1 : 0;
+}
+
+/* ---- expiry ---- */
+
+/* days since 1970-01-01 of a civil date, and back (H. Hinnant's algorithms) */
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int64_t *y, int64_t *m)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
+int64_t seg__loyalty_expiry(const seg_loyalty *p, int64_t ts)
+{
+    if (p->expire == SEG__LX_NEVER)
+        return INT64_MAX;
+    if (p->expire == SEG__LX_AFTER)
+        return ts + p->expire_after;
+    int64_t y, m;
+    civil_from_days(seg__day_of(ts), &y, &m);
+    int64_t len = p->expire == SEG__LX_MONTH ? 1 : p->expire == SEG__LX_QUARTER ? 3 : 12;
+    int64_t start = (m - 1) / len * len;          /* months since January */
+    int64_t k = y * 12 + start + len * (1 + p->expire_plus);
+    int64_t ny = k >= 0 ? k / 12 : -((-k + 11) / 12);
+    return days_from_civil(ny, k - ny * 12 + 1, 1) * 86400;
+}
+
+/* ---- replay ---- */
+
+typedef struct rp {
+    const seg_loyalty *p;
+    seg__lent *e;
+    size_t n;
+    size_t i;                /* entries processed */
+    size_t jin, jx;          /* entries in the measure: [jx, jin) */
+    size_t head;             /* first lot that may still be drawn from */
+    int h;                   /* tier held */
+    int64_t m;               /* qualifying measure */
+    int64_t below;           /* since when the measure is below the held tier (-1) */
+    int64_t debt;
+    int64_t earned, redeemed, reversed;
+    uint32_t last_order;
+    bool any_order;
+    seg__ldraw_cb cb;
+    void *ctx;
+    uint32_t watch;
+} rp;
+
+static int earned_tier(const seg_loyalty *p, int64_t m)
+{
+    int t = (int)p->ntiers - 1;
+    while (t > 0 && p->tiers[t].from > m)
+        t--;
+    return t;
+}
+
+/* Apply the changes of the measure up to time T (entries enter at ts + 1,
+ * leave at ts + window + 1), with upgrades and downgrades on the way. */
+static void advance(rp *r, int64_t T)
+{
+    const seg_loyalty *p = r->p;
+    const seg__lent *e = r->e;
+    int64_t W = p->window;
+    for (;;) {
+        int64_t cin = r->jin < r->i && e[r->jin].ts < T ? e[r->jin].ts + 1 : INT64_MAX;
+        int64_t cout = r->jx < r->jin && e[r->jx].ts < T - W ? e[r->jx].ts + W + 1 : INT64_MAX;
+        int64_t c = cin < cout ? cin : cout;
+        if (c == INT64_MAX)
+            break;
+        if (r->below >= 0 && r->below + p->grace < c) {
+            r->h = earned_tier(p, r->m);
+            r->below = -1;
+        }
+        while (r->jin < r->i && e[r->jin].ts + 1 == c)
+            r->m += e[r->jin++].aux;
+        while (r->jx < r->jin && e[r->jx].ts + W + 1 == c)
+            r->m -= e[r->jx++].aux;
+        int et = earned_tier(p, r->m);
+        if (et >= r->h) {
+            r->h = et;
+            r->below = -1;
+        } else if (r->below < 0) {
+            r->below = c;
+        }
+    }
+    if (r->below >= 0 && r->below + p->grace <= T) {
+        r->h = earned_tier(p, r->m);
+        r->below = -1;
+    }
+}
+
+static inline bool is_live(const rp *r, const seg__lent *x, int64_t t)
+{
+    return seg__loyalty_expiry(r->p, x->ts) > t;
+}
+
+/* Draw up to `want` points from the oldest live lots at t (skipping lot
+ * `skip_order` lots? no: every lot).  Returns what was drawn. */
+static int64_t draw(rp *r, int64_t want, int64_t t, uint32_t entry)
+{
+    seg__lent *e = r->e;
+    int64_t got = 0;
+    while (r->head < r->i &&
+           (e[r->head].kind != SEG__LE_PURCHASE || e[r->head].rem == 0 ||
+            !is_live(r, &e[r->head], t)))
+        r->head++;
+    for (size_t k = r->head; k < r->i && got < want; k++) {
+        seg__lent *x = &e[k];
+        if (x->kind != SEG__LE_PURCHASE || x->rem <= 0)
+            continue;
+        int64_t take = x->rem < want - got ? x->rem : want - got;
+        x->rem -= take;
+        got += take;
+        if (r->cb && entry == r->watch)
+            r->cb(r->ctx, entry, (uint32_t)k, take);
+    }
+    return got;
+}
+
+static int64_t reverse_rounded(const seg_loyalty *p, int64_t pts, int64_t part, int64_t whole)
+{
+    /* pts * part / whole, rounded as the program rounds (0 <= part <= whole) */
+    unsigned __int128 x = (unsigned __int128)(uint64_t)pts * (uint64_t)part;
+    uint64_t q = (uint64_t)(x / (uint64_t)whole), rm = (uint64_t)(x % (uint64_t)whole);
+    if (p->rounding == SEG__LR_NEAREST)
+        q += rm >= (uint64_t)whole - rm;
+    else if (p->rounding == SEG__LR_UP)
+        q += rm != 0;
+    return (int64_t)q;
+}
+
+/* Clawback: take `want` points back from the balance (oldest lots first),
+ * the rest as a debt when allowed.  Returns what was taken. */
+static int64_t claw(rp *r, int64_t want, int64_t t, uint32_t entry)
+{
+    int64_t got = draw(r, want, t, entry);
+    if (got < want && r->p->negative) {
+        r->debt += want - got;
+        got = want;
+    }
+    return got;
+}
+
+static void refund(rp *r, seg__lent *x, int64_t t)
+{
+    const seg_loyalty *p = r->p;
+    seg__lent *e = r->e;
+    size_t i = r->i;
+    int64_t give = -x->amount, target = 0, taken = 0;
+    int64_t ordpts = 0, ordamt = 0, before_amt = 0, before_pts = 0;
+    bool found = false;
+    if (x->order != SEG__L_NO_ORDER)
+        for (size_t k = 0; k < i; k++) {
+            if (e[k].order != x->order)
+                continue;
+            if (e[k].kind == SEG__LE_PURCHASE) {
+                ordpts += e[k].points;
+                ordamt += e[k].amount;
+                found = true;
+            } else if (e[k].kind == SEG__LE_REFUND) {
+                before_amt += -e[k].amount;
+                before_pts += e[k].rem;
+            }
+        }
+    if (found) {
+        if (ordamt > 0) {
+            int64_t after = before_amt + give;
+            if (after > ordamt)
+                after = ordamt;
+            if (before_amt > ordamt)
+                before_amt = ordamt;
+            target = reverse_rounded(p, ordpts, after, ordamt) - before_pts;
+            if (target < 0)
+                target = 0;
+        }
+        /* what is left in the order's lots: alive first, then expired */
+        int64_t left = target;
+        for (int pass = 0; pass < 2 && left; pass++)
+            for (size_t k = 0; k < i && left; k++) {
+                seg__lent *y = &e[k];
+                if (y->kind != SEG__LE_PURCHASE || y->order != x->order || y->rem <= 0 ||
+                    is_live(r, y, t) != (pass == 0))
+                    continue;
+                int64_t take = y->rem < left ? y->rem : left;
+                y->rem -= take;
+                left -= take;
+                taken += take;
+            }
+        /* the rest was spent: take it back from the balance */
+        if (left)
+            taken += claw(r, left, t, (uint32_t)i);
+    } else {
+        target = rate_apply(&p->rates[(size_t)r->h * (p->nbonus + 1)], give, p->rounding);
+        taken = claw(r, target, t, (uint32_t)i);
+    }
+    x->rem = target;
+    r->reversed += taken;
+    x->aux = p->qualify == SEG__LQ_SPEND ? x->amount : p->qualify == SEG__LQ_POINTS ? -target : 0;
+}
+
+void seg__loyalty_replay(const seg_loyalty *p, seg__lent *e, size_t n, int64_t until,
+                         seg__lres *out, seg__ldraw_cb cb, void *ctx, uint32_t watch)
+{
+    rp r;
+    memset(&r, 0, sizeof r);
+    r.p = p;
+    r.e = e;
+    r.n = n;
+    r.below = -1;
+    r.cb = cb;
+    r.ctx = ctx;
+    r.watch = watch;
+    int q = p->qualify;
+    for (; r.i < n && e[r.i].ts < until; r.i++) {
+        seg__lent *x = &e[r.i];
+        int64_t t = x->ts;
+        advance(&r, t);
+        switch (x->kind) {
+        case SEG__LE_PURCHASE: {
+            if (!x->fixed)
+                x->points = points_of(p, x->amount, r.h, x->bonus);
+            x->rem = x->points;
+            r.earned += x->points;
+            if (r.debt) {
+                int64_t s = r.debt < x->rem ? r.debt : x->rem;
+                x->rem -= s;
+                r.debt -= s;
+            }
+            if (q == SEG__LQ_SPEND) {
+                x->aux = x->amount;
+            } else if (q == SEG__LQ_POINTS) {
+                x->aux = x->points;
+            } else {
+                x->aux = x->amount > 0 &&
+                         (x->order == SEG__L_NO_ORDER || !r.any_order || x->order != r.last_order);
+                if (x->aux) {
+                    r.last_order = x->order;
+                    r.any_order = true;
+                }
+            }
+            break;
+        }
+        case SEG__LE_REFUND:
+            refund(&r, x, t);
+            break;
+        default: /* redemption */
+            r.redeemed += draw(&r, x->points, t, (uint32_t)r.i);
+            x->aux = 0;
+            break;
+        }
+    }
+    size_t done = r.i;
+    advance(&r, until);
+    int64_t live = 0, dead = 0;
+    for (size_t k = 0; k < done; k++)
+        if (e[k].kind == SEG__LE_PURCHASE && e[k].rem) {
+            if (is_live(&r, &e[k], until))
+                live += e[k].rem;
+            else
+                dead += e[k].rem;
+        }
+    out->tier = r.h;
+    out->balance = live - r.debt;
+    out->earned = r.earned;
+    out->redeemed = r.redeemed;
+    out->expired = dead;
+    out->reversed = r.reversed;
+    out->measure = r.m;
+    out->downgrade_at = r.below >= 0 ? r.below + p->grace : -1;
+    out->debt = r.debt;
+    out->done = (uint32_t)done;
+}
+
+/* ---- status ---- */
+
+/* Smallest spend whose points at tier t (no bonus) reach `need`. */
+static int64_t spend_for_points(const seg_loyalty *p, int t, int64_t need)
+{
+    const seg__lrate *r = &p->rates[(size_t)t * (p->nbonus + 1)];
+    __int128 n = r->n, d = r->d, s;
+    if (p->rounding == SEG__LR_DOWN)
+        s = ((__int128)need * d + n - 1) / n;
+    else if (p->rounding == SEG__LR_UP)
+        s = (__int128)(need - 1) * d / n + 1;
+    else
+        s = ((__int128)(2 * need - 1) * d + 2 * n - 1) / (2 * n);
+    if (s < 1)
+        s = 1;
+    if (s < p->min_spend)
+        s = p->min_spend;
+    return s > SEG_AMOUNT_MAX ? -1 : (int64_t)s;
+}
+
+void seg__loyalty_fill(const seg_loyalty *p, const seg__lres *r, seg_loyalty_status *st)
+{
+    st->tier = r->tier;
+    st->tier_name = p->tiers[r->tier].name;
+    st->points = r->balance;
+    st->earned = r->earned;
+    st->redeemed = r->redeemed;
+    st->expired = r->expired;
+    st->reversed = r->reversed;
+    st->qualifying = r->measure;
+    st->downgrade_at = r->downgrade_at;
+    if ((uint32_t)r->tier + 1 >= p->ntiers) {
+        st->next_tier = -1;
+        st->next_tier_name = NULL;
+        st->to_next_tier = -1;
+        st->spend_to_next_tier = -1;
+        return;
+    }
+    int nt = r->tier + 1;
+    st->next_tier = nt;
+    st->next_tier_name = p->tiers[nt].name;
+    int64_t need = p->tiers[nt].from - (r->measure > 0 ? r->measure : 0);
+    if (need < 1)
+        need = 1; /* (the measure sits at the threshold only in grace) */
+    st->to_next_tier = need;
+    if (p->qualify == SEG__LQ_SPEND)
+        st->spend_to_next_tier = need;
+    else if (p->qualify == SEG__LQ_POINTS)
+        st->spend_to_next_tier = spend_for_points(p, r->tier, need);
+    else
+        st->spend_to_next_tier = -1;
+}
+
+/* ---- the stateless score ---- */
+
+SEG_API size_t seg_loyalty_work_size(size_t n)
+{
+    if (n <= SEG_LOYALTY_STACK_TXNS)
+        return 0;
+    if (n > SIZE_MAX / sizeof(seg__lent))
+        return SIZE_MAX;
+    return n * sizeof(seg__lent);
+}
+
+#define TXN_V1_SIZE sizeof(seg_loyalty_txn)
+#define STATUS_V1_SIZE sizeof(seg_loyalty_status)
+
+static int score_fail(seg_loyalty_status *out, size_t *bad_out, size_t index, int code)
+{
+    if (bad_out)
+        *bad_out = index;
+    size_t sz = out->struct_size;
+    if (sz >= STATUS_V1_SIZE) {
+        memset(out, 0, sz);
+        out->struct_size = sz;
+    }
+    return code;
+}
+
+SEG_API int seg_loyalty_score(seg_loyalty_status *out, const seg_loyalty *prog,
+                              const seg_loyalty_txn *history, size_t n,
+                              const seg_loyalty_txn *purchase, int64_t now,
+                              void *work, size_t work_size, size_t *bad_out)
+{
+    if (bad_out)
+        *bad_out = (size_t)-1;
+    if (!out)
+        return SEG_EINVAL;
+    if (out->struct_size < STATUS_V1_SIZE)
+        return SEG_EVERSION;
+    if (!prog || (!history && n))
+        return score_fail(out, bad_out, (size_t)-1, SEG_EINVAL);
+    if (now < SEG_TIME_MIN || now > SEG_TIME_MAX)
+        return score_fail(out, bad_out, (size_t)-1, SEG_ERANGE);
+    size_t tsz = n ? history[0].struct_size : TXN_V1_SIZE;
+    if (tsz < TXN_V1_SIZE)
+        return score_fail(out, bad_out, 0, SEG_EVERSION);
+    seg__lent stackbuf[SEG_LOYALTY_STACK_TXNS];
+    seg__lent *e = stackbuf;
+    if (n > SEG_LOYALTY_STACK_TXNS) {
+        if (!work || work_size < seg_loyalty_work_size(n) || ((uintptr_t)work & 7))
+            return score_fail(out, bad_out, (size_t)-1, SEG_ELIMIT);
+        e = work;
+    }
+    size_t m = 0;
+    int64_t prev = SEG_TIME_MIN;
+    /* names repeat (a till passes the same category strings): the masks of
+     * names seen, by pointer, in a small direct-mapped cache */
+    const char *ckey[16] = { NULL }, *hkey[4] = { NULL };
+    uint64_t cval[16], hval[4];
+    for (size_t k = 0; k < n; k++) {
+        const seg_loyalty_txn *t = (const seg_loyalty_txn *)((const char *)history + k * tsz);
+        if (t->ts < SEG_TIME_MIN || t->ts > SEG_TIME_MAX)
+            return score_fail(out, bad_out, k, SEG_ERANGE);
+        if (t->ts < prev)
+            return score_fail(out, bad_out, k, SEG_EINVAL);
+        prev = t->ts;
+        if (t->order == UINT32_MAX)
+            return score_fail(out, bad_out, k, SEG_EINVAL);
+        seg__lent *x = &e[m];
+        x->ts = t->ts;
+        x->amount = t->amount;
+        x->fixed = 0;
+        x->bonus = 0;
+        x->points = 0;
+        x->order = t->order ? t->order : SEG__L_NO_ORDER;
+        switch (t->kind) {
+        case SEG_LOYALTY_PURCHASE:
+            if (t->amount < 0)
+                return score_fail(out, bad_out, k, SEG_EINVAL);
+            if (t->amount > SEG_AMOUNT_MAX)
+                return score_fail(out, bad_out, k, SEG_ERANGE);
+            x->kind = SEG__LE_PURCHASE;
+            if (prog->nbonus) {
+                const char *cs = t->category, *hs = t->channel;
+                unsigned ck = (unsigned)((uintptr_t)cs >> 3) & 15, hk = (unsigned)((uintptr_t)hs >> 3) & 3;
+                if (ckey[ck] != cs || !cs) {
+                    ckey[ck] = cs;
+                    cval[ck] = prog->anycat | name_mask_c(prog->cats, prog->ncats, cs);
+                }
+                if (hkey[hk] != hs || !hs) {
+                    hkey[hk] = hs;
+                    hval[hk] = prog->anychan | name_mask_c(prog->chans, prog->nchans, hs);
+                }
+                uint64_t lcm = cval[ck], lhm = hval[hk];
+                uint64_t bm = lcm & lhm;
+                x->bonus = bm ? (uint8_t)(__builtin_ctzll(bm) + 1) : 0;
+            }
+            break;
+        case SEG_LOYALTY_REFUND:
+            if (t->amount >= 0)
+                return score_fail(out, bad_out, k, SEG_EINVAL);
+            if (t->amount < -SEG_AMOUNT_MAX)
+                return score_fail(out, bad_out, k, SEG_ERANGE);
+            x->kind = SEG__LE_REFUND;
+            break;
+        case SEG_LOYALTY_REDEMPTION:
+            if (t->points <= 0)
+                return score_fail(out, bad_out, k, SEG_EINVAL);
+            if (t->points > SEG_LOYALTY_POINTS_MAX)
+                return score_fail(out, bad_out, k, SEG_ERANGE);
+            x->kind = SEG__LE_REDEEM;
+            x->points = t->points;
+            x->amount = 0;
+            break;
+        default:
+            return score_fail(out, bad_out, k, SEG_EINVAL);
+        }
+        if (t->ts >= now)
+            break; /* (later entries do not count) */
+        m++;
+    }
+    int64_t pp = 0;
+    if (purchase) {
+        if (purchase->struct_size < TXN_V1_SIZE)
+            return score_fail(out, bad_out, (size_t)-1, SEG_EVERSION);
+        if (purchase->kind != SEG_LOYALTY_PURCHASE || purchase->amount < 0)
+            return score_fail(out, bad_out, (size_t)-1, SEG_EINVAL);
+        if (purchase->amount > SEG_AMOUNT_MAX)
+            return score_fail(out, bad_out, (size_t)-1, SEG_ERANGE);
+    }
+    seg__lres r;
+    seg__loyalty_replay(prog, e, m, now, &r, NULL, NULL, 0);
+    if (purchase) {
+        unsigned b = prog->nbonus ? seg__loyalty_bonus(prog, seg__cstr(purchase->category),
+                                                       seg__cstr(purchase->channel))
+                                  : 0;
+        pp = seg__loyalty_points(prog, purchase->amount, r.tier, b);
+    }
+    size_t sz = out->struct_size;
+    memset((char *)out + sizeof(size_t), 0, sz - sizeof(size_t));
+    seg__loyalty_fill(prog, &r, out);
+    out->purchase_points = pp;
+    return SEG_OK;
+}

@@ -1,0 +1,997 @@
+/*
+ * tests/check_loyalty.c: loyalty programs: the `program` item (and its
+ * compile errors with positions), the engine through the stateless score
+ * (points, rounding, bonuses, expiry, FIFO redemption, refunds after
+ * redemption, tiers over a rolling window, upgrade timing, downgrade grace),
+ * the ledger on a database (following ingestion, rollback, redemption,
+ * SQLite reopen, the records' SQL view) and the segdef values.
+ *
+ * Expected figures are worked out in the comments from the rules in
+ * doc/loyalty.md.
+ */
+#include "testutil.h"
+#include "loyalty/loyalty-private.h"
+
+#include <limits.h>
+#include <unistd.h>
+#if SEG_HAVE_SQLITE
+#include <sqlite3.h>
+#endif
+
+#define D TU_DAY
+
+static char errbuf[1024];
+
+static seg_loyalty *compile_ok(const char *src)
+{
+    seg_loyalty *p = NULL;
+    seg_loyalty_options o = SEG_LOYALTY_OPTIONS_INIT;
+    o.errbuf = errbuf;
+    o.errbuf_size = sizeof errbuf;
+    errbuf[0] = '\0';
+    int rc = seg_loyalty_compile(&p, src, strlen(src), &o);
+    ck_assert_msg(rc == SEG_OK, "compile: %d %s\n%s", rc, errbuf, src);
+    return p;
+}
+
+static int compile_rc(const char *src)
+{
+    seg_loyalty *p = (seg_loyalty *)1;
+    seg_loyalty_options o = SEG_LOYALTY_OPTIONS_INIT;
+    o.errbuf = errbuf;
+    o.errbuf_size = sizeof errbuf;
+    errbuf[0] = '\0';
+    int rc = seg_loyalty_compile(&p, src, strlen(src), &o);
+    if (rc != SEG_OK)
+        ck_assert_ptr_null(p);
+    seg_loyalty_free(rc == SEG_OK ? p : NULL);
+    return rc;
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    ck_assert_uint_eq(fread(b, 1, (size_t)n, f), (size_t)n);
+    b[n] = '\0';
+    fclose(f);
+    return b;
+}
+
+/* ======================================================================== */
+/* the program item                                                          */
+/* ======================================================================== */
+
+START_TEST(bundled_program)
+{
+    char *src = read_file(SEG_SRCDIR "/examples/definitions/loyalty.seg");
+    seg_loyalty *p = compile_ok(src);
+    ck_assert_str_eq(seg_loyalty_name(p), "rewards");
+    ck_assert_int_eq(seg_loyalty_tier_count(p), 3);
+    ck_assert_str_eq(seg_loyalty_tier_name(p, 0), "silver");
+    ck_assert_str_eq(seg_loyalty_tier_name(p, 2), "platinum");
+    ck_assert_ptr_null(seg_loyalty_tier_name(p, 3));
+    ck_assert_ptr_null(seg_loyalty_tier_name(p, -1));
+    /* the same text compiles as segments (the program is skipped) */
+    seg_db *db = NULL;
+    ck_assert_int_eq(seg_db_open(&db, ":memory:", NULL), SEG_OK);
+    seg_segdef *def = NULL;
+    TU_OK(db, seg_segdef_compile(&def, db, src, strlen(src)));
+    ck_assert_uint_eq(seg_segdef_segment_count(def), 2);
+    seg_segdef_free(def);
+    seg_db_close(db);
+    seg_loyalty_free(p);
+    free(src);
+}
+END_TEST
+
+typedef struct bad_case {
+    const char *src;
+    int code;
+    const char *pos;    /* "line:col: " the message starts with */
+    const char *needle;
+} bad_case;
+
+#define P0 "program p {\n  earn 1 point per 1.00;\n"
+static const bad_case bads[] = {
+    /* negative or overflowing points */
+    { "program p {\n  earn -1 point per 1.00;\n  tier a;\n}", SEG_EINVAL, "2:8: ", "negative" },
+    { "program p {\n  earn 0 points per 1.00;\n  tier a;\n}", SEG_EINVAL, "2:8: ", "more than 0" },
+    { "program p {\n  earn 1000000 points per 0.01;\n  tier a;\n}", SEG_ERANGE, "2:3: ",
+      "points overflow" },
+    { "program p {\n  earn 99999999999999999 points per 1.00;\n  tier a;\n}", SEG_ERANGE, "2:8: ",
+      "too large" },
+    { "program p {\n  earn 1 point per -1.00;\n  tier a;\n}", SEG_EINVAL, "2:20: ", "negative" },
+    { P0 "  bonus category \"x\" points -5;\n  tier a;\n}", SEG_EINVAL, "3:29: ", "negative" },
+    { P0 "  bonus category \"x\" points 2000000000000000;\n  tier a;\n}", SEG_ERANGE, "3:29: ",
+      "too large" },
+    { P0 "  tier a;\n  tier b from 10 multiplier 1000000;\n}", SEG_ERANGE, "4:29: ", "too large" },
+    /* tiers out of order */
+    { P0 "  tier a;\n  tier b from 500.00;\n  tier c from 100.00;\n}", SEG_EINVAL, "5:15: ",
+      "not in increasing order" },
+    { P0 "  tier a;\n  tier b from 500.00;\n  tier c from 500.00;\n}", SEG_EINVAL, "5:15: ",
+      "tier 'b' before it (4:8)" },
+    { P0 "  tier a from 10.00;\n}", SEG_EINVAL, "3:15: ", "starts from 0" },
+    { P0 "  tier a;\n  tier b;\n}", SEG_EINVAL, "4:8: ", "needs 'from'" },
+    { P0 "  tier a;\n  tier a from 1.00;\n}", SEG_EINVAL, "4:8: ", "already defined at 3:8" },
+    { P0 "  qualify orders over 365d;\n  tier a;\n  tier b from 2.5;\n}", SEG_EINVAL, "5:15: ",
+      "whole number" },
+    /* overlapping bonus rules */
+    { P0 "  bonus category \"books\" multiplier 2;\n  bonus channel \"web\" points 5;\n  tier a;\n}",
+      SEG_EINVAL, "4:3: ", "category \"books\" and channel \"web\" matches both this rule and the "
+      "one at 3:3" },
+    { P0 "  bonus category \"a\", \"b\" multiplier 2;\n  bonus category \"c\", \"b\" multiplier 3;\n"
+      "  tier a;\n}", SEG_EINVAL, "4:3: ", "overlap" },
+    /* zero or overflowing durations */
+    { P0 "  expire after 0d;\n  tier a;\n}", SEG_EINVAL, "3:16: ", "longer than 0" },
+    { P0 "  qualify spend over 0w;\n  tier a;\n}", SEG_EINVAL, "3:22: ", "longer than 0" },
+    { P0 "  grace 99999999999d;\n  tier a;\n}", SEG_ERANGE, "3:9: ", "too long" },
+    { P0 "  grace -5d;\n  tier a;\n}", SEG_EINVAL, "3:9: ", "negative" },
+    /* other mistakes */
+    { P0 "  earn 2 points per 1.00;\n  tier a;\n}", SEG_EINVAL, "3:3: ", "given twice" },
+    { "program p {\n  tier a;\n}", SEG_EINVAL, "3:1: ", "no 'earn' rule" },
+    { P0 "}", SEG_EINVAL, "3:1: ", "no tier" },
+    { P0 "  reward 5;\n  tier a;\n}", SEG_EPARSE, "3:3: ", "a rule of the program" },
+    { P0 "  tier a\n}", SEG_EPARSE, "4:1: ", "';' after the 'tier' rule" },
+    { P0 "  minimum_spend 1.005;\n  tier a;\n}", SEG_EINVAL, "3:17: ", "more than 2 decimals" },
+    { P0 "  bonus multiplier 2;\n  tier a;\n}", SEG_EPARSE, "3:9: ", "'category' or 'channel'" },
+    { P0 "  bonus category \"x\";\n  tier a;\n}", SEG_EPARSE, "3:21: ", "'multiplier NUMBER'" },
+    { P0 "  expire end of week;\n  tier a;\n}", SEG_EPARSE, "3:17: ", "'month', 'quarter'" },
+    { P0 "  tier a;\n", SEG_EPARSE, "4:1: ", "'}' at the end of the program" },
+    { P0 "  tier a;\n}\nprogram p {\n  earn 1 point per 1.00;\n  tier a;\n}", SEG_EINVAL,
+      "5:9: ", "already defined at 1:1" },
+    { "segment x: orders > 1;", SEG_EINVAL, "", "holds no program" },
+    { P0 "  tier a;\n}\nprogram q {\n  earn 1 point per 1.00;\n  tier a;\n}", SEG_EINVAL, "",
+      "several programs" },
+};
+
+START_TEST(compile_errors)
+{
+    const bad_case *c = &bads[_i];
+    int rc = compile_rc(c->src);
+    ck_assert_msg(rc == c->code, "case %d: rc %d, expected %d (%s)\n%s", _i, rc, c->code, errbuf,
+                  c->src);
+    ck_assert_msg(strncmp(errbuf, c->pos, strlen(c->pos)) == 0, "case %d: '%s' not at %s", _i,
+                  errbuf, c->pos);
+    ck_assert_msg(strstr(errbuf, c->needle) != NULL, "case %d: '%s' lacks '%s'", _i, errbuf,
+                  c->needle);
+}
+END_TEST
+
+START_TEST(compile_options)
+{
+    const char *two = P0 "  tier a;\n}\nprogram q {\n  earn 3 points per 1.00;\n  tier z;\n}";
+    seg_loyalty_options o = SEG_LOYALTY_OPTIONS_INIT;
+    seg_loyalty *p = NULL;
+    o.name = "q";
+    ck_assert_int_eq(seg_loyalty_compile(&p, two, strlen(two), &o), SEG_OK);
+    ck_assert_str_eq(seg_loyalty_tier_name(p, 0), "z");
+    seg_loyalty_free(p);
+    o.name = "nope";
+    o.errbuf = errbuf;
+    o.errbuf_size = sizeof errbuf;
+    ck_assert_int_eq(seg_loyalty_compile(&p, two, strlen(two), &o), SEG_EINVAL);
+    TU_STR_HAS(errbuf, "no program 'nope'");
+    /* versioned options: a larger struct with a non-zero tail is refused */
+    struct { seg_loyalty_options o; char tail[8]; } big;
+    ck_assert_int_eq(seg_loyalty_options_init(&big.o, sizeof big), SEG_OK);
+    ck_assert_int_eq(seg_loyalty_compile(&p, two, strlen(two), &big.o), SEG_EINVAL); /* 2 programs */
+    big.tail[3] = 1;
+    ck_assert_int_eq(seg_loyalty_compile(&p, two, strlen(two), &big.o), SEG_EVERSION);
+    ck_assert_int_eq(seg_loyalty_options_init(&o, 4), SEG_EVERSION);
+    o = (seg_loyalty_options)SEG_LOYALTY_OPTIONS_INIT;
+    o.currency_exponent = 0;
+    const char *cents = "program p {\n  earn 1 point per 1.50;\n  tier a;\n}";
+    ck_assert_int_eq(seg_loyalty_compile(&p, cents, strlen(cents), &o), SEG_EINVAL);
+    ck_assert_ptr_null(p);
+    ck_assert_int_eq(seg_loyalty_compile(NULL, cents, strlen(cents), NULL), SEG_EINVAL);
+    /* a syntax error of the segment part is reported too */
+    const char *broken = "segment x: orders > ;\n" P0 "  tier a;\n}";
+    ck_assert_int_eq(compile_rc(broken), SEG_EPARSE);
+    ck_assert_msg(strncmp(errbuf, "1:", 2) == 0, "%s", errbuf);
+    /* and 'program' is still a valid segment name after 'segment' */
+    seg_db *db = NULL;
+    seg_segdef *def = NULL;
+    ck_assert_int_eq(seg_db_open(&db, NULL, NULL), SEG_OK);
+    const char *seg = "segment program: orders > 1;";
+    TU_OK(db, seg_segdef_compile(&def, db, seg, strlen(seg)));
+    seg_segdef_free(def);
+    seg_db_close(db);
+}
+END_TEST
+
+/* ======================================================================== */
+/* the engine, through the stateless score                                   */
+/* ======================================================================== */
+
+static seg_loyalty_txn buy(int64_t ts, int64_t amount, const char *cat, const char *chan,
+                           uint32_t order)
+{
+    seg_loyalty_txn t = SEG_LOYALTY_TXN_INIT;
+    t.kind = SEG_LOYALTY_PURCHASE;
+    t.ts = ts;
+    t.amount = amount;
+    t.category = cat;
+    t.channel = chan;
+    t.order = order;
+    return t;
+}
+
+static seg_loyalty_txn ret(int64_t ts, int64_t amount, uint32_t order)
+{
+    seg_loyalty_txn t = SEG_LOYALTY_TXN_INIT;
+    t.kind = SEG_LOYALTY_REFUND;
+    t.ts = ts;
+    t.amount = amount;
+    t.order = order;
+    return t;
+}
+
+static seg_loyalty_txn redeem(int64_t ts, int64_t points)
+{
+    seg_loyalty_txn t = SEG_LOYALTY_TXN_INIT;
+    t.kind = SEG_LOYALTY_REDEMPTION;
+    t.ts = ts;
+    t.points = points;
+    return t;
+}
+
+static seg_loyalty_status score(const seg_loyalty *p, const seg_loyalty_txn *h, size_t n,
+                                const seg_loyalty_txn *purchase, int64_t now)
+{
+    seg_loyalty_status st = SEG_LOYALTY_STATUS_INIT;
+    size_t bad = 0;
+    int rc = seg_loyalty_score(&st, p, h, n, purchase, now, NULL, 0, &bad);
+    ck_assert_msg(rc == SEG_OK, "score: %d (entry %zu)", rc, bad);
+    ck_assert_uint_eq(bad, (size_t)-1);
+    return st;
+}
+
+static int64_t price(const seg_loyalty *p, int64_t amount, const char *cat, const char *chan)
+{
+    seg_loyalty_txn t = buy(TU_D0, amount, cat, chan, 0);
+    return score(p, NULL, 0, &t, TU_D0).purchase_points;
+}
+
+START_TEST(points_rounding_minimum_bonus)
+{
+    /* 1 point per 1.00: 12.50 is 12.5 points */
+    seg_loyalty *down = compile_ok(P0 "  tier a;\n}");
+    seg_loyalty *near = compile_ok(P0 "  rounding nearest;\n  tier a;\n}");
+    seg_loyalty *up = compile_ok(P0 "  rounding up;\n  tier a;\n}");
+    ck_assert_int_eq(price(down, 1250, NULL, NULL), 12);
+    ck_assert_int_eq(price(near, 1250, NULL, NULL), 13);  /* half up */
+    ck_assert_int_eq(price(near, 1249, NULL, NULL), 12);
+    ck_assert_int_eq(price(up, 1201, NULL, NULL), 13);
+    ck_assert_int_eq(price(up, 1200, NULL, NULL), 12);
+    ck_assert_int_eq(price(down, 0, NULL, NULL), 0);
+    seg_loyalty_free(down);
+    seg_loyalty_free(near);
+    seg_loyalty_free(up);
+    /* the bundled program: 2x electronics, 1.5x books and music, +25 for
+     * home and toys on the app, nothing below 5.00 */
+    char *src = read_file(SEG_SRCDIR "/examples/definitions/loyalty.seg");
+    seg_loyalty *p = compile_ok(src);
+    free(src);
+    ck_assert_int_eq(price(p, 499, NULL, NULL), 0);
+    ck_assert_int_eq(price(p, 500, NULL, NULL), 5);
+    ck_assert_int_eq(price(p, 10099, "electronics", "store"), 201);   /* 100.99 * 2 = 201.98 */
+    ck_assert_int_eq(price(p, 1099, "music", NULL), 16);             /* 10.99 * 1.5 = 16.485 */
+    ck_assert_int_eq(price(p, 1000, "home", "app"), 35);             /* 10 + 25 */
+    ck_assert_int_eq(price(p, 1000, "home", "web"), 10);
+    ck_assert_int_eq(price(p, 1000, "garden", "app"), 10);
+    ck_assert_int_eq(price(p, 400, "home", "app"), 0);              /* below the minimum */
+    seg_loyalty_free(p);
+    /* decimal rate and a huge amount (the 128-bit path) */
+    p = compile_ok("program p {\n  earn 2.5 points per 0.10;\n  tier a;\n}");
+    ck_assert_int_eq(price(p, 1, NULL, NULL), 0);          /* 0.01: 2.5 points / 10 */
+    ck_assert_int_eq(price(p, 4, NULL, NULL), 1);          /* 0.04: exactly 1 */
+    ck_assert_int_eq(price(p, SEG_AMOUNT_MAX, NULL, NULL), SEG_AMOUNT_MAX / 4);
+    seg_loyalty_free(p);
+}
+END_TEST
+
+#define TIERS3 "  tier silver;\n  tier gold from 100.00 multiplier 2;\n  tier plat from 300.00 multiplier 3;\n"
+
+START_TEST(expiry_and_fifo_redemption)
+{
+    /* lots expire 10 days after earning */
+    seg_loyalty *p = compile_ok(P0 "  expire after 10d;\n  tier a;\n}");
+    seg_loyalty_txn h[4];
+    h[0] = buy(TU_DAYN(0), 10000, NULL, NULL, 1);   /* lot 1: 100 points, expires day 10 */
+    h[1] = buy(TU_DAYN(5), 5000, NULL, NULL, 2);    /* lot 2: 50, expires day 15 */
+    h[2] = redeem(TU_DAYN(6), 120);                 /* FIFO: 100 from lot 1, 20 from lot 2 */
+    h[3] = buy(TU_DAYN(12), 1000, NULL, NULL, 3);   /* lot 3: 10, expires day 22 */
+    seg_loyalty_status s = score(p, h, 4, NULL, TU_DAYN(9));
+    ck_assert_int_eq(s.points, 30);
+    ck_assert_int_eq(s.redeemed, 120);
+    ck_assert_int_eq(s.expired, 0);
+    /* day 11: lot 1 expires, but it was spent: nothing is lost */
+    s = score(p, h, 4, NULL, TU_DAYN(11));
+    ck_assert_int_eq(s.points, 30);
+    ck_assert_int_eq(s.expired, 0);
+    /* day 16: lot 2's last 30 points expire; lot 3 is left */
+    s = score(p, h, 4, NULL, TU_DAYN(16));
+    ck_assert_int_eq(s.points, 10);
+    ck_assert_int_eq(s.expired, 30);
+    ck_assert_int_eq(s.earned, 160);
+    ck_assert_int_eq(s.earned - s.redeemed - s.expired - s.reversed, s.points);
+    seg_loyalty_free(p);
+
+    /* end of period: points of 2024 expire at 2025-01-01, + 1: 2026-01-01 */
+    p = compile_ok(P0 "  expire end of year + 1;\n  tier a;\n}");
+    ck_assert_int_eq(seg__loyalty_expiry(p, TU_D0), INT64_C(1767225600));
+    seg_loyalty_free(p);
+    p = compile_ok(P0 "  expire end of quarter;\n  tier a;\n}");
+    ck_assert_int_eq(seg__loyalty_expiry(p, TU_D0), INT64_C(1711929600));  /* 2024-04-01 */
+    seg_loyalty_free(p);
+    p = compile_ok(P0 "  expire end of month;\n  tier a;\n}");
+    ck_assert_int_eq(seg__loyalty_expiry(p, TU_D0 - 1), TU_D0);          /* Feb 29 -> Mar 1 */
+    seg_loyalty_free(p);
+}
+END_TEST
+
+START_TEST(refunds_reverse_proportionally)
+{
+    seg_loyalty *p = compile_ok(P0 "  tier a;\n}");
+    seg_loyalty_txn h[6];
+    h[0] = buy(TU_DAYN(0), 6000, NULL, NULL, 7);   /* order 7: two lines, 60 + 40 points */
+    h[1] = buy(TU_DAYN(0), 4000, NULL, NULL, 7);
+    h[2] = ret(TU_DAYN(1), -2500, 7);              /* 25% of the order: 25 points */
+    seg_loyalty_status s = score(p, h, 3, NULL, TU_DAYN(2));
+    ck_assert_int_eq(s.points, 75);
+    ck_assert_int_eq(s.reversed, 25);
+    h[3] = ret(TU_DAYN(2), -7500, 7);              /* the rest: 100 in all */
+    s = score(p, h, 4, NULL, TU_DAYN(3));
+    ck_assert_int_eq(s.points, 0);
+    ck_assert_int_eq(s.reversed, 100);
+    /* partial refunds that each round add up to the whole: 3 x 1/3 */
+    h[0] = buy(TU_DAYN(0), 1000, NULL, NULL, 9);   /* 10 points */
+    h[1] = ret(TU_DAYN(1), -333, 9);
+    h[2] = ret(TU_DAYN(1), -333, 9);
+    h[3] = ret(TU_DAYN(1), -334, 9);
+    s = score(p, h, 4, NULL, TU_DAYN(2));
+    ck_assert_int_eq(s.reversed, 10);
+    ck_assert_int_eq(s.points, 0);
+    /* a refund after redemption: the spent points come back from the
+     * other lots; the balance never goes below 0 without permission */
+    h[0] = buy(TU_DAYN(0), 10000, NULL, NULL, 1);  /* 100 */
+    h[1] = buy(TU_DAYN(1), 3000, NULL, NULL, 2);   /* 30 */
+    h[2] = redeem(TU_DAYN(2), 90);                 /* 90 from lot 1: 10 + 30 left */
+    h[3] = ret(TU_DAYN(3), -5000, 1);              /* half of order 1: 50 points: 10 from
+                                                    * lot 1, 40 clawed back: 30 from lot 2,
+                                                    * 10 short -> forgiven */
+    s = score(p, h, 4, NULL, TU_DAYN(4));
+    ck_assert_int_eq(s.points, 0);
+    ck_assert_int_eq(s.reversed, 40);
+    seg_loyalty_free(p);
+    p = compile_ok(P0 "  negative_balance allowed;\n  tier a;\n}");
+    s = score(p, h, 4, NULL, TU_DAYN(4));
+    ck_assert_int_eq(s.points, -10);                  /* owed */
+    ck_assert_int_eq(s.reversed, 50);
+    ck_assert_int_eq(s.earned - s.redeemed - s.expired - s.reversed, s.points);
+    h[4] = buy(TU_DAYN(5), 2500, NULL, NULL, 3);      /* 25 points: 10 settle the debt */
+    s = score(p, h, 5, NULL, TU_DAYN(6));
+    ck_assert_int_eq(s.points, 15);
+    /* a refund without an order: the base rate of the amount */
+    h[5] = ret(TU_DAYN(6), -700, 0);
+    s = score(p, h, 6, NULL, TU_DAYN(7));
+    ck_assert_int_eq(s.points, 8);
+    seg_loyalty_free(p);
+    /* points of an expired lot are not taken twice */
+    p = compile_ok(P0 "  expire after 5d;\n  tier a;\n}");
+    h[0] = buy(TU_DAYN(0), 10000, NULL, NULL, 1);     /* 100, expires day 5 */
+    h[1] = buy(TU_DAYN(3), 2000, NULL, NULL, 2);      /* 20 */
+    h[2] = ret(TU_DAYN(6), -10000, 1);                /* order 1 refunded after expiry */
+    s = score(p, h, 3, NULL, TU_DAYN(7));
+    ck_assert_int_eq(s.points, 20);
+    seg_loyalty_free(p);
+}
+END_TEST
+
+START_TEST(tiers_window_upgrade_grace)
+{
+    /* spend over 30d; gold from 100.00 (2x), plat from 300.00 (3x); grace 10d */
+    seg_loyalty *p = compile_ok(P0 "  qualify spend over 30d;\n  grace 10d;\n" TIERS3 "}");
+    seg_loyalty_txn h[6];
+    h[0] = buy(TU_DAYN(0), 9000, NULL, NULL, 0);     /* silver: 90 points */
+    h[1] = buy(TU_DAYN(1), 2000, NULL, NULL, 0);     /* crosses 100.00: earns at silver, 20 */
+    h[2] = buy(TU_DAYN(2), 1000, NULL, NULL, 0);     /* gold: 2 x 10 = 20 */
+    h[3] = redeem(TU_DAYN(3), 130);                  /* spending points changes no tier */
+    seg_loyalty_status s = score(p, h, 4, NULL, TU_DAYN(4));
+    ck_assert_str_eq(s.tier_name, "gold");
+    ck_assert_int_eq(s.earned, 130);
+    ck_assert_int_eq(s.points, 0);
+    ck_assert_int_eq(s.qualifying, 12000);
+    ck_assert_str_eq(s.next_tier_name, "plat");
+    ck_assert_int_eq(s.spend_to_next_tier, 18000);
+    ck_assert_int_eq(s.downgrade_at, -1);
+    /* purchases leave the window 30 days after: day 0's at day 30 + 1s;
+     * the measure falls to 30.00 (< 100.00) at day 31 + 1s... */
+    s = score(p, h, 4, NULL, TU_DAYN(31) + 2);
+    ck_assert_int_eq(s.qualifying, 1000);
+    ck_assert_str_eq(s.tier_name, "gold");          /* in grace */
+    ck_assert_int_eq(s.downgrade_at, TU_DAYN(30) + 1 + 10 * D);
+    s = score(p, h, 4, NULL, TU_DAYN(40));
+    ck_assert_str_eq(s.tier_name, "gold");
+    s = score(p, h, 4, NULL, TU_DAYN(40) + 2);
+    ck_assert_str_eq(s.tier_name, "silver");        /* grace over */
+    ck_assert_int_eq(s.downgrade_at, -1);
+    /* requalifying during grace keeps the tier */
+    h[4] = buy(TU_DAYN(35), 15000, NULL, NULL, 0);
+    s = score(p, h, 5, NULL, TU_DAYN(45));
+    ck_assert_str_eq(s.tier_name, "gold");
+    ck_assert_int_eq(s.downgrade_at, -1);
+    /* refunds count against the window */
+    h[5] = ret(TU_DAYN(36), -15000, 0);
+    s = score(p, h, 6, NULL, TU_DAYN(37));
+    ck_assert_int_eq(s.qualifying, 0);
+    ck_assert_str_eq(s.tier_name, "gold");          /* in grace since day 36 */
+    ck_assert_int_eq(s.downgrade_at, TU_DAYN(36) + 1 + 10 * D);
+    seg_loyalty_free(p);
+
+    /* points qualify: spend to next tier from the points missing */
+    p = compile_ok(P0 "  qualify points over 365d;\n  tier silver;\n  tier gold from 100 "
+                      "multiplier 2;\n}");
+    h[0] = buy(TU_DAYN(0), 4050, NULL, NULL, 0);     /* 40 points */
+    s = score(p, h, 1, NULL, TU_DAYN(1));
+    ck_assert_int_eq(s.to_next_tier, 60);
+    ck_assert_int_eq(s.spend_to_next_tier, 6000);    /* 60.00 earns 60 points */
+    seg_loyalty_free(p);
+    /* orders qualify: no spend figure */
+    p = compile_ok(P0 "  qualify orders over 365d;\n  tier silver;\n  tier gold from 3;\n}");
+    h[0] = buy(TU_DAYN(0), 100, NULL, NULL, 5);
+    h[1] = buy(TU_DAYN(0), 100, NULL, NULL, 5);      /* the same order */
+    h[2] = buy(TU_DAYN(1), 100, NULL, NULL, 0);
+    s = score(p, h, 3, NULL, TU_DAYN(2));
+    ck_assert_int_eq(s.qualifying, 2);
+    ck_assert_int_eq(s.to_next_tier, 1);
+    ck_assert_int_eq(s.spend_to_next_tier, -1);
+    seg_loyalty_free(p);
+}
+END_TEST
+
+START_TEST(score_errors_and_work)
+{
+    seg_loyalty *p = compile_ok(P0 "  tier a;\n}");
+    seg_loyalty_txn h[3];
+    h[0] = buy(TU_DAYN(2), 100, NULL, NULL, 0);
+    h[1] = buy(TU_DAYN(1), 100, NULL, NULL, 0);
+    seg_loyalty_status st = SEG_LOYALTY_STATUS_INIT;
+    size_t bad = 0;
+    ck_assert_int_eq(seg_loyalty_score(&st, p, h, 2, NULL, TU_DAYN(3), NULL, 0, &bad), SEG_EINVAL);
+    ck_assert_uint_eq(bad, 1);                      /* out of time order */
+    h[1] = ret(TU_DAYN(3), 100, 0);
+    ck_assert_int_eq(seg_loyalty_score(&st, p, h, 2, NULL, TU_DAYN(3), NULL, 0, &bad), SEG_EINVAL);
+    ck_assert_uint_eq(bad, 1);                      /* a refund with a positive amount */
+    h[1] = redeem(TU_DAYN(3), 0);
+    ck_assert_int_eq(seg_loyalty_score(&st, p, h, 2, NULL, TU_DAYN(3), NULL, 0, &bad), SEG_EINVAL);
+    h[1] = buy(TU_DAYN(3), SEG_AMOUNT_MAX + 1, NULL, NULL, 0);
+    ck_assert_int_eq(seg_loyalty_score(&st, p, h, 2, NULL, TU_DAYN(3), NULL, 0, &bad), SEG_ERANGE);
+    h[1].kind = 99;
+    ck_assert_int_eq(seg_loyalty_score(&st, p, h, 2, NULL, TU_DAYN(3), NULL, 0, &bad), SEG_EINVAL);
+    ck_assert_int_eq(st.points, 0);
+    ck_assert_ptr_null(st.tier_name);
+    st.struct_size = 8;
+    ck_assert_int_eq(seg_loyalty_score(&st, p, h, 1, NULL, TU_DAYN(3), NULL, 0, NULL), SEG_EVERSION);
+    /* more than SEG_LOYALTY_STACK_TXNS entries need a work buffer */
+    size_t n = SEG_LOYALTY_STACK_TXNS + 10;
+    seg_loyalty_txn *big = calloc(n, sizeof *big);
+    for (size_t k = 0; k < n; k++)
+        big[k] = buy(TU_DAYN(0) + (int64_t)k, 100, NULL, NULL, 0);
+    st = (seg_loyalty_status)SEG_LOYALTY_STATUS_INIT;
+    ck_assert_int_eq(seg_loyalty_score(&st, p, big, n, NULL, TU_DAYN(1), NULL, 0, NULL), SEG_ELIMIT);
+    size_t ws = seg_loyalty_work_size(n);
+    ck_assert_uint_gt(ws, 0);
+    ck_assert_uint_eq(seg_loyalty_work_size(3), 0);
+    void *work = malloc(ws);
+    ck_assert_int_eq(seg_loyalty_score(&st, p, big, n, NULL, TU_DAYN(1), work, ws, NULL), SEG_OK);
+    ck_assert_int_eq(st.points, (int64_t)n);
+    free(work);
+    free(big);
+    seg_loyalty_free(p);
+}
+END_TEST
+
+START_TEST(score_allocates_nothing)
+{
+    tu_alloc ta;
+    memset(&ta, 0, sizeof ta);
+    ta.fail_after = -1;
+    seg_allocator al = tu_allocator(&ta);
+    seg_loyalty_options o = SEG_LOYALTY_OPTIONS_INIT;
+    o.allocator = &al;
+    char *src = read_file(SEG_SRCDIR "/examples/definitions/loyalty.seg");
+    seg_loyalty *p = NULL;
+    ck_assert_int_eq(seg_loyalty_compile(&p, src, strlen(src), &o), SEG_OK);
+    free(src);
+    ck_assert_int_gt(ta.live_blocks, 0);              /* the program lives in that allocator */
+    unsigned long before = ta.mallocs + ta.reallocs;
+    seg_loyalty_txn h[100];
+    for (int k = 0; k < 100; k++)
+        h[k] = buy(TU_DAYN(k), 1000 + 37 * k, k % 3 ? "books" : "home", k % 2 ? "app" : "web",
+                   (uint32_t)k + 1);
+    seg_loyalty_txn t = buy(TU_DAYN(100), 5000, "electronics", "web", 0);
+    seg_loyalty_status st = SEG_LOYALTY_STATUS_INIT;
+    for (int rep = 0; rep < 10; rep++)
+        ck_assert_int_eq(seg_loyalty_score(&st, p, h, 100, &t, TU_DAYN(100), NULL, 0, NULL),
+                         SEG_OK);
+    ck_assert_uint_eq(ta.mallocs + ta.reallocs, before);
+    ck_assert_int_gt(st.points, 0);
+    /* the history spent 100 x 10.00 + 37 x (0 + ... + 99) = 2831.50 in the
+     * year: gold, so 50.00 x 2 (electronics) x 1.25 */
+    ck_assert_str_eq(st.tier_name, "gold");
+    ck_assert_int_eq(st.purchase_points, 125);
+    seg_loyalty_free(p);
+    ck_assert_int_eq(ta.live_blocks, 0);
+    /* and a compile that runs out of memory fails cleanly */
+    src = read_file(SEG_SRCDIR "/examples/definitions/loyalty.seg");
+    for (long k = 0; k < 40; k++) {
+        memset(&ta, 0, sizeof ta);
+        ta.fail_after = k;
+        p = NULL;
+        int rc = seg_loyalty_compile(&p, src, strlen(src), &o);
+        ck_assert(rc == SEG_OK || rc == SEG_ENOMEM);
+        seg_loyalty_free(p);
+        ck_assert_int_eq(ta.live_blocks, 0);
+    }
+    free(src);
+}
+END_TEST
+
+/* ======================================================================== */
+/* the ledger                                                                */
+/* ======================================================================== */
+
+static seg_db *db;
+static seg_loyalty *prog;
+static seg_loyalty_ledger *led;
+
+static void setup(void)
+{
+    ck_assert_int_eq(seg_db_open(&db, ":memory:", NULL), SEG_OK);
+    prog = compile_ok(P0 "  qualify spend over 30d;\n  grace 10d;\n  expire after 60d;\n"
+                         "  negative_balance allowed;\n"
+                         "  bonus category \"books\" multiplier 1.5;\n" TIERS3 "}");
+    TU_OK(db, seg_loyalty_attach(&led, db, prog));
+}
+
+static void teardown(void)
+{
+    seg_loyalty_ledger_free(led);
+    led = NULL;
+    seg_loyalty_free(prog);
+    prog = NULL;
+    seg_db_close(db);
+    db = NULL;
+}
+
+typedef struct hist {
+    seg_loyalty_txn t[64];
+    char order[64][16];
+    bool refunded[64];
+    size_t n;
+} hist;
+
+/* A random history of one customer, ingested in time order, and the same as
+ * an array: the ledger and the stateless score must agree. */
+START_TEST(ledger_matches_score)
+{
+    uint64_t rnd = 12345 + (uint64_t)_i;
+    static hist hs[8];
+    char cust[8][8];
+    seg_event evs[8 * 64];
+    size_t ne = 0;
+    for (int c = 0; c < 8; c++) {
+        snprintf(cust[c], sizeof cust[c], "c%d", c);
+        hist *h = &hs[c];
+        memset(h, 0, sizeof *h);
+        int64_t t = TU_D0 + (int64_t)(tu_rand(&rnd) % 1000);
+        for (int k = 0; k < 40; k++) {
+            t += (int64_t)(tu_rand(&rnd) % (6 * D));
+            seg_event e = SEG_EVENT_INIT;
+            e.customer_id = cust[c];
+            e.ts = t;
+            if (k > 0 && tu_rand(&rnd) % 5 == 0) {
+                /* refund part of an earlier order not refunded yet */
+                size_t j = tu_rand(&rnd) % h->n;
+                if (h->t[j].kind != SEG_LOYALTY_PURCHASE || h->refunded[j])
+                    continue;
+                int64_t amt = h->t[j].amount / 2 + 1;
+                h->t[h->n] = ret(t, -amt, h->t[j].order);
+                e.kind = SEG_EVENT_REFUND;
+                e.amount = -amt;
+                e.refund_of = h->order[j];
+                h->refunded[j] = true;  /* once */
+            } else {
+                int64_t amt = 500 + (int64_t)(tu_rand(&rnd) % 20000);
+                const char *cat = tu_rand(&rnd) % 3 ? "books" : "toys";
+                snprintf(h->order[h->n], 16, "c%d-%d", c, k);
+                h->t[h->n] = buy(t, amt, cat, NULL, (uint32_t)h->n + 1);
+                e.kind = SEG_EVENT_PURCHASE;
+                e.amount = amt;
+                e.order_id = h->order[h->n];
+                e.category = cat;
+            }
+            evs[ne++] = e;
+            h->n++;
+        }
+    }
+    /* one batch per customer */
+    size_t at = 0;
+    for (int c = 0; c < 8; c++) {
+        size_t cnt = hs[c].n;
+        TU_OK(db, seg_event_ingest_batch(db, evs + at, cnt, NULL, NULL));
+        at += cnt;
+    }
+    for (int c = 0; c < 8; c++) {
+        hist *h = &hs[c];
+        int64_t nows[3] = { h->t[h->n / 2].ts, h->t[h->n - 1].ts + 1, h->t[h->n - 1].ts + 40 * D };
+        for (int w = 0; w < 3; w++) {
+            seg_loyalty_status a = SEG_LOYALTY_STATUS_INIT, b = score(prog, h->t, h->n, NULL, nows[w]);
+            TU_OK(db, seg_loyalty_status_get(&a, led, cust[c], nows[w]));
+            ck_assert_int_eq(a.tier, b.tier);
+            ck_assert_int_eq(a.points, b.points);
+            ck_assert_int_eq(a.earned, b.earned);
+            ck_assert_int_eq(a.reversed, b.reversed);
+            ck_assert_int_eq(a.expired, b.expired);
+            ck_assert_int_eq(a.qualifying, b.qualifying);
+            ck_assert_int_eq(a.spend_to_next_tier, b.spend_to_next_tier);
+            ck_assert_int_eq(a.downgrade_at, b.downgrade_at);
+        }
+    }
+}
+END_TEST
+
+typedef struct ent_list {
+    seg_loyalty_entry e[64];
+    uint32_t lots[64][8];
+    int64_t pts[64][8];
+    size_t n;
+} ent_list;
+
+static int collect(const seg_loyalty_entry *e, void *payload)
+{
+    ent_list *l = payload;
+    l->e[l->n] = *e;
+    for (size_t k = 0; k < e->ndraws && k < 8; k++) {
+        l->lots[l->n][k] = e->draw_lots[k];
+        l->pts[l->n][k] = e->draw_points[k];
+    }
+    l->e[l->n].order_id = NULL;
+    l->e[l->n].draw_lots = NULL;
+    l->e[l->n].draw_points = NULL;
+    l->n++;
+    return 0;
+}
+
+START_TEST(ledger_redeem)
+{
+    seg_event e[3] = {
+        tu_purchase("e1", "ann", TU_DAYN(0), 4000, "o1"),   /* 40 points, lot seq 1 */
+        tu_purchase("e2", "ann", TU_DAYN(1), 3000, "o2"),   /* 30, lot seq 2 */
+        tu_purchase("e3", "bob", TU_DAYN(1), 1000, "o3"),
+    };
+    TU_OK(db, seg_event_ingest_batch(db, e, 3, NULL, NULL));
+    ent_list before, after;
+    memset(&before, 0, sizeof before);
+    TU_OK(db, seg_loyalty_entries(led, "ann", collect, &before));
+    ck_assert_uint_eq(before.n, 2);
+    ck_assert_int_eq(before.e[0].points, 40);
+    ck_assert_int_eq(before.e[0].expires, TU_DAYN(60));
+    /* short: nothing changes */
+    TU_RC(db, seg_loyalty_redeem(led, "ann", 71, TU_DAYN(2)), SEG_EINVAL);
+    TU_MSG_HAS(db, "has 70 points");
+    memset(&after, 0, sizeof after);
+    TU_OK(db, seg_loyalty_entries(led, "ann", collect, &after));
+    ck_assert_uint_eq(after.n, 2);
+    TU_RC(db, seg_loyalty_redeem(led, "nobody", 1, TU_DAYN(2)), SEG_ENOTFOUND);
+    TU_RC(db, seg_loyalty_redeem(led, "ann", 0, TU_DAYN(2)), SEG_EINVAL);
+    /* 50: all of lot 1, 10 of lot 2 */
+    TU_OK(db, seg_loyalty_redeem(led, "ann", 50, TU_DAYN(2)));
+    memset(&after, 0, sizeof after);
+    TU_OK(db, seg_loyalty_entries(led, "ann", collect, &after));
+    ck_assert_uint_eq(after.n, 3);
+    ck_assert_uint_eq(after.e[2].kind, SEG_LOYALTY_REDEMPTION);
+    ck_assert_uint_eq(after.e[2].seq, 3);
+    ck_assert_uint_eq(after.e[2].ndraws, 2);
+    ck_assert_uint_eq(after.lots[2][0], 1);
+    ck_assert_int_eq(after.pts[2][0], 40);
+    ck_assert_uint_eq(after.lots[2][1], 2);
+    ck_assert_int_eq(after.pts[2][1], 10);
+    seg_loyalty_status st = SEG_LOYALTY_STATUS_INIT;
+    TU_OK(db, seg_loyalty_status_get(&st, led, "ann", TU_DAYN(3)));
+    ck_assert_int_eq(st.points, 20);
+    ck_assert_int_eq(st.redeemed, 50);
+    /* as of before the redemption, it did not happen yet */
+    TU_OK(db, seg_loyalty_status_get(&st, led, "ann", TU_DAYN(2)));
+    ck_assert_int_eq(st.points, 70);
+    /* a refund of all of order 1 after its points were spent: 40 back,
+     * 20 from lot 2, 20 owed (negative balance allowed) */
+    seg_event r = tu_refund("r1", "ann", TU_DAYN(4), -4000, "o1");
+    TU_OK(db, seg_event_ingest(db, &r));
+    TU_OK(db, seg_loyalty_status_get(&st, led, "ann", TU_DAYN(5)));
+    ck_assert_int_eq(st.points, -20);
+    TU_RC(db, seg_loyalty_redeem(led, "ann", 1, TU_DAYN(5)), SEG_EINVAL);
+}
+END_TEST
+
+START_TEST(ledger_batch_rollback)
+{
+    seg_event ok = tu_purchase("e1", "ann", TU_DAYN(0), 4000, "o1");
+    TU_OK(db, seg_event_ingest(db, &ok));
+    seg_event e[2] = {
+        tu_purchase("e2", "ann", TU_DAYN(1), 3000, "o2"),
+        tu_refund("e3", "ann", TU_DAYN(2), -99000, "o1"),    /* more than the order: refused */
+    };
+    TU_RC(db, seg_event_ingest_batch(db, e, 2, NULL, NULL), SEG_EINVAL);
+    ent_list l;
+    memset(&l, 0, sizeof l);
+    TU_OK(db, seg_loyalty_entries(led, "ann", collect, &l));
+    ck_assert_uint_eq(l.n, 1);
+    /* the next entry gets the next number */
+    TU_OK(db, seg_event_ingest(db, &e[0]));
+    memset(&l, 0, sizeof l);
+    TU_OK(db, seg_loyalty_entries(led, "ann", collect, &l));
+    ck_assert_uint_eq(l.n, 2);
+    ck_assert_uint_eq(l.e[1].seq, 2);
+    /* an ingest of the same events again is a no-op for the ledger too */
+    TU_OK(db, seg_event_ingest(db, &e[0]));
+    memset(&l, 0, sizeof l);
+    TU_OK(db, seg_loyalty_entries(led, "ann", collect, &l));
+    ck_assert_uint_eq(l.n, 2);
+}
+END_TEST
+
+static int count_cb(const seg_loyalty_status *s, void *payload)
+{
+    char *buf = payload;
+    char line[128];
+    snprintf(line, sizeof line, "%s,%s,%lld;", s->customer_id, s->tier_name, (long long)s->points);
+    strcat(buf, line);
+    return 0;
+}
+
+START_TEST(ledger_values_and_walk)
+{
+    /* cat: 120.00 -> gold (100.00); dan: 20.00 silver; eve: 350.00 in two
+     * purchases: 200.00 (silver, 200 points) then 150.00 at gold (2x: 300) */
+    seg_event e[4] = {
+        tu_purchase("e1", "cat", TU_DAYN(0), 12000, "o1"),
+        tu_purchase("e2", "dan", TU_DAYN(0), 2000, "o2"),
+        tu_purchase("e3", "eve", TU_DAYN(0), 20000, "o3"),
+        tu_purchase("e4", "eve", TU_DAYN(1), 15000, "o4"),
+    };
+    TU_OK(db, seg_event_ingest_batch(db, e, 4, NULL, NULL));
+    seg_customer_add(db, "zed");  /* no ledger entry: left out of the walk */
+    char buf[512] = "";
+    TU_OK(db, seg_loyalty_foreach(led, TU_DAYN(2), SEG_LOYALTY_SORTED, count_cb, buf));
+    ck_assert_str_eq(buf, "cat,gold,120;dan,silver,20;eve,plat,500;");
+    const char *src = "segment golden: tier == \"gold\";\n"
+                      "segment rich: points >= 400 and tier_rank >= 1;\n";
+    seg_segdef *def = NULL;
+    TU_OK(db, seg_segdef_compile(&def, db, src, strlen(src)));
+    unsigned char m[2];
+    TU_OK(db, seg_segdef_eval_customer(m, 2, def, "cat", TU_DAYN(2)));
+    ck_assert(m[0] && !m[1]);
+    TU_OK(db, seg_segdef_eval_customer(m, 2, def, "eve", TU_DAYN(2)));
+    ck_assert(!m[0] && m[1]);
+    TU_OK(db, seg_segdef_eval_customer(m, 2, def, "dan", TU_DAYN(2)));
+    ck_assert(!m[0] && !m[1]);
+    /* after a redemption the value follows */
+    TU_OK(db, seg_loyalty_redeem(led, "eve", 200, TU_DAYN(2)));
+    TU_OK(db, seg_segdef_eval_customer(m, 2, def, "eve", TU_DAYN(3)));
+    ck_assert(!m[1]);
+    /* without a ledger the values fail with a message */
+    seg_loyalty_ledger_free(led);
+    led = NULL;
+    TU_RC(db, seg_segdef_eval_customer(m, 2, def, "eve", TU_DAYN(3)), SEG_EINVAL);
+    TU_MSG_HAS(db, "no loyalty program is attached");
+    seg_segdef_free(def);
+    /* attaching again rebuilds from the events (the memory backend keeps no
+     * records: the redemption is gone with the ledger) */
+    TU_OK(db, seg_loyalty_attach(&led, db, prog));
+    seg_loyalty_ledger *twice = NULL;
+    TU_RC(db, seg_loyalty_attach(&twice, db, prog), SEG_EINVAL);
+    ck_assert_ptr_null(twice);
+    buf[0] = '\0';
+    TU_OK(db, seg_loyalty_foreach(led, TU_DAYN(3), SEG_LOYALTY_SORTED, count_cb, buf));
+    ck_assert_str_eq(buf, "cat,gold,120;dan,silver,20;eve,plat,500;");
+    /* a program for another currency exponent is refused */
+    seg_loyalty_options o = SEG_LOYALTY_OPTIONS_INIT;
+    o.currency_exponent = 3;
+    const char *s2 = "program other {\n  earn 1 point per 1.000;\n  tier a;\n}";
+    seg_loyalty *p3 = NULL;
+    ck_assert_int_eq(seg_loyalty_compile(&p3, s2, strlen(s2), &o), SEG_OK);
+    TU_RC(db, seg_loyalty_attach(&twice, db, p3), SEG_EINVAL);
+    TU_MSG_HAS(db, "currency exponent 3");
+    seg_loyalty_free(p3);
+}
+END_TEST
+
+#if SEG_HAVE_SQLITE
+static char tmpdir[PATH_MAX];
+
+static void sq_setup(void)
+{
+    const char *base = getenv("TMPDIR");
+    snprintf(tmpdir, sizeof tmpdir, "%s/segloyXXXXXX", base && *base ? base : "/tmp");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void sq_teardown(void)
+{
+    char p[PATH_MAX + 32];
+    const char *sfx[] = { "", "-wal", "-shm", "-journal" };
+    for (int k = 0; k < 4; k++) {
+        snprintf(p, sizeof p, "%s/l.db%s", tmpdir, sfx[k]);
+        unlink(p);
+    }
+    rmdir(tmpdir);
+}
+
+static seg_db *sq_open(void)
+{
+    char path[PATH_MAX + 8];
+    snprintf(path, sizeof path, "%s/l.db", tmpdir);
+    seg_db_options o = SEG_DB_OPTIONS_INIT;
+    o.storage = seg_storage_sqlite();
+    o.errbuf = errbuf;
+    o.errbuf_size = sizeof errbuf;
+    seg_db *d = NULL;
+    ck_assert_msg(seg_db_open(&d, path, &o) == SEG_OK, "open: %s", errbuf);
+    return d;
+}
+
+static int dump_cb(const seg_loyalty_status *s, void *payload)
+{
+    char *buf = payload;
+    char line[200];
+    snprintf(line, sizeof line, "%s,%s,%lld,%lld,%lld,%lld;", s->customer_id, s->tier_name,
+             (long long)s->points, (long long)s->earned, (long long)s->redeemed,
+             (long long)s->reversed);
+    strcat(buf, line);
+    return 0;
+}
+
+START_TEST(sqlite_reopen)
+{
+    seg_loyalty *p = compile_ok(P0 "  qualify spend over 30d;\n" TIERS3 "}");
+    seg_db *d = sq_open();
+    seg_loyalty_ledger *l = NULL;
+    seg_event e[4] = {
+        tu_purchase("e1", "ann", TU_DAYN(0), 15000, "o1"),   /* 150 at silver; gold after */
+        tu_purchase("e2", "ann", TU_DAYN(1), 5000, "o2"),    /* 50 x 2 = 100 */
+        tu_purchase("e3", "bo\"b", TU_DAYN(1), 1000, "o3"),
+        tu_refund("e4", "ann", TU_DAYN(2), -2500, "o2"),      /* half of order 2: 50 */
+    };
+    TU_OK(d, seg_event_ingest_batch(d, e, 2, NULL, NULL));   /* before the program */
+    TU_OK(d, seg_loyalty_attach(&l, d, p));
+    TU_OK(d, seg_event_ingest_batch(d, e + 2, 2, NULL, NULL));
+    TU_OK(d, seg_loyalty_redeem(l, "ann", 120, TU_DAYN(3)));
+    char want[1024] = "", got[1024] = "";
+    TU_OK(d, seg_loyalty_foreach(l, TU_DAYN(4), SEG_LOYALTY_SORTED, dump_cb, want));
+    ck_assert_str_eq(want, "ann,gold,80,250,120,50;bo\"b,silver,10,10,0,0;");
+    ent_list before;
+    memset(&before, 0, sizeof before);
+    TU_OK(d, seg_loyalty_entries(l, "ann", collect, &before));
+    seg_loyalty_ledger_free(l);
+    seg_db_close(d);
+
+    /* an event ingested while no program is attached */
+    d = sq_open();
+    seg_event late = tu_purchase("e5", "bo\"b", TU_DAYN(3), 2000, "o5");
+    TU_OK(d, seg_event_ingest(d, &late));
+    seg_db_close(d);
+
+    d = sq_open();
+    TU_OK(d, seg_loyalty_attach(&l, d, p));
+    TU_OK(d, seg_loyalty_foreach(l, TU_DAYN(4), SEG_LOYALTY_SORTED, dump_cb, got));
+    ck_assert_str_eq(got, "ann,gold,80,250,120,50;bo\"b,silver,30,30,0,0;");
+    ent_list after;
+    memset(&after, 0, sizeof after);
+    TU_OK(d, seg_loyalty_entries(l, "ann", collect, &after));
+    ck_assert_uint_eq(after.n, before.n);
+    for (size_t k = 0; k < after.n; k++) {
+        ck_assert_uint_eq(after.e[k].seq, before.e[k].seq);
+        ck_assert_int_eq(after.e[k].points, before.e[k].points);
+        ck_assert_uint_eq(after.e[k].ndraws, before.e[k].ndraws);
+        for (size_t j = 0; j < after.e[k].ndraws; j++) {
+            ck_assert_uint_eq(after.lots[k][j], before.lots[k][j]);
+            ck_assert_int_eq(after.pts[k][j], before.pts[k][j]);
+        }
+    }
+    /* a redemption after reopen gets the next number */
+    TU_OK(d, seg_loyalty_redeem(l, "ann", 5, TU_DAYN(5)));
+    memset(&after, 0, sizeof after);
+    TU_OK(d, seg_loyalty_entries(l, "ann", collect, &after));
+    ck_assert_uint_eq(after.e[after.n - 1].seq, before.n + 1);
+    seg_loyalty_ledger_free(l);
+    seg_db_close(d);
+
+    /* the readable view of doc/loyalty.md, as a TEMP view */
+    char path[PATH_MAX + 8];
+    snprintf(path, sizeof path, "%s/l.db", tmpdir);
+    sqlite3 *h = NULL;
+    ck_assert_int_eq(sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    char *doc = read_file(SEG_SRCDIR "/doc/loyalty.md");
+    char *v = strstr(doc, "CREATE TEMP VIEW loyalty_entries");
+    ck_assert_ptr_nonnull(v);
+    char *end = strstr(v, ";\n");
+    ck_assert_ptr_nonnull(end);
+    end[1] = '\0';
+    char *msg = NULL;
+    ck_assert_msg(sqlite3_exec(h, v, NULL, NULL, &msg) == SQLITE_OK, "view: %s", msg);
+    sqlite3_stmt *q = NULL;
+    const char *sql = "SELECT customer_id, seq, type, points, lot FROM loyalty_entries "
+                      "WHERE program = 'p' AND customer_id = 'ann' ORDER BY seq, lot";
+    ck_assert_int_eq(sqlite3_prepare_v2(h, sql, -1, &q, NULL), SQLITE_OK);
+    char rows[1024] = "";
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        char line[128];
+        snprintf(line, sizeof line, "%s %d %s %s %s;", sqlite3_column_text(q, 0),
+                 sqlite3_column_int(q, 1), sqlite3_column_text(q, 2),
+                 sqlite3_column_type(q, 3) == SQLITE_NULL ? "-" : (const char *)sqlite3_column_text(q, 3),
+                 sqlite3_column_type(q, 4) == SQLITE_NULL ? "-" : (const char *)sqlite3_column_text(q, 4));
+        strcat(rows, line);
+    }
+    sqlite3_finalize(q);
+    sqlite3_close(h);
+    free(doc);
+    /* purchases 150 and 100 points, the refund, the redemption of 120 from
+     * lot 1 alone, the one of 5 from lot 1 */
+    ck_assert_str_eq(rows, "ann 1 purchase 150 -;ann 2 purchase 100 -;ann 3 refund - -;"
+                           "ann 4 redemption 120 1;ann 5 redemption 5 1;");
+    seg_loyalty_free(p);
+}
+END_TEST
+#endif
+
+Suite *loyalty_suite(void);
+Suite *loyalty_suite(void)
+{
+    Suite *s = suite_create("loyalty");
+    TCase *tc = tcase_create("program");
+    tcase_add_test(tc, bundled_program);
+    tcase_add_loop_test(tc, compile_errors, 0, (int)(sizeof bads / sizeof bads[0]));
+    tcase_add_test(tc, compile_options);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("engine");
+    tcase_add_test(tc, points_rounding_minimum_bonus);
+    tcase_add_test(tc, expiry_and_fifo_redemption);
+    tcase_add_test(tc, refunds_reverse_proportionally);
+    tcase_add_test(tc, tiers_window_upgrade_grace);
+    tcase_add_test(tc, score_errors_and_work);
+    tcase_add_test(tc, score_allocates_nothing);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("ledger");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_loop_test(tc, ledger_matches_score, 0, 4);
+    tcase_add_test(tc, ledger_redeem);
+    tcase_add_test(tc, ledger_batch_rollback);
+    tcase_add_test(tc, ledger_values_and_walk);
+    suite_add_tcase(s, tc);
+
+#if SEG_HAVE_SQLITE
+    tc = tcase_create("sqlite");
+    tcase_add_checked_fixture(tc, sq_setup, sq_teardown);
+    tcase_add_test(tc, sqlite_reopen);
+    suite_add_tcase(s, tc);
+#endif
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(loyalty_suite());
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
