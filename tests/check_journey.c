@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+#if SEG_HAVE_SQLITE
+#include <sqlite3.h>
+#endif
 
 #ifndef SEG_SRCDIR
 #error "SEG_SRCDIR must name the source tree"
@@ -597,7 +600,23 @@ START_TEST(states_survive_reopen)
         "d74 ann r offer10 email:discount percent=10 -",
     };
     expect_actions(want, 2);
-    /* the readable view the lead adds as a migration */
+#if SEG_HAVE_SQLITE
+    /* the readable view of the schema (doc/journey.md), read without the
+     * library, says the same */
+    {
+        sqlite3 *h = NULL;
+        ck_assert_int_eq(sqlite3_open_v2(dbpath, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        sqlite3_stmt *q = NULL;
+        ck_assert_int_eq(sqlite3_prepare_v2(h, "SELECT group_concat(journey || ':' || customer_id "
+                                               "|| ':' || state || ':' || run, ' ') FROM (SELECT * "
+                                               "FROM seg_journey_states_v ORDER BY customer_id)",
+                                            -1, &q, NULL), SQLITE_OK);
+        ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+        ck_assert_str_eq((const char *)sqlite3_column_text(q, 0), "r:ann:offer10:1 r:bob:offer5:1");
+        sqlite3_finalize(q);
+        sqlite3_close(h);
+    }
+#endif
     reopen_file();
     /* a changed definition: 'offer10' is gone (ann leaves, reason removed),
      * 'offer5' is still there (bob stays) */

@@ -1100,7 +1100,7 @@ START_TEST(sql_views_readable)
     ck_assert_str_eq(sql_text(h, "SELECT group_concat(tbl || '/' || key || '=' || data, ' ') "
                                  "FROM seg_records", buf, sizeof buf),
                      "journey_state/alice/j1=state=wait outbox/0001=email:discount_5");
-    ck_assert_int_eq(sql_int(h, "SELECT version FROM seg_schema_version"), 2);
+    ck_assert_int_eq(sql_int(h, "SELECT version FROM seg_schema_version"), 3);
     ck_assert_int_eq(sql_int(h, "PRAGMA application_id"), 0x5345474d);
     ck_assert_str_eq(sql_text(h, "PRAGMA journal_mode", buf, sizeof buf), "wal");
     sqlite3_close(h);
@@ -1205,6 +1205,61 @@ END_TEST
 /* schema versions                                                           */
 /* ======================================================================== */
 
+/* the view `name` of doc file `doc`, whitespace squeezed */
+static char *doc_view(const char *doc, const char *name)
+{
+    char path[PATH_MAX], head[128];
+    snprintf(path, sizeof path, "%s/doc/%s", src_root(), doc);
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "%s", path);
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    snprintf(head, sizeof head, "CREATE VIEW %s AS", name);
+    char *a = strstr(buf, head);
+    ck_assert_msg(a != NULL, "%s has no '%s'", doc, head);
+    char *e = strstr(a, ";\n");
+    ck_assert_ptr_nonnull(e);
+    char *out = malloc((size_t)(e - a) + 1), *o = out;
+    for (const char *p = a; p < e; p++)
+        if (!(isspace((unsigned char)*p) && (o == out || o[-1] == ' ')))
+            *o++ = isspace((unsigned char)*p) ? ' ' : *p;
+    *o = '\0';
+    return out;
+}
+
+START_TEST(module_views_are_the_documented_ones)
+{
+    const char *path = P("mv.db");
+    OPEN_OK(&db, path, SEG_DB_CREATE);
+    seg_db_close(db);
+    db = NULL;
+    sqlite3 *h = sql_open(path, SQLITE_OPEN_READONLY);
+    static const char *const v[][2] = { { "journey.md", "seg_journey_states_v" },
+                                        { "outbox.md", "seg_outbox_v" },
+                                        { "loyalty.md", "seg_loyalty_entries_v" } };
+    for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) {
+        char *want = doc_view(v[k][0], v[k][1]);
+        char q[256], got[1 << 13];
+        snprintf(q, sizeof q, "SELECT sql FROM sqlite_master WHERE type = 'view' AND name = '%s'",
+                 v[k][1]);
+        sql_text(h, q, got, sizeof got);
+        char *g = got, *o = got;
+        for (; *g; g++)
+            if (!(isspace((unsigned char)*g) && (o == got || o[-1] == ' ')))
+                *o++ = isspace((unsigned char)*g) ? ' ' : *g;
+        *o = '\0';
+        ck_assert_str_eq(got, want);
+        /* and it reads (no row yet) */
+        snprintf(q, sizeof q, "SELECT count(*) FROM %s", v[k][1]);
+        ck_assert_int_eq(sql_int(h, q), 0);
+        free(want);
+    }
+    sqlite3_close(h);
+}
+END_TEST
+
 START_TEST(schema_upgrade_from_v1)
 {
     const char *path = P("u.db");
@@ -1216,7 +1271,8 @@ START_TEST(schema_upgrade_from_v1)
     /* make it a version 1 file: the tables without the views */
     sqlite3 *h = sql_open(path, SQLITE_OPEN_READWRITE);
     sql_exec(h, "DROP VIEW seg_events_v; DROP VIEW seg_attributes_v; DROP VIEW seg_consent_v; "
-                "UPDATE seg_schema_version SET version = 1");
+                "DROP VIEW seg_journey_states_v; DROP VIEW seg_outbox_v; "
+                "DROP VIEW seg_loyalty_entries_v; UPDATE seg_schema_version SET version = 1");
     sqlite3_close(h);
     /* read-only: read as it is */
     char *ro = dump_file(path);
@@ -1229,9 +1285,25 @@ START_TEST(schema_upgrade_from_v1)
     char *after = dump(db);
     dump_eq(before, after, "upgraded");
     h = sql_open(path, SQLITE_OPEN_READONLY);
-    ck_assert_int_eq(sql_int(h, "SELECT version FROM seg_schema_version"), 2);
+    ck_assert_int_eq(sql_int(h, "SELECT version FROM seg_schema_version"), 3);
     ck_assert_int_eq(sql_int(h, "SELECT count(*) FROM seg_events_v"), (int64_t)seg_event_count(db));
+    ck_assert_int_eq(sql_int(h, "SELECT count(*) FROM seg_outbox_v"), 0);
     sqlite3_close(h);
+    seg_db_close(db);
+    db = NULL;
+    /* a version 2 file (no module views) is upgraded too */
+    h = sql_open(path, SQLITE_OPEN_READWRITE);
+    sql_exec(h, "DROP VIEW seg_journey_states_v; DROP VIEW seg_outbox_v; "
+                "DROP VIEW seg_loyalty_entries_v; UPDATE seg_schema_version SET version = 2");
+    sqlite3_close(h);
+    OPEN_OK(&db, path, 0);
+    char *again = dump(db);
+    dump_eq(before, again, "upgraded from 2");
+    h = sql_open(path, SQLITE_OPEN_READONLY);
+    ck_assert_int_eq(sql_int(h, "SELECT version FROM seg_schema_version"), 3);
+    ck_assert_int_eq(sql_int(h, "SELECT count(*) FROM sqlite_master WHERE type = 'view'"), 6);
+    sqlite3_close(h);
+    free(again);
     free(before);
     free(ro);
     free(after);
@@ -1246,17 +1318,17 @@ START_TEST(schema_newer_refused)
     seg_db_close(db);
     db = NULL;
     sqlite3 *h = sql_open(path, SQLITE_OPEN_READWRITE);
-    sql_exec(h, "UPDATE seg_schema_version SET version = 3");
+    sql_exec(h, "UPDATE seg_schema_version SET version = 4");
     sqlite3_close(h);
     for (int ro = 0; ro < 2; ro++) {
         ck_assert_int_eq(open_sq(&db, path, ro ? SEG_DB_READONLY : 0), SEG_EVERSION);
         ck_assert_ptr_null(db);
-        TU_STR_HAS(open_err, "schema version 3, newer than this libsegment");
+        TU_STR_HAS(open_err, "schema version 4, newer than this libsegment");
         TU_STR_HAS(open_err, path);
     }
     /* untouched */
     h = sql_open(path, SQLITE_OPEN_READONLY);
-    ck_assert_int_eq(sql_int(h, "SELECT version FROM seg_schema_version"), 3);
+    ck_assert_int_eq(sql_int(h, "SELECT version FROM seg_schema_version"), 4);
     sqlite3_close(h);
 }
 END_TEST
@@ -2337,6 +2409,7 @@ Suite *sqlite_suite(void)
     tcase_add_test(tc, sql_views_readable);
     tcase_add_test(tc, sql_erase_removes_rows);
     tcase_add_test(tc, sql_many_identical_rows);
+    tcase_add_test(tc, module_views_are_the_documented_ones);
     tcase_add_test(tc, schema_upgrade_from_v1);
     tcase_add_test(tc, schema_newer_refused);
     tcase_add_test(tc, schema_foreign_database);

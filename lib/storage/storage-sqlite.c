@@ -1001,9 +1001,12 @@ static int sq_put_record(seg_storage *st, const char *table, const char *key, co
 
 /* ================================================================ schema */
 
-/* Version 1: the tables.  Version 2: the readable views.  Append a version
- * for every change; never edit one that was released. */
-#define SCHEMA_LATEST 2
+/* Version 1: the tables.  Version 2: the readable views.  Version 3: the
+ * readable views of the modules' records (journey states, the outbox,
+ * loyalty ledgers: JSON text read with json_extract; the same text as in
+ * doc/journey.md, doc/outbox.md and doc/loyalty.md, which a test checks).
+ * Append a version for every change; never edit one that was released. */
+#define SCHEMA_LATEST 3
 #define SCHEMA_MIN_READ 1 /* the oldest version load() reads as it is */
 
 static const char *const migrations[SCHEMA_LATEST + 1] = {
@@ -1071,6 +1074,47 @@ static const char *const migrations[SCHEMA_LATEST + 1] = {
     " CASE s.state WHEN 1 THEN 'granted' WHEN 2 THEN 'denied' END AS state"
     " FROM seg_consent s JOIN seg_customers c ON c.id = s.customer"
     " JOIN seg_consent_channels ch ON ch.id = s.channel;",
+    /* 3 */
+    "CREATE VIEW seg_journey_states_v AS\n"
+    "  SELECT substr(key, 1, instr(key, '/') - 1) AS journey,\n"
+    "         substr(key, instr(key, '/') + 1) AS customer_id,\n"
+    "         json_extract(CAST(data AS TEXT), '$.state') AS state, json_extract(CAST(data AS TEXT), '$.run') AS run,\n"
+    "         json_extract(CAST(data AS TEXT), '$.since') AS since, json_extract(CAST(data AS TEXT), '$.variant') AS variant,\n"
+    "         json_extract(CAST(data AS TEXT), '$.converted') AS converted, json_extract(CAST(data AS TEXT), '$.exit') AS exit\n"
+    "  FROM seg_records WHERE tbl = 'journey' AND instr(key, '/') > 0;"
+    "CREATE VIEW seg_outbox_v AS\n"
+    "SELECT json_extract(CAST(data AS TEXT), '$.seq') AS seq,\n"
+    "       json_extract(CAST(data AS TEXT), '$.status') AS status,\n"
+    "       json_extract(CAST(data AS TEXT), '$.due') AS due,\n"
+    "       datetime(json_extract(CAST(data AS TEXT), '$.due'), 'unixepoch') AS due_time,\n"
+    "       json_extract(CAST(data AS TEXT), '$.time') AS time,\n"
+    "       json_extract(CAST(data AS TEXT), '$.customer') AS customer_id,\n"
+    "       json_extract(CAST(data AS TEXT), '$.journey') AS journey,\n"
+    "       json_extract(CAST(data AS TEXT), '$.run') AS run,\n"
+    "       json_extract(CAST(data AS TEXT), '$.step') AS step,\n"
+    "       json_extract(CAST(data AS TEXT), '$.state') AS state,\n"
+    "       json_extract(CAST(data AS TEXT), '$.action') AS action,\n"
+    "       json_extract(CAST(data AS TEXT), '$.channel') AS channel,\n"
+    "       json_extract(CAST(data AS TEXT), '$.params') AS params,\n"
+    "       json_extract(CAST(data AS TEXT), '$.variant') AS variant\n"
+    "FROM seg_records\n"
+    "WHERE tbl = 'outbox' AND key LIKE 'e:%';"
+    "CREATE VIEW seg_loyalty_entries_v AS\n"
+    "SELECT substr(r.tbl, 9) AS program,\n"
+    "       r.key AS customer_id,\n"
+    "       json_extract(e.value, '$.seq') AS seq,\n"
+    "       json_extract(e.value, '$.type') AS type,\n"
+    "       json_extract(e.value, '$.ts') AS ts,\n"
+    "       json_extract(e.value, '$.order') AS order_id,\n"
+    "       json_extract(e.value, '$.amount') AS amount,\n"
+    "       json_extract(e.value, '$.points') AS points,\n"
+    "       json_extract(e.value, '$.expires') AS expires,\n"
+    "       json_extract(d.value, '$.lot') AS lot,\n"
+    "       json_extract(d.value, '$.points') AS lot_points\n"
+    "FROM seg_records AS r\n"
+    "JOIN json_each(CAST(r.data AS TEXT), '$.entries') AS e\n"
+    "LEFT JOIN json_each(e.value, '$.draws') AS d\n"
+    "WHERE r.tbl LIKE 'loyalty:%';",
 };
 
 #define APPLICATION_ID 0x5345474d /* "SEGM" */
