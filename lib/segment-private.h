@@ -153,6 +153,20 @@ static inline uint64_t seg__hash(const void *data, size_t n, uint64_t seed)
 }
 /* true when [p, p+n) is valid UTF-8 without NUL bytes */
 bool seg__utf8_valid(const char *p, size_t n);
+
+/* A growing NUL-terminated text (lib/core/util.c).  Appends cannot fail one
+ * by one: an allocation failure sets oom, later appends do nothing, and the
+ * owner checks oom once at the end (then frees p).  Start from
+ * { alloc, NULL, 0, 0, false }. */
+typedef struct seg__text {
+    const seg__alloc *a;
+    char *p;
+    size_t n, cap;
+    bool oom;
+} seg__text;
+void seg__text_put(seg__text *t, const char *s, size_t n);
+static inline void seg__text_puts(seg__text *t, const char *s) { seg__text_put(t, s, strlen(s)); }
+void seg__text_printf(seg__text *t, const char *fmt, ...) SEG_PRINTF(2, 3);
 /* validate an id: 1..SEG_ID_MAX bytes, valid UTF-8, no NUL, no control chars.
  * On failure sets the db error naming `what` and returns SEG_EINVAL. */
 int seg__check_id(seg_db *db, const char *what, seg__str s);

@@ -1,6 +1,7 @@
-/* Hashing, UTF-8 and id validation. */
+/* Hashing, UTF-8 and id validation; growing texts. */
 #include "core/core-private.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 
 bool seg__utf8_valid(const char *s, size_t n)
@@ -97,4 +98,57 @@ int seg__check_id(seg_db *db, const char *what, seg__str s)
     if (!seg__utf8_valid(s.p, s.n))
         return seg__error(db, SEG_EINVAL, "%s: invalid UTF-8", what);
     return SEG_OK;
+}
+
+void seg__text_put(seg__text *t, const char *s, size_t n)
+{
+    if (t->oom)
+        return;
+    if (t->cap - t->n < n + 1) {
+        size_t cap = t->cap ? t->cap : 256;
+        while (cap - t->n < n + 1) {
+            if (cap > SIZE_MAX / 2) {
+                t->oom = true;
+                return;
+            }
+            cap *= 2;
+        }
+        char *q = seg__realloc(t->a, t->p, cap);
+        if (!q) {
+            t->oom = true;
+            return;
+        }
+        t->p = q;
+        t->cap = cap;
+    }
+    memcpy(t->p + t->n, s, n);
+    t->n += n;
+    t->p[t->n] = '\0';
+}
+
+void seg__text_printf(seg__text *t, const char *fmt, ...)
+{
+    char small[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        t->oom = true;
+        return;
+    }
+    if ((size_t)n < sizeof small) {
+        seg__text_put(t, small, (size_t)n);
+        return;
+    }
+    char *big = seg__malloc(t->a, (size_t)n + 1);
+    if (!big) {
+        t->oom = true;
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    seg__text_put(t, big, (size_t)n);
+    seg__free(t->a, big);
 }

@@ -713,36 +713,9 @@ int seg__jr_parse(seg__parser *p)
 
 /* ---- canonical text ---- */
 
-typedef struct jbuf {
-    const seg__alloc *a;
-    char *p;
-    size_t n, cap;
-    bool oom;
-} jbuf;
+typedef seg__text jbuf;
 
-static void put(jbuf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->cap - b->n < n + 1) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap - b->n < n + 1)
-            cap *= 2;
-        char *q = seg__realloc(b->a, b->p, cap);
-        if (!q) {
-            b->oom = true;
-            return;
-        }
-        b->p = q;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-
-static void puts_(jbuf *b, const char *s) { put(b, s, strlen(s)); }
-static void putstr(jbuf *b, seg__str s) { put(b, s.p, s.n); }
+static void putstr(jbuf *b, seg__str s) { seg__text_put(b, s.p, s.n); }
 
 static void put_expr(jbuf *b, const seg__node *n)
 {
@@ -751,78 +724,78 @@ static void put_expr(jbuf *b, const seg__node *n)
         b->oom = true;
         return;
     }
-    puts_(b, t);
+    seg__text_puts(b, t);
     seg__free(b->a, t);
 }
 
 static void put_quoted(jbuf *b, seg__str s)
 {
-    put(b, "\"", 1);
+    seg__text_put(b, "\"", 1);
     for (size_t k = 0; k < s.n; k++) {
         unsigned char c = (unsigned char)s.p[k];
         char e[8];
         if (c == '"' || c == '\\') {
             e[0] = '\\';
             e[1] = (char)c;
-            put(b, e, 2);
+            seg__text_put(b, e, 2);
         } else if (c < 0x20 || c == 0x7f) {
             snprintf(e, sizeof e, "\\x%02X", c);
-            puts_(b, e);
+            seg__text_puts(b, e);
         } else {
-            put(b, (const char *)&c, 1);
+            seg__text_put(b, (const char *)&c, 1);
         }
     }
-    put(b, "\"", 1);
+    seg__text_put(b, "\"", 1);
 }
 
 static void put_dur(jbuf *b, int64_t count, int unit)
 {
     char t[48];
     snprintf(t, sizeof t, "%" PRId64 "%s", count, seg__du_name[unit]);
-    puts_(b, t);
+    seg__text_puts(b, t);
 }
 
 static void put_event(jbuf *b, const seg__jr_event *ev)
 {
     if (ev->kind == SEG_EVENT_PURCHASE)
-        puts_(b, "purchase");
+        seg__text_puts(b, "purchase");
     else if (ev->kind == SEG_EVENT_REFUND)
-        puts_(b, "refund");
+        seg__text_puts(b, "refund");
     else
         put_quoted(b, ev->name);
     const char *sep = "(";
     if (ev->category.p) {
-        puts_(b, sep);
-        puts_(b, "category: ");
+        seg__text_puts(b, sep);
+        seg__text_puts(b, "category: ");
         put_quoted(b, ev->category);
         sep = ", ";
     }
     if (ev->channel.p) {
-        puts_(b, sep);
-        puts_(b, "channel: ");
+        seg__text_puts(b, sep);
+        seg__text_puts(b, "channel: ");
         put_quoted(b, ev->channel);
         sep = ", ";
     }
     if (ev->min_amount) {
-        puts_(b, sep);
-        puts_(b, "min_amount: ");
+        seg__text_puts(b, sep);
+        seg__text_puts(b, "min_amount: ");
         put_expr(b, ev->min_amount);
         sep = ", ";
     }
     if (ev->sku.p) {
-        puts_(b, sep);
-        puts_(b, "sku: ");
+        seg__text_puts(b, sep);
+        seg__text_puts(b, "sku: ");
         put_quoted(b, ev->sku);
         sep = ", ";
     }
     if (sep[0] == ',')
-        put(b, ")", 1);
+        seg__text_put(b, ")", 1);
 }
 
 static void put_variants(jbuf *b, const seg__str *v, uint32_t n)
 {
     for (uint32_t k = 0; k < n; k++) {
-        puts_(b, k ? ", " : " for ");
+        seg__text_puts(b, k ? ", " : " for ");
         putstr(b, v[k]);
     }
 }
@@ -831,16 +804,16 @@ static void put_actions(jbuf *b, const seg__jr_action *acts, uint32_t n)
 {
     for (uint32_t k = 0; k < n; k++) {
         const seg__jr_action *a = &acts[k];
-        puts_(b, k ? ", " : " do ");
+        seg__text_puts(b, k ? ", " : " do ");
         put_quoted(b, a->name);
         for (uint32_t q = 0; q < a->nparams; q++) {
-            puts_(b, q ? ", " : "(");
+            seg__text_puts(b, q ? ", " : "(");
             putstr(b, a->params[q].key);
-            puts_(b, ": ");
+            seg__text_puts(b, ": ");
             put_expr(b, a->params[q].value);
         }
         if (a->nparams)
-            put(b, ")", 1);
+            seg__text_put(b, ")", 1);
         put_variants(b, a->variants, a->nvariants);
     }
 }
@@ -848,93 +821,93 @@ static void put_actions(jbuf *b, const seg__jr_action *acts, uint32_t n)
 static void print_journey(jbuf *b, const seg__jrast *j)
 {
     char t[64];
-    puts_(b, "journey ");
+    seg__text_puts(b, "journey ");
     putstr(b, j->name);
-    puts_(b, " {\n  enter when ");
+    seg__text_puts(b, " {\n  enter when ");
     put_expr(b, j->enter);
-    puts_(b, ";\n");
+    seg__text_puts(b, ";\n");
     for (uint32_t k = 0; k < j->nexits; k++) {
         if (j->exits[k].kind == SEG__JX_WHEN) {
-            puts_(b, "  exit when ");
+            seg__text_puts(b, "  exit when ");
             put_expr(b, j->exits[k].cond);
         } else {
-            puts_(b, "  exit on ");
+            seg__text_puts(b, "  exit on ");
             put_event(b, &j->exits[k].ev);
         }
-        puts_(b, ";\n");
+        seg__text_puts(b, ";\n");
     }
     if (j->has_reentry) {
-        puts_(b, j->reentry == SEG__JR_NEVER    ? "  reenter never"
+        seg__text_puts(b, j->reentry == SEG__JR_NEVER    ? "  reenter never"
                  : j->reentry == SEG__JR_ALWAYS ? "  reenter always"
                                                 : "  reenter after ");
         if (j->reentry == SEG__JR_AFTER)
             put_dur(b, j->reentry_count, j->reentry_unit);
-        puts_(b, ";\n");
+        seg__text_puts(b, ";\n");
     }
     for (uint32_t k = 0; k < j->nvariants; k++) {
-        puts_(b, "  variant ");
+        seg__text_puts(b, "  variant ");
         putstr(b, j->variants[k]);
         snprintf(t, sizeof t, " %u;\n", (unsigned)j->shares[k]);
-        puts_(b, t);
+        seg__text_puts(b, t);
     }
     if (j->has_holdout) {
         snprintf(t, sizeof t, "  holdout %u;\n", (unsigned)j->holdout);
-        puts_(b, t);
+        seg__text_puts(b, t);
     }
     if (j->has_goal) {
-        puts_(b, "  goal ");
+        seg__text_puts(b, "  goal ");
         put_event(b, &j->goal);
-        puts_(b, ";\n");
+        seg__text_puts(b, ";\n");
     }
     for (uint32_t s = 0; s < j->nstates; s++) {
         const seg__jr_state *st = &j->states[s];
-        puts_(b, "  state ");
+        seg__text_puts(b, "  state ");
         putstr(b, st->name);
-        puts_(b, " {\n");
+        seg__text_puts(b, " {\n");
         if (st->nacts) {
-            puts_(b, "   ");
+            seg__text_puts(b, "   ");
             put_actions(b, st->acts, st->nacts);
-            puts_(b, ";\n");
+            seg__text_puts(b, ";\n");
         }
         for (uint32_t k = 0; k < st->ntrans; k++) {
             const seg__jr_trans *tr = &st->trans[k];
-            puts_(b, "    ");
+            seg__text_puts(b, "    ");
             switch (tr->kind) {
             case SEG__JT_ON:
-                puts_(b, "on ");
+                seg__text_puts(b, "on ");
                 put_event(b, &tr->ev);
                 break;
             case SEG__JT_AFTER:
-                puts_(b, "after ");
+                seg__text_puts(b, "after ");
                 put_dur(b, tr->count, tr->unit);
                 if (tr->since == SEG__JS_PURCHASE)
-                    puts_(b, " since last_purchase");
+                    seg__text_puts(b, " since last_purchase");
                 break;
             case SEG__JT_WHEN:
-                puts_(b, "when ");
+                seg__text_puts(b, "when ");
                 put_expr(b, tr->cond);
                 break;
             default:
                 break;
             }
             put_variants(b, tr->variants, tr->nvariants);
-            puts_(b, tr->kind == SEG__JT_NOW ? "-> " : " -> ");
+            seg__text_puts(b, tr->kind == SEG__JT_NOW ? "-> " : " -> ");
             if (tr->to_exit)
-                puts_(b, "exit");
+                seg__text_puts(b, "exit");
             else
                 putstr(b, tr->target);
             put_actions(b, tr->acts, tr->nacts);
-            puts_(b, ";\n");
+            seg__text_puts(b, ";\n");
         }
-        puts_(b, "  }\n");
+        seg__text_puts(b, "  }\n");
     }
-    puts_(b, "}\n");
+    seg__text_puts(b, "}\n");
 }
 
 char *seg__jr_print(const seg__alloc *a, const seg__ast *ast, size_t *len_out)
 {
     jbuf b = { a, NULL, 0, 0, false };
-    put(&b, "", 0);
+    seg__text_put(&b, "", 0);
     for (uint32_t k = 0; k < ast->njourneys; k++)
         print_journey(&b, &ast->journeys[k]);
     if (b.oom) {

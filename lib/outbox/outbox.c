@@ -390,65 +390,45 @@ static int ring_get(seg__outbox *ob, const char *cust, uint32_t chan, uint32_t *
 
 /* ------------------------------------------------------------------- JSON */
 
-typedef struct jbuf {
-    const seg__alloc *a;
-    char *p;
-    size_t n, cap;
-    bool oom;
-} jbuf;
-
-static void jb_raw(jbuf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->n + n + 1 > b->cap && grow(b->a, (void **)&b->p, &b->cap, b->n + n + 1, 1)) {
-        b->oom = true;
-        return;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-
-static void jb_lit(jbuf *b, const char *s) { jb_raw(b, s, strlen(s)); }
+typedef seg__text jbuf;
 
 static void jb_str(jbuf *b, const char *s)
 {
     if (!s) {
-        jb_lit(b, "null");
+        seg__text_puts(b, "null");
         return;
     }
-    jb_raw(b, "\"", 1);
+    seg__text_put(b, "\"", 1);
     const char *run = s;
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         if (c >= 0x20 && c != '"' && c != '\\')
             continue;
-        jb_raw(b, run, (size_t)(s - run));
+        seg__text_put(b, run, (size_t)(s - run));
         char esc[8];
         if (c == '"' || c == '\\')
             snprintf(esc, sizeof esc, "\\%c", c);
         else
             snprintf(esc, sizeof esc, "\\u%04x", c);
-        jb_lit(b, esc);
+        seg__text_puts(b, esc);
         run = s + 1;
     }
-    jb_raw(b, run, (size_t)(s - run));
-    jb_raw(b, "\"", 1);
+    seg__text_put(b, run, (size_t)(s - run));
+    seg__text_put(b, "\"", 1);
 }
 
 static void jb_i64(jbuf *b, int64_t v)
 {
     char t[24];
     snprintf(t, sizeof t, "%" PRId64, v);
-    jb_lit(b, t);
+    seg__text_puts(b, t);
 }
 
 static void jb_key(jbuf *b, const char *k)
 {
-    jb_raw(b, b->n > 1 ? ",\"" : "\"", b->n > 1 ? 2 : 1);
-    jb_lit(b, k);
-    jb_raw(b, "\":", 2);
+    seg__text_put(b, b->n > 1 ? ",\"" : "\"", b->n > 1 ? 2 : 1);
+    seg__text_puts(b, k);
+    seg__text_put(b, "\":", 2);
 }
 
 /* A field of a record being read. */
@@ -1214,7 +1194,7 @@ static void entry_record(jbuf *b, const seg__outbox *ob, const ob_entry *x, cons
     char hex[17];
     put_hex64(hex, x->key);
     hex[16] = '\0';
-    jb_raw(b, "{", 1);
+    seg__text_put(b, "{", 1);
     jb_key(b, "seq"); jb_i64(b, (int64_t)x->seq);
     jb_key(b, "status"); jb_str(b, x->status == ST_PENDING ? "pending" : "suppressed");
     jb_key(b, "due"); jb_i64(b, x->due);
@@ -1229,7 +1209,7 @@ static void entry_record(jbuf *b, const seg__outbox *ob, const ob_entry *x, cons
     jb_key(b, "params"); jb_str(b, str_of(ob, x->params));
     jb_key(b, "variant"); jb_str(b, str_of(ob, x->variant));
     jb_key(b, "key"); jb_str(b, hex);
-    jb_raw(b, "}", 1);
+    seg__text_put(b, "}", 1);
 }
 
 static void entry_key(char out[32], uint64_t seq)
@@ -1351,17 +1331,17 @@ int seg__outbox_emit(seg_db *db, const seg__action *a, int *outcome, uint64_t *s
         entry_record(&b, ob, &x, a->step);
         char *ck = NULL;
         if (count) {
-            jb_raw(&cb, "{", 1);
+            seg__text_put(&cb, "{", 1);
             jb_key(&cb, "customer"); jb_str(&cb, a->customer_id);
             jb_key(&cb, "channel"); jb_str(&cb, a->channel);
             jb_key(&cb, "due");
-            jb_raw(&cb, "[", 1);
+            seg__text_put(&cb, "[", 1);
             for (uint32_t j = 0; j < nn; j++) {
                 if (j)
-                    jb_raw(&cb, ",", 1);
+                    seg__text_put(&cb, ",", 1);
                 jb_i64(&cb, nt[j]);
             }
-            jb_raw(&cb, "]}", 2);
+            seg__text_put(&cb, "]}", 2);
             size_t cl = strlen(a->customer_id) + strlen(a->channel) + 40;
             ck = seg__malloc(ob->a, cl);
             if (ck)
@@ -1603,10 +1583,10 @@ static int write_chunk(seg_db *db, seg__outbox *ob)
         put_hex64(hex + 16 * k, ob->stail[k]);
     hex[16 * ob->stailn] = '\0';
     jbuf b = { ob->a, NULL, 0, 0, false };
-    jb_raw(&b, "{", 1);
+    seg__text_put(&b, "{", 1);
     jb_key(&b, "n"); jb_i64(&b, ob->stailn);
     jb_key(&b, "keys"); jb_str(&b, hex);
-    jb_raw(&b, "}", 1);
+    seg__text_put(&b, "}", 1);
     seg__free(ob->a, hex);
     snprintf(key, sizeof key, "d:%010" PRIu64, ob->stailidx);
     int rc = b.oom ? seg__error(db, SEG_ENOMEM, "out of memory")
@@ -1657,9 +1637,9 @@ static int ack_stage(seg_db *db, seg__outbox *ob, const uint64_t *seqs, size_t n
         rc = write_chunk(db, ob);
     if (rc == SEG_OK && rec && *acked) {
         jbuf b = { ob->a, NULL, 0, 0, false };
-        jb_raw(&b, "{", 1);
+        seg__text_put(&b, "{", 1);
         jb_key(&b, "next_seq"); jb_i64(&b, (int64_t)ob->next_seq);
-        jb_raw(&b, "}", 1);
+        seg__text_put(&b, "}", 1);
         rc = b.oom ? seg__error(db, SEG_ENOMEM, "out of memory")
                    : seg__st_put_record(db, OB_TABLE, "meta", b.p, b.n);
         seg__free(ob->a, b.p);

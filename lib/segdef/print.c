@@ -13,35 +13,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 
-typedef struct buf {
-    const seg__alloc *a;
-    char *p;
-    size_t n, cap;
-    bool oom;
-} buf;
-
-static void put(buf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->cap - b->n < n + 1) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap - b->n < n + 1)
-            cap *= 2;
-        char *q = seg__realloc(b->a, b->p, cap);
-        if (!q) {
-            b->oom = true;
-            return;
-        }
-        b->p = q;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-
-static void puts_(buf *b, const char *s) { put(b, s, strlen(s)); }
+typedef seg__text buf;
 
 const char *seg__sd_op_text(int op)
 {
@@ -78,7 +50,7 @@ static int prec(const seg__node *n)
 
 static void put_string(buf *b, seg__str s)
 {
-    put(b, "\"", 1);
+    seg__text_put(b, "\"", 1);
     size_t start = 0;
     for (size_t k = 0; k < s.n; k++) {
         unsigned char c = (unsigned char)s.p[k];
@@ -94,13 +66,13 @@ static void put_string(buf *b, seg__str s)
             esc = hex;
         }
         if (esc) {
-            put(b, s.p + start, k - start);
-            puts_(b, esc);
+            seg__text_put(b, s.p + start, k - start);
+            seg__text_puts(b, esc);
             start = k + 1;
         }
     }
-    put(b, s.p + start, s.n - start);
-    put(b, "\"", 1);
+    seg__text_put(b, s.p + start, s.n - start);
+    seg__text_put(b, "\"", 1);
 }
 
 static void put_decimal(buf *b, int64_t mant, int scale)
@@ -117,12 +89,12 @@ static void put_decimal(buf *b, int64_t mant, int scale)
             z[k++] = '0';
         memcpy(z + k, digits, (size_t)n);
         k += n;
-        put(b, z, (size_t)k);
+        seg__text_put(b, z, (size_t)k);
         return;
     }
-    put(b, digits, (size_t)(n - scale));
-    put(b, ".", 1);
-    put(b, digits + n - scale, (size_t)scale);
+    seg__text_put(b, digits, (size_t)(n - scale));
+    seg__text_put(b, ".", 1);
+    seg__text_put(b, digits + n - scale, (size_t)scale);
 }
 
 static void print_node(buf *b, const seg__node *n, int min);
@@ -130,9 +102,9 @@ static void print_node(buf *b, const seg__node *n, int min);
 static void print_kid(buf *b, const seg__node *n, int min)
 {
     if (prec(n) < min) {
-        put(b, "(", 1);
+        seg__text_put(b, "(", 1);
         print_node(b, n, P_OR);
-        put(b, ")", 1);
+        seg__text_put(b, ")", 1);
     } else {
         print_node(b, n, min);
     }
@@ -147,96 +119,96 @@ static void print_node(buf *b, const seg__node *n, int min)
     case SEG__N_AND:
         for (uint32_t k = 0; k < n->nkids; k++) {
             if (k)
-                puts_(b, n->kind == SEG__N_OR ? " or " : " and ");
+                seg__text_puts(b, n->kind == SEG__N_OR ? " or " : " and ");
             print_kid(b, n->kids[k], n->kind == SEG__N_OR ? P_AND : P_NOT);
         }
         break;
     case SEG__N_NOT:
-        puts_(b, "not ");
+        seg__text_puts(b, "not ");
         print_kid(b, n->kids[0], P_NOT);
         break;
     case SEG__N_CMP:
         print_kid(b, n->kids[0], P_ADD);
-        put(b, " ", 1);
-        puts_(b, seg__sd_op_text(n->op));
-        put(b, " ", 1);
+        seg__text_put(b, " ", 1);
+        seg__text_puts(b, seg__sd_op_text(n->op));
+        seg__text_put(b, " ", 1);
         print_kid(b, n->kids[1], P_ADD);
         break;
     case SEG__N_IN:
         print_kid(b, n->kids[0], P_ADD);
-        puts_(b, n->neg ? " not in [" : " in [");
+        seg__text_puts(b, n->neg ? " not in [" : " in [");
         for (uint32_t k = 1; k < n->nkids; k++) {
             if (k > 1)
-                puts_(b, ", ");
+                seg__text_puts(b, ", ");
             print_kid(b, n->kids[k], P_ADD);
         }
-        put(b, "]", 1);
+        seg__text_put(b, "]", 1);
         break;
     case SEG__N_BETWEEN:
         print_kid(b, n->kids[0], P_ADD);
-        puts_(b, n->neg ? " not between " : " between ");
+        seg__text_puts(b, n->neg ? " not between " : " between ");
         print_kid(b, n->kids[1], P_ADD);
-        puts_(b, " and ");
+        seg__text_puts(b, " and ");
         print_kid(b, n->kids[2], P_ADD);
         break;
     case SEG__N_ISNULL:
         print_kid(b, n->kids[0], P_ADD);
-        puts_(b, n->neg ? " is not null" : " is null");
+        seg__text_puts(b, n->neg ? " is not null" : " is null");
         break;
     case SEG__N_ARITH: {
         int p = prec(n);
         print_kid(b, n->kids[0], p);
-        put(b, " ", 1);
-        puts_(b, seg__sd_op_text(n->op));
-        put(b, " ", 1);
+        seg__text_put(b, " ", 1);
+        seg__text_puts(b, seg__sd_op_text(n->op));
+        seg__text_put(b, " ", 1);
         print_kid(b, n->kids[1], p + 1);
         break;
     }
     case SEG__N_NEG:
-        put(b, "-", 1);
+        seg__text_put(b, "-", 1);
         print_kid(b, n->kids[0], P_NEG);
         break;
     case SEG__N_INT:
         snprintf(tmp, sizeof tmp, "%" PRId64, n->i);
-        puts_(b, tmp);
+        seg__text_puts(b, tmp);
         break;
     case SEG__N_DEC:
         put_decimal(b, n->i, n->scale);
         break;
     case SEG__N_DUR:
         snprintf(tmp, sizeof tmp, "%" PRId64 "%s", n->i, seg__du_name[n->unit]);
-        puts_(b, tmp);
+        seg__text_puts(b, tmp);
         break;
     case SEG__N_STR:
         put_string(b, n->s);
         break;
     case SEG__N_BOOL:
-        puts_(b, n->i ? "true" : "false");
+        seg__text_puts(b, n->i ? "true" : "false");
         break;
     case SEG__N_NAME:
-        put(b, n->s.p, n->s.n);
+        seg__text_put(b, n->s.p, n->s.n);
         break;
     case SEG__N_MEMBER:
-        puts_(b, "in(");
-        put(b, n->s.p, n->s.n);
-        put(b, ")", 1);
+        seg__text_puts(b, "in(");
+        seg__text_put(b, n->s.p, n->s.n);
+        seg__text_put(b, ")", 1);
         break;
     case SEG__N_CALL:
-        put(b, n->s.p, n->s.n);
-        put(b, "(", 1);
+        seg__text_put(b, n->s.p, n->s.n);
+        seg__text_put(b, "(", 1);
         for (uint32_t k = 0; k < n->nkids; k++) {
             if (k)
-                puts_(b, ", ");
+                seg__text_puts(b, ", ");
             if (n->kids[k]->key.n) {
-                put(b, n->kids[k]->key.p, n->kids[k]->key.n);
-                puts_(b, ": ");
+                seg__text_put(b, n->kids[k]->key.p, n->kids[k]->key.n);
+                seg__text_puts(b, ": ");
             }
             print_kid(b, n->kids[k], P_OR);
         }
-        put(b, ")", 1);
+        seg__text_put(b, ")", 1);
         break;
     default:
-        puts_(b, "?");
+        seg__text_puts(b, "?");
         break;
     }
 }
@@ -244,35 +216,35 @@ static void print_node(buf *b, const seg__node *n, int min)
 char *seg__sd_print(const seg__alloc *a, const seg__ast *ast, size_t *len_out)
 {
     buf b = { a, NULL, 0, 0, false };
-    put(&b, "", 0);
+    seg__text_put(&b, "", 0);
     for (uint32_t i = 0; i < ast->nitems; i++) {
         const seg__item *it = &ast->items[i];
         if (it->kind == SEG__ITEM_SEGMENT) {
-            puts_(&b, "segment ");
-            put(&b, it->name.p, it->name.n);
-            puts_(&b, ": ");
+            seg__text_puts(&b, "segment ");
+            seg__text_put(&b, it->name.p, it->name.n);
+            seg__text_puts(&b, ": ");
             print_node(&b, it->rules[0].cond, P_OR);
-            puts_(&b, ";\n");
+            seg__text_puts(&b, ";\n");
             continue;
         }
-        puts_(&b, "segment set ");
-        put(&b, it->name.p, it->name.n);
-        puts_(&b, " {\n");
+        seg__text_puts(&b, "segment set ");
+        seg__text_put(&b, it->name.p, it->name.n);
+        seg__text_puts(&b, " {\n");
         for (uint32_t r = 0; r < it->nrules; r++) {
             const seg__rule *ru = &it->rules[r];
             if (!ru->cond) {
-                puts_(&b, "  else ");
-                put(&b, ru->label.p, ru->label.n);
-                puts_(&b, ";\n");
+                seg__text_puts(&b, "  else ");
+                seg__text_put(&b, ru->label.p, ru->label.n);
+                seg__text_puts(&b, ";\n");
             } else {
-                puts_(&b, "  ");
-                put(&b, ru->label.p, ru->label.n);
-                puts_(&b, ": ");
+                seg__text_puts(&b, "  ");
+                seg__text_put(&b, ru->label.p, ru->label.n);
+                seg__text_puts(&b, ": ");
                 print_node(&b, ru->cond, P_OR);
-                puts_(&b, ";\n");
+                seg__text_puts(&b, ";\n");
             }
         }
-        puts_(&b, "}\n");
+        seg__text_puts(&b, "}\n");
     }
     if (ast->njourneys) {
         size_t jn = 0;
@@ -280,7 +252,7 @@ char *seg__sd_print(const seg__alloc *a, const seg__ast *ast, size_t *len_out)
         if (!jt)
             b.oom = true;
         else
-            put(&b, jt, jn);
+            seg__text_put(&b, jt, jn);
         seg__free(a, jt);
     }
     if (b.oom) {
@@ -295,7 +267,7 @@ char *seg__sd_print(const seg__alloc *a, const seg__ast *ast, size_t *len_out)
 char *seg__sd_print_expr(const seg__alloc *a, const seg__node *n)
 {
     buf b = { a, NULL, 0, 0, false };
-    put(&b, "", 0);
+    seg__text_put(&b, "", 0);
     print_node(&b, n, P_OR);
     if (b.oom) {
         seg__free(a, b.p);
