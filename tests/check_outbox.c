@@ -741,6 +741,68 @@ START_TEST(sqlite_reopen)
 }
 END_TEST
 
+/* Erasing or anonymizing a customer takes their queued actions and cap
+ * counters with them, on disk too; their identities stay known. */
+START_TEST(customer_erased)
+{
+    const char *path = P("erase.db");
+    ck_assert_int_eq(open_sq(&db, path, SEG_DB_CREATE), SEG_OK);
+    const char *custs[3] = { "alice", "bob", "carol" };
+    for (int k = 0; k < 3; k++) {
+        seg_event e = tu_engagement(NULL, custs[k], TU_DAYN(0), "email_open");
+        TU_OK(db, seg_event_ingest(db, &e));
+    }
+    TU_OK(db, seg_outbox_set_cap(db, "email", 2, TU_DAY));
+    int o;
+    uint64_t s;
+    TU_OK(db, emit1(db, act("alice", "j", 1, "a", TU_DAYN(1), "email"), &o, &s));
+    TU_OK(db, emit1(db, act("alice", "k", 1, "a", TU_DAYN(1) + 60, "email"), &o, &s));
+    TU_OK(db, emit1(db, act("bob", "j", 1, "a", TU_DAYN(1), "email"), &o, &s));
+    TU_OK(db, emit1(db, act("carol", "j", 1, "a", TU_DAYN(1), NULL), &o, &s));
+    ck_assert_uint_eq(count(db, SEG_OUTBOX_PENDING | SEG_OUTBOX_SUPPRESSED), 4);
+    seg_db_close(db);
+    db = NULL;
+    /* a fresh open: the outbox is not loaded until the erase loads it */
+    ck_assert_int_eq(open_sq(&db, path, 0), SEG_OK);
+    TU_OK(db, seg_customer_erase(db, "alice"));
+    ck_assert_uint_eq(count(db, SEG_OUTBOX_PENDING | SEG_OUTBOX_SUPPRESSED), 2);
+    char *d = dump(db);
+    ck_assert_ptr_null(strstr(d, "alice"));
+    free(d);
+    /* what was sent once is never sent again, even to a new "alice" */
+    TU_OK(db, emit1(db, act("alice", "j", 1, "a", TU_DAYN(1), "email"), &o, &s));
+    ck_assert_int_eq(o, SEG__EMIT_DUPLICATE);
+    /* anonymized: the actions queued for the old identity go too */
+    char *nid = NULL;
+    TU_OK(db, seg_customer_anonymize(db, "bob", &nid));
+    seg_free(nid);
+    ck_assert_uint_eq(count(db, SEG_OUTBOX_PENDING | SEG_OUTBOX_SUPPRESSED), 1);
+    seg_db_close(db);
+    db = NULL;
+    /* the same after a reopen: nothing of alice or bob in the file */
+    ck_assert_int_eq(open_sq(&db, path, 0), SEG_OK);
+    ck_assert_uint_eq(count(db, SEG_OUTBOX_PENDING | SEG_OUTBOX_SUPPRESSED), 1);
+    sqlite3 *h = NULL;
+    ck_assert_int_eq(sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    ck_assert_int_eq(sqlite3_prepare_v2(h, "SELECT count(*) FROM seg_records WHERE tbl = "
+                                        "'outbox' AND (key LIKE '%alice%' OR key LIKE '%bob%' "
+                                        "OR CAST(data AS TEXT) LIKE '%alice%' OR "
+                                        "CAST(data AS TEXT) LIKE '%\"bob\"%')", -1, &st, NULL),
+                     SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    ck_assert_int_eq(sqlite3_column_int(st, 0), 0);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    /* the cap counts afresh for a new customer of the same id */
+    TU_OK(db, seg_outbox_set_cap(db, "email", 2, TU_DAY));
+    TU_OK(db, emit1(db, act("alice", "new", 1, "a", TU_DAYN(1) + 120, "email"), &o, &s));
+    ck_assert_int_eq(o, SEG__EMIT_QUEUED);
+    TU_OK(db, emit1(db, act("alice", "new2", 1, "a", TU_DAYN(1) + 180, "email"), &o, &s));
+    ck_assert_int_eq(o, SEG__EMIT_QUEUED);
+}
+END_TEST
+
 /* many acknowledgements: several d: records; every identity remembered */
 START_TEST(sqlite_many_acks)
 {
@@ -1902,6 +1964,7 @@ static Suite *core_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, sqlite_reopen);
+    tcase_add_test(tc, customer_erased);
     tcase_add_test(tc, sqlite_many_acks);
     tcase_add_test(tc, sqlite_readonly);
     tcase_add_test(tc, sqlite_crash);

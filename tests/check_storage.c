@@ -372,6 +372,16 @@ static const char *log_text(void)
     return buf;
 }
 
+/* Erasing or anonymizing first loads the outbox's records, so that stored
+ * actions of the customer go too: with this version 1 backend (no
+ * load_records) that is one more load, once.  Drop it from the log. */
+static void expect_outbox_load(void)
+{
+    ck_assert_msg(env.nlog > 0 && env.log[0].op == OP_LOAD, "calls: %s", log_text());
+    memmove(&env.log[0], &env.log[1], (env.nlog - 1) * sizeof env.log[0]);
+    env.nlog--;
+}
+
 /* A write: the log must be begin, then only `op` calls, then commit. */
 static void assert_one_txn_of(int op)
 {
@@ -887,11 +897,16 @@ START_TEST(rec_erase_calls)
     TU_OK(db, seg_event_ingest_batch(db, ev, 2, NULL, NULL));
     log_clear();
     TU_OK(db, seg_customer_erase(db, "victim"));
+    expect_outbox_load();
     assert_one_txn_of(OP_ERASE_CUSTOMER);
     ck_assert_str_eq(env.log[1].a, "victim");
     ck_assert_uint_eq(seg_event_count(db), 1);
     TU_GET(db, "other", &i);
     ck_assert_int_eq(i.revenue, 500);
+    /* once loaded, an erase is its transaction only */
+    log_clear();
+    TU_OK(db, seg_customer_erase(db, "other"));
+    assert_one_txn_of(OP_ERASE_CUSTOMER);
 }
 END_TEST
 
@@ -930,6 +945,7 @@ START_TEST(rec_anonymize_calls)
     log_clear();
     TU_OK(db, seg_customer_anonymize(db, "victim", &id));
     ck_assert_ptr_nonnull(id);
+    expect_outbox_load();
     e = find_op(OP_ERASE_CUSTOMER, 0);
     ck_assert_msg(e != (size_t)-1, "no erase_customer: %s", log_text());
     ck_assert_str_eq(env.log[e].a, "victim");

@@ -175,6 +175,12 @@ SEG_API int seg_customer_get_consent(int *out, seg_db *db, const char *customer_
  * and derived state of theirs.  Other customers are unaffected.  Their
  * events' ids are forgotten too, so importing the same events again would
  * store them again.  Costs one pass over all events.
+ *
+ * Module state goes in the same transaction: the customer's actions in the
+ * outbox (pending or suppressed; their identities stay known, so nothing
+ * is sent twice) and their frequency-cap counters.  A module attached to
+ * the db (journeys, a loyalty program) forgets the customer as well; one
+ * not attached at the time keeps its records until it is.
  * @return SEG_OK, SEG_ENOTFOUND, SEG_EINVAL, SEG_ESTORAGE, SEG_EREADONLY.
  * @since 1.0
  */
@@ -184,6 +190,9 @@ SEG_API int seg_customer_erase(seg_db *db, const char *customer_id);
  * Anonymize: keep the customer's events for aggregate statistics under a new
  * random id ("anon-" and 32 hex digits, from the system's random source),
  * drop every attribute and consent.  Derived event ids change with the id.
+ * What modules keep about the old identity goes as with
+ * seg_customer_erase() (outbox entries and cap counters, and the state of
+ * attached journeys and loyalty programs): the new id starts afresh there.
  * @param new_id_out NULL, or receives the new id (free with seg_free()).
  * @return SEG_OK, SEG_ENOTFOUND, SEG_EINVAL, SEG_ENOMEM, SEG_ESTORAGE,
  *         SEG_EREADONLY, SEG_ERROR (no random source).

@@ -27,6 +27,12 @@ typedef struct seg__module_ops {
     /* After that transaction ended: publish the staged changes when it
      * committed, discard them when it rolled back.  Never fails. */
     void (*txn_end)(seg_db *db, void *state, bool committed);
+    /* Inside the transaction of seg_customer_erase() or
+     * seg_customer_anonymize(), before the customer (index ci, id
+     * customer_id) leaves the store: forget everything kept about them
+     * (delete their records, stage the change in memory; txn_end publishes
+     * or discards it).  May be NULL. */
+    int (*customer_gone)(seg_db *db, void *state, uint32_t ci, const char *customer_id);
 } seg__module_ops;
 
 #define SEG__MODULES_MAX 16
@@ -35,6 +41,7 @@ int seg__module_attach(seg_db *db, const seg__module_ops *ops, void *state);
 void seg__module_detach(seg_db *db, void *state);
 int seg__modules_events(seg_db *db, uint32_t first, uint32_t n);
 void seg__modules_txn_end(seg_db *db, bool committed);
+int seg__modules_customer_gone(seg_db *db, uint32_t ci, const char *customer_id);
 
 struct seg_db {
     seg__alloc alloc;

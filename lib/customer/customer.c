@@ -6,6 +6,7 @@
  * undoes memory if the backend fails.
  */
 #include "storage/storage-private.h"
+#include "outbox/outbox-private.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -786,13 +787,21 @@ SEG_API int seg_customer_erase(seg_db *db, const char *customer_id)
         rc = find_cust(db, customer_id, &ci);
     if (rc != SEG_OK)
         return rc;
+    /* the outbox follows erasure once it is loaded (stored actions of the
+     * customer go too) */
+    if (seg__st_wants_records(db) && (rc = seg__outbox_load(db)) != SEG_OK)
+        return rc;
     rc = seg__st_begin(db);
     if (rc == SEG_OK) {
         rc = seg__st_erase_customer(db, customer_id);
+        if (rc == SEG_OK && db->nmodules)
+            rc = seg__modules_customer_gone(db, ci, customer_id);
         if (rc == SEG_OK)
             rc = seg__st_commit(db);
         if (rc != SEG_OK)
             seg__st_rollback(db);
+        if (db->nmodules)
+            seg__modules_txn_end(db, rc == SEG_OK);
     }
     if (rc != SEG_OK)
         return rc;
@@ -974,6 +983,8 @@ SEG_API int seg_customer_anonymize(seg_db *db, const char *customer_id, char **n
         rc = find_cust(db, customer_id, &ci);
     if (rc != SEG_OK)
         return rc;
+    if (seg__st_wants_records(db) && (rc = seg__outbox_load(db)) != SEG_OK)
+        return rc;
     seg__store *s = &db->store;
     char nid[5 + 32 + 1];
     for (int tries = 0;; tries++) {
@@ -1008,6 +1019,10 @@ SEG_API int seg_customer_anonymize(seg_db *db, const char *customer_id, char **n
     rc = seg__st_begin(db);
     if (rc == SEG_OK) {
         rc = seg__st_erase_customer(db, customer_id);
+        /* what modules keep about the old identity goes (queued actions,
+         * journey states, ledgers): the new id starts afresh there */
+        if (rc == SEG_OK && db->nmodules)
+            rc = seg__modules_customer_gone(db, ci, customer_id);
         if (rc == SEG_OK && db->backend->methods->put_customer && !db->loading)
             rc = seg__st_put_customer(db, nid);
         if (rc == SEG_OK)
@@ -1016,6 +1031,8 @@ SEG_API int seg_customer_anonymize(seg_db *db, const char *customer_id, char **n
             rc = seg__st_commit(db);
         if (rc != SEG_OK)
             seg__st_rollback(db);
+        if (db->nmodules)
+            seg__modules_txn_end(db, rc == SEG_OK);
     }
     if (rc != SEG_OK) {
         rekey(s, ci, from, rl, nrl, false);

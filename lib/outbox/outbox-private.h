@@ -48,6 +48,10 @@ int seg__outbox_emit(seg_db *db, const seg__action *a, int *outcome, uint64_t *s
 
 /* Free the outbox's state of db (seg_db_close). */
 void seg__outbox_free(seg_db *db);
+/* Make sure the outbox of db is loaded (and so attached: it then follows
+ * seg_customer_erase() and seg_customer_anonymize(), which call this
+ * first).  SEG_OK or an error with the db's message. */
+int seg__outbox_load(seg_db *db);
 
 /* ---- time zones (lib/outbox/tz.c) ---- */
 

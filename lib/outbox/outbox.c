@@ -119,7 +119,8 @@ typedef struct seg__outbox {
 } seg__outbox;
 
 static void ob_txn_end(seg_db *db, void *state, bool committed);
-static const seg__module_ops ob_ops = { "outbox", NULL, ob_txn_end };
+static int ob_customer_gone(seg_db *db, void *state, uint32_t ci, const char *customer_id);
+static const seg__module_ops ob_ops = { "outbox", NULL, ob_txn_end, ob_customer_gone };
 
 /* ------------------------------------------------------------------ memory */
 
@@ -978,6 +979,12 @@ static int ob_enter(seg_db *db, seg__outbox **out)
     return SEG_OK;
 }
 
+int seg__outbox_load(seg_db *db)
+{
+    seg__outbox *ob;
+    return ob_get(db, &ob);
+}
+
 /* ---------------------------------------------------------- transactions */
 
 static void compact(seg__outbox *ob)
@@ -1662,6 +1669,61 @@ static int ack_txn(seg_db *db, seg__outbox *ob, const uint64_t *seqs, size_t n, 
     }
     seg__modules_txn_end(db, rc == SEG_OK);
     return rc;
+}
+
+/* A customer erased or anonymized: their entries go as if acknowledged
+ * (their identities stay known, so nothing is emitted twice), their cap
+ * counters are emptied and the records of both deleted, all staged in the
+ * caller's transaction. */
+static int ob_customer_gone(seg_db *db, void *state, uint32_t ci, const char *customer_id)
+{
+    SEG_UNUSED(ci);
+    seg__outbox *ob = state;
+    size_t n = 0;
+    for (size_t k = 0; k < ob->n; k++)
+        n += ob->e[k].status != ST_GONE && strcmp(ob->e[k].cust, customer_id) == 0;
+    if (n) {
+        uint64_t *seqs = seg__malloc(ob->a, n * sizeof *seqs);
+        if (!seqs)
+            return seg__error(db, SEG_ENOMEM, "out of memory");
+        size_t m = 0;
+        for (size_t k = 0; k < ob->n; k++)
+            if (ob->e[k].status != ST_GONE && strcmp(ob->e[k].cust, customer_id) == 0)
+                seqs[m++] = ob->e[k].seq;
+        size_t acked = 0;
+        int rc = ack_stage(db, ob, seqs, m, &acked);
+        seg__free(ob->a, seqs);
+        if (rc != SEG_OK)
+            return rc;
+    }
+    bool rec = seg__st_wants_records(db);
+    for (uint32_t ri = 0; ri < ob->nrings; ri++) {
+        ob_ring *r = &ob->rings[ri];
+        if (!r->n || strcmp(r->cust, customer_id) != 0)
+            continue;
+        if (grow(ob->a, (void **)&ob->txundo, &ob->captxundo, ob->ntxundo + 1,
+                 sizeof *ob->txundo))
+            return seg__error(db, SEG_ENOMEM, "out of memory");
+        if (rec) {
+            const char *chan = str_of(ob, r->chan);
+            size_t cl = strlen(customer_id) + strlen(chan) + 40;
+            char *ck = seg__malloc(ob->a, cl);
+            if (!ck)
+                return seg__error(db, SEG_ENOMEM, "out of memory");
+            snprintf(ck, cl, "c:%zu:%s:%s", strlen(customer_id), customer_id, chan);
+            int rc = seg__st_put_record(db, OB_TABLE, ck, NULL, 0);
+            seg__free(ob->a, ck);
+            if (rc != SEG_OK)
+                return rc;
+        }
+        /* the counter as it was goes to the undo list (back on rollback,
+         * freed on commit) */
+        ob_undo u = { ri, r->n, r->t };
+        ob->txundo[ob->ntxundo++] = u;
+        r->t = NULL;
+        r->n = r->cap = 0;
+    }
+    return SEG_OK;
 }
 
 SEG_API int seg_outbox_ack(size_t *acked_out, seg_db *db, const uint64_t *seqs, size_t n)

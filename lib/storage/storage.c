@@ -215,6 +215,18 @@ int seg__modules_events(seg_db *db, uint32_t first, uint32_t n)
     return SEG_OK;
 }
 
+int seg__modules_customer_gone(seg_db *db, uint32_t ci, const char *customer_id)
+{
+    for (unsigned i = 0; i < db->nmodules; i++)
+        if (db->modules[i].ops->customer_gone) {
+            int rc = db->modules[i].ops->customer_gone(db, db->modules[i].state, ci,
+                                                       customer_id);
+            if (rc != SEG_OK)
+                return rc;
+        }
+    return SEG_OK;
+}
+
 void seg__modules_txn_end(seg_db *db, bool committed)
 {
     if (db->loading)
