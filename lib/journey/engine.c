@@ -76,6 +76,7 @@ static int oom(seg_journey *j)
 /* Start the transaction's bookkeeping on the first change. */
 static int begin(seg_journey *j)
 {
+    j->tgen++;
     if (j->in_txn)
         return SEG_OK;
     j->in_txn = true;
@@ -325,21 +326,71 @@ static int by_due_rec(const void *a, const void *b)
     return t_less(x, y) ? -1 : t_less(y, x);
 }
 
+/* The same for large buckets: one counting sort on the second within the
+ * bucket (cnt: 2^SEG__JW_BITS counters), then the timers of one second in
+ * record order. */
+static void bucket_sort_big(seg__jtimer *v, seg__jtimer *tmp, uint32_t *cnt, uint32_t n,
+                            uint64_t b)
+{
+    int64_t base = SEG_TIME_MIN + (int64_t)(b << SEG__JW_BITS);
+    const uint32_t W = 1u << SEG__JW_BITS;
+    memset(cnt, 0, W * sizeof *cnt);
+    for (uint32_t i = 0; i < n; i++)
+        cnt[v[i].due - base]++;
+    uint32_t sum = 0;
+    for (uint32_t c = 0; c < W; c++) {
+        uint32_t x = cnt[c];
+        cnt[c] = sum;
+        sum += x;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        tmp[cnt[v[i].due - base]++] = v[i];
+    for (uint32_t i = 0; i < n;) {
+        uint32_t e = i + 1;
+        while (e < n && tmp[e].due == tmp[i].due)
+            e++;
+        if (e - i > 16) {
+            qsort(tmp + i, e - i, sizeof *tmp, by_due_rec);
+        } else {
+            for (uint32_t a = i + 1; a < e; a++) {
+                seg__jtimer x = tmp[a];
+                uint32_t q = a;
+                for (; q > i && tmp[q - 1].rec > x.rec; q--)
+                    tmp[q] = tmp[q - 1];
+                tmp[q] = x;
+            }
+        }
+        i = e;
+    }
+    memcpy(v, tmp, (size_t)n * sizeof *v);
+}
+
 static void bucket_load(seg_journey *j, seg__jbucket *k)
 {
     if (k->n < 64) {
         qsort(k->v, k->n, sizeof *k->v, by_due_rec);
         return;
     }
-    seg__jtimer *tmp = seg__malloc(&j->db->alloc, (size_t)k->n * sizeof *tmp);
+    bool big = k->n >= 16384;
+    size_t sz = (size_t)k->n * sizeof(seg__jtimer) + (big ? sizeof(uint32_t) << SEG__JW_BITS : 0);
+    seg__jtimer *tmp = seg__malloc(&j->db->alloc, sz);
     if (!tmp) { /* no scratch: sorted in place, slower */
         qsort(k->v, k->n, sizeof *k->v, by_due_rec);
         return;
     }
-    bucket_sort(k->v, tmp, k->n, k->b);
+    if (big)
+        bucket_sort_big(k->v, tmp, (uint32_t *)(void *)(tmp + k->n), k->n, k->b);
+    else
+        bucket_sort(k->v, tmp, k->n, k->b);
     seg__free(&j->db->alloc, tmp);
 }
 
+#ifndef PF_REC
+#define PF_REC 32
+#endif
+#ifndef PF_CUST
+#define PF_CUST 16
+#endif
 /* Take the first timer due at or before now into *out: false when none is
  * (or *rc says why not). */
 static bool timer_next(seg_journey *j, int64_t now, seg__jtimer *out, int *rc)
@@ -358,8 +409,12 @@ static bool timer_next(seg_journey *j, int64_t now, seg__jtimer *out, int *rc)
             *out = *t;
             if (!side) {
                 j->bpos++;
-                if (j->bpos + 16 < k->n)
-                    __builtin_prefetch(R(j, k->v[j->bpos + 16].rec));
+                /* the records (then their customers) of the timers to come:
+                 * in time order, they are all over memory */
+                if (j->bpos + PF_REC < k->n)
+                    __builtin_prefetch(R(j, k->v[j->bpos + PF_REC].rec));
+                if (j->bpos + PF_CUST < k->n && k->v[j->bpos + PF_CUST].rec < j->nrecs)
+                    __builtin_prefetch(&j->db->store.custs[R(j, k->v[j->bpos + PF_CUST].rec)->ci]);
                 return true;
             }
             if (j->npopped == j->cappopped) {
@@ -464,6 +519,7 @@ static void txn_end(seg_db *db, void *state, bool committed)
 {
     seg_journey *j = state;
     (void)db;
+    j->tgen++;
     if (!j->in_txn)
         return;
     size_t mem = seg__jr_memory(j);
@@ -810,20 +866,17 @@ static int64_t last_purchase(const seg_journey *j, uint32_t ci, int64_t asof)
 
 /* When record r's earliest 'after' transition is due (INT64_MAX: none),
  * with the purchases at or before asof. */
-static int64_t timer_due(const seg_journey *j, const seg__jrec *r, uint32_t *which,
-                         int64_t asof)
+static int64_t timer_due_of(const seg_journey *j, const seg__jrec *r, uint32_t *which,
+                            int64_t asof)
 {
     if (r->state == SEG__JR_OUT)
         return INT64_MAX;
     const seg__jrj *J = &j->js[r->journey];
     const seg__jrsc *sc = &J->sc[r->state];
-    if (!sc->has_after)
-        return INT64_MAX;
-    const seg__jr_state *st = &J->ast->states[r->state];
     int64_t best = INT64_MAX;
-    for (uint32_t t = 0; t < st->ntrans; t++) {
-        const seg__jr_trans *tr = &st->trans[t];
-        if (tr->kind != SEG__JT_AFTER || !(J->tc[sc->t0 + t].vmask >> r->variant & 1))
+    for (uint32_t t = 0; t < sc->naf; t++) {
+        const seg__jraf *tr = &J->af[sc->af0 + t];
+        if (!(tr->vmask >> r->variant & 1))
             continue;
         int64_t from = r->since;
         if (tr->since == SEG__JS_PURCHASE) {
@@ -837,19 +890,39 @@ static int64_t timer_due(const seg_journey *j, const seg__jrec *r, uint32_t *whi
         if (due < best) {
             best = due;
             if (which)
-                *which = t;
+                *which = tr->k;
         }
     }
     return best;
 }
 
+/* The same, remembered for the last record asked about until the next step
+ * or batch (tgen): a step asks several times. */
+static int64_t timer_due(seg_journey *j, uint32_t ri, uint32_t *which, int64_t asof)
+{
+    if (j->tcache.gen == j->tgen && j->tcache.ri == ri && j->tcache.asof == asof) {
+        if (which)
+            *which = j->tcache.which;
+        return j->tcache.due;
+    }
+    uint32_t w = 0;
+    int64_t due = timer_due_of(j, R(j, ri), &w, asof);
+    j->tcache.gen = j->tgen;
+    j->tcache.ri = ri;
+    j->tcache.asof = asof;
+    j->tcache.due = due;
+    j->tcache.which = w;
+    if (which)
+        *which = w;
+    return due;
+}
+
 static int arm(seg_journey *j, uint32_t ri, int64_t asof)
 {
-    const seg__jrec *r = R(j, ri);
-    int64_t due = timer_due(j, r, NULL, asof);
+    int64_t due = timer_due(j, ri, NULL, asof);
     if (due == INT64_MAX || due > SEG_TIME_MAX)
         return SEG_OK;
-    return timer_push(j, due, ri, r->steps);
+    return timer_push(j, due, ri, R(j, ri)->steps);
 }
 
 /* Record ri enters state `to` at t, by transition tr (NULL: entering the
@@ -863,6 +936,7 @@ static int enter_state(seg_journey *j, uint32_t ri, uint32_t to, int64_t t,
     seg__jrec *r = R(j, ri);
     seg__jrj *J = &j->js[r->journey];
     uint32_t from = r->state;
+    j->tgen++;
     r->steps++;
     r->state = (uint16_t)to;
     r->since = t;
@@ -884,6 +958,7 @@ static int leave(seg_journey *j, uint32_t ri, int64_t t, int reason, const seg__
         return rc;
     seg__jrec *r = R(j, ri);
     uint32_t from = r->state;
+    j->tgen++;
     r->steps++;
     r->state = SEG__JR_OUT;
     r->since = t;
@@ -914,6 +989,8 @@ static int settle(seg_journey *j, uint32_t ri, int64_t t)
         if (r->state == SEG__JR_OUT)
             return SEG_OK;
         const seg__jrj *J = &j->js[r->journey];
+        if (!J->sc[r->state].has_conds && !J->sc[r->state].has_now)
+            return SEG_OK; /* nothing to try at once */
         const seg__jr_state *st = &J->ast->states[r->state];
         const uint8_t *m = NULL;
         if (state_has_conds(J, r)) {
@@ -953,7 +1030,7 @@ static int catch_up(seg_journey *j, uint32_t ri, int64_t until, int64_t asof)
             return SEG_OK;
         const seg__jrj *J = &j->js[r->journey];
         uint32_t which = 0;
-        int64_t due = timer_due(j, r, &which, asof);
+        int64_t due = timer_due(j, ri, &which, asof);
         int64_t lim = due <= until ? due - 1 : until;
         if (J->tdep_state[r->state] && lim > r->since &&
             cond_state(j, r->ci, r->journey, ri, lim)) {
@@ -1026,6 +1103,7 @@ static int enter(seg_journey *j, uint32_t jx, uint32_t ci, uint32_t *ri_io, int6
         return rc;
     seg__jrec *r = R(j, *ri_io);
     seg__jrj *J = &j->js[jx];
+    j->tgen++;
     r->run++;
     r->steps = 0;
     r->variant = pick_variant(j, jx, ci);
@@ -1122,6 +1200,7 @@ static int on_event(seg_journey *j, uint32_t jx, uint32_t ci, uint32_t e, int64_
     int rc;
     bool fresh = false;
     j->bias = 0;
+    j->tgen++;
     if (ri == SEG__NONE || R(j, ri)->state == SEG__JR_OUT) {
         const seg__jrec *r = ri == SEG__NONE ? NULL : R(j, ri);
         int64_t from;
@@ -1312,7 +1391,7 @@ static int advance_work(seg_journey *j, int64_t now)
             continue;
         seg__jrec *r = R(j, t.rec);
         if (r->steps != t.steps || r->state == SEG__JR_OUT ||
-            timer_due(j, r, NULL, t.due) != t.due)
+            timer_due(j, t.rec, NULL, t.due) != t.due)
             continue;
         rc = catch_up(j, t.rec, t.due, t.due);
     }
@@ -1480,6 +1559,7 @@ static void engine_free(seg_journey *j)
         }
         seg__free(a, J->acts);
         seg__free(a, J->sc);
+        seg__free(a, J->af);
         seg__free(a, J->tc);
     }
     for (uint32_t c = 0; c < j->nchunks; c++)
@@ -1537,6 +1617,14 @@ static int compile_steps(seg_journey *j, seg__jrj *J)
             na += A->states[s].trans[t].nacts;
         nt += A->states[s].ntrans;
     }
+    uint32_t naf = 0;
+    for (uint32_t s = 0; s < A->nstates; s++)
+        for (uint32_t t = 0; t < A->states[s].ntrans; t++)
+            naf += A->states[s].trans[t].kind == SEG__JT_AFTER;
+    J->af = seg__calloc(al, naf + 1, sizeof *J->af);
+    if (!J->af)
+        return oom(j);
+    J->naf = naf;
     J->sc = seg__calloc(al, A->nstates + 1, sizeof *J->sc);
     J->tc = seg__calloc(al, nt + 1, sizeof *J->tc);
     J->acts = seg__calloc(al, na + 1, sizeof *J->acts);
@@ -1544,7 +1632,7 @@ static int compile_steps(seg_journey *j, seg__jrj *J)
         return oom(j);
     J->ntc = nt;
     J->nacts = na;
-    uint32_t ti = 0, ai = 0;
+    uint32_t ti = 0, ai = 0, fi = 0;
     for (uint32_t s = 0; s < A->nstates; s++) {
         const seg__jr_state *st = &A->states[s];
         seg__jrsc *sc = &J->sc[s];
@@ -1552,6 +1640,7 @@ static int compile_steps(seg_journey *j, seg__jrj *J)
         sc->name_len = (uint16_t)(nl > UINT16_MAX ? UINT16_MAX : nl);
         sc->has_conds = J->has_when_exit;
         sc->t0 = ti;
+        sc->af0 = fi;
         sc->a0 = ai;
         sc->na = st->nacts;
         for (uint32_t k = 0; k < st->nacts; k++)
@@ -1572,7 +1661,15 @@ static int compile_steps(seg_journey *j, seg__jrj *J)
                 tc->target = (uint16_t)to;
             }
             sc->has_conds |= tr->kind == SEG__JT_WHEN;
-            sc->has_after |= tr->kind == SEG__JT_AFTER;
+            sc->has_now |= tr->kind == SEG__JT_NOW;
+            if (tr->kind == SEG__JT_AFTER) {
+                seg__jraf *f = &J->af[fi++];
+                f->dur = tr->dur;
+                f->vmask = tc->vmask;
+                f->k = (uint16_t)t;
+                f->since = tr->since;
+                sc->naf++;
+            }
             tc->a0 = ai;
             tc->na = tr->nacts;
             for (uint32_t k = 0; k < tr->nacts; k++)
@@ -1679,6 +1776,7 @@ SEG_API int seg_journey_open(seg_journey **out, seg_segdef *def)
     seg__db_ref(db);
     j->attr_gen = db->attr_gen;
     j->outbox_emit = seg__outbox_emit;
+    j->tgen = 1; /* the cache of timer_due starts invalid */
     size_t n;
     char *text = seg__sd_print(&db->alloc, &def->ast, &n);
     if (!text) {
@@ -1841,7 +1939,11 @@ int seg__jr_rec_add(seg_journey *j, uint32_t ci, uint32_t jx, uint32_t *out)
 {
     return rec_new(j, ci, jx, out);
 }
-int seg__jr_arm(seg_journey *j, uint32_t ri) { return arm(j, ri, INT64_MAX); }
+int seg__jr_arm(seg_journey *j, uint32_t ri)
+{
+    j->tgen++;
+    return arm(j, ri, INT64_MAX);
+}
 seg__jrec *seg__jr_rec(const seg_journey *j, uint32_t ri) { return R(j, ri); }
 uint8_t seg__jr_pick_variant(const seg_journey *j, uint32_t jx, uint32_t ci)
 {

@@ -63,6 +63,13 @@ struct seg_journey {
     size_t npopped, cappopped;
     uint64_t *stats0;            /* the counters at the start */
     size_t mem_peak;             /* the most memory the engine held, at a transaction's end */
+    /* the last due time computed (timer_due), valid while tgen is */
+    struct {
+        uint64_t gen;
+        int64_t asof, due;
+        uint32_t ri, which;
+    } tcache;
+    uint64_t tgen;               /* changes with every step and every batch */
     /* actions */
     seg_journey_action_cb cb;
     void *cb_payload;

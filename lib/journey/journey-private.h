@@ -155,13 +155,23 @@ typedef struct seg__jrtc {
     uint32_t a0, na;         /* actions [a0, a0 + na) */
 } seg__jrtc;
 
+/* An 'after' transition, compiled. */
+typedef struct seg__jraf {
+    int64_t dur;
+    uint32_t vmask;
+    uint16_t k;              /* its index among the state's transitions */
+    uint8_t since;           /* SEG__JS_* */
+    uint8_t pad;
+} seg__jraf;
+
 /* A state, compiled. */
 typedef struct seg__jrsc {
-    uint32_t t0;             /* its transitions: trans[t0 ...] */
+    uint32_t t0;             /* its transitions: tc[t0 ...] */
+    uint32_t af0, naf;       /* its 'after' transitions: af[af0 ...] */
     uint32_t a0, na;         /* actions on entering it */
     uint16_t name_len;
     bool has_conds;          /* a 'when' transition, or the journey has an 'exit when' */
-    bool has_after;          /* an 'after' transition */
+    bool has_now;            /* a '->' transition (at once) */
 } seg__jrsc;
 
 /* A timer: the record's earliest 'after' transition is due. */
@@ -188,7 +198,8 @@ typedef struct seg__jrj {
     seg__jrsc *sc;           /* [nstates] */
     seg__jrtc *tc;           /* every state's transitions, in order */
     seg__jract *acts;        /* every action, in order */
-    uint32_t ntc, nacts;
+    seg__jraf *af;           /* every 'after' transition, in order */
+    uint32_t ntc, nacts, naf;
     /* conversion counters: [nvariants + 1] and [nstates] */
     uint64_t *v_entered, *v_converted;
     uint64_t *s_entered, *s_converted;
