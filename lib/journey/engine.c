@@ -39,6 +39,14 @@
 
 static const seg__module_ops journey_ops;
 
+#if defined(__GNUC__)
+#define PREFETCH(p) __builtin_prefetch(p)
+#define NOINLINE __attribute__((noinline))
+#else
+#define PREFETCH(p) ((void)(p))
+#define NOINLINE
+#endif
+
 /* ---- records ---- */
 
 static inline seg__jrec *R(const seg_journey *j, uint32_t i)
@@ -107,13 +115,13 @@ static int begin(seg_journey *j)
 static inline int touch(seg_journey *j, uint32_t ri)
 {
     seg__jrec *r = R(j, ri);
-    if (r->flags & SEG__JRF_LOGGED)
+    if (r->txn == j->epoch)
         return SEG_OK;
     GROW(j, j->undo, j->nundo, j->capundo);
     seg__jrec *u = &j->undo[j->nundo++];
     *u = *r;
     u->next = ri; /* a record's 'next' never changes: the slot holds its index */
-    r->flags |= SEG__JRF_LOGGED;
+    r->txn = j->epoch;
     return SEG_OK;
 }
 
@@ -149,7 +157,7 @@ static int rec_new(seg_journey *j, uint32_t ci, uint32_t jx, uint32_t *out)
     r->journey = (uint16_t)jx;
     r->state = SEG__JR_OUT;
     r->next = j->head[ci];
-    r->flags = SEG__JRF_LOGGED;
+    r->txn = j->epoch;
     j->head[ci] = ri; /* undone from r->next (records added last first) */
     j->nrecs++;
     *out = ri;
@@ -371,7 +379,7 @@ static void bucket_load(seg_journey *j, seg__jbucket *k)
         qsort(k->v, k->n, sizeof *k->v, by_due_rec);
         return;
     }
-    bool big = k->n >= 16384;
+    bool big = k->n >= 8192;
     size_t sz = (size_t)k->n * sizeof(seg__jtimer) + (big ? sizeof(uint32_t) << SEG__JW_BITS : 0);
     seg__jtimer *tmp = seg__malloc(&j->db->alloc, sz);
     if (!tmp) { /* no scratch: sorted in place, slower */
@@ -385,12 +393,8 @@ static void bucket_load(seg_journey *j, seg__jbucket *k)
     seg__free(&j->db->alloc, tmp);
 }
 
-#ifndef PF_REC
-#define PF_REC 32
-#endif
-#ifndef PF_CUST
-#define PF_CUST 16
-#endif
+#define PF_REC 32  /* how far ahead the records of the timers to come are fetched */
+#define PF_CUST 16 /* and their customers (the records in cache by then) */
 /* Take the first timer due at or before now into *out: false when none is
  * (or *rc says why not). */
 static bool timer_next(seg_journey *j, int64_t now, seg__jtimer *out, int *rc)
@@ -412,9 +416,13 @@ static bool timer_next(seg_journey *j, int64_t now, seg__jtimer *out, int *rc)
                 /* the records (then their customers) of the timers to come:
                  * in time order, they are all over memory */
                 if (j->bpos + PF_REC < k->n)
-                    __builtin_prefetch(R(j, k->v[j->bpos + PF_REC].rec));
-                if (j->bpos + PF_CUST < k->n && k->v[j->bpos + PF_CUST].rec < j->nrecs)
-                    __builtin_prefetch(&j->db->store.custs[R(j, k->v[j->bpos + PF_CUST].rec)->ci]);
+                    PREFETCH(R(j, k->v[j->bpos + PF_REC].rec));
+                if (j->bpos + PF_CUST < k->n && k->v[j->bpos + PF_CUST].rec < j->nrecs) {
+                    const char *c = (const char *)&j->db->store.custs[R(j, k->v[j->bpos +
+                                                                              PF_CUST].rec)->ci];
+                    PREFETCH(c);       /* the counts and the id */
+                    PREFETCH(c + 56);  /* to the last purchase */
+                }
                 return true;
             }
             if (j->npopped == j->cappopped) {
@@ -526,10 +534,6 @@ static void txn_end(seg_db *db, void *state, bool committed)
     if (mem > j->mem_peak)
         j->mem_peak = mem;
     if (committed) {
-        for (size_t k = 0; k < j->nundo; k++)
-            R(j, j->undo[k].next)->flags &= (uint8_t)~SEG__JRF_LOGGED;
-        for (uint32_t ri = j->nrecs0; ri < j->nrecs; ri++)
-            R(j, ri)->flags &= (uint8_t)~SEG__JRF_LOGGED;
         timers_commit(j);
     } else {
         for (size_t k = j->nundo; k-- > 0;) {
@@ -560,6 +564,13 @@ static void txn_end(seg_db *db, void *state, bool committed)
     }
     for (uint32_t x = 0; x < j->nj; x++)
         j->js[x].stats_dirty = false;
+    /* a new mark: no record is saved in the (empty) log; once in 255
+     * transactions, every record's mark is cleared */
+    if (++j->epoch == 0) {
+        for (uint32_t ri = 0; ri < j->nrecs; ri++)
+            R(j, ri)->txn = 0;
+        j->epoch = 1;
+    }
     j->nundo = j->npopped = 0;
     if (j->capundo > LOG_KEEP) {
         seg__free(&j->db->alloc, j->undo);
@@ -896,25 +907,25 @@ static int64_t timer_due_of(const seg_journey *j, const seg__jrec *r, uint32_t *
     return best;
 }
 
-/* The same, remembered for the last record asked about until the next step
- * or batch (tgen): a step asks several times. */
-static int64_t timer_due(seg_journey *j, uint32_t ri, uint32_t *which, int64_t asof)
+static NOINLINE void timer_due_fill(seg_journey *j, uint32_t ri, int64_t asof)
 {
-    if (j->tcache.gen == j->tgen && j->tcache.ri == ri && j->tcache.asof == asof) {
-        if (which)
-            *which = j->tcache.which;
-        return j->tcache.due;
-    }
     uint32_t w = 0;
-    int64_t due = timer_due_of(j, R(j, ri), &w, asof);
+    j->tcache.due = timer_due_of(j, R(j, ri), &w, asof);
     j->tcache.gen = j->tgen;
     j->tcache.ri = ri;
     j->tcache.asof = asof;
-    j->tcache.due = due;
     j->tcache.which = w;
+}
+
+/* The same, remembered for the last record asked about until the next step
+ * or batch (tgen): a step asks several times. */
+static inline int64_t timer_due(seg_journey *j, uint32_t ri, uint32_t *which, int64_t asof)
+{
+    if (j->tcache.gen != j->tgen || j->tcache.ri != ri || j->tcache.asof != asof)
+        timer_due_fill(j, ri, asof);
     if (which)
-        *which = w;
-    return due;
+        *which = j->tcache.which;
+    return j->tcache.due;
 }
 
 static int arm(seg_journey *j, uint32_t ri, int64_t asof)
@@ -1777,6 +1788,7 @@ SEG_API int seg_journey_open(seg_journey **out, seg_segdef *def)
     j->attr_gen = db->attr_gen;
     j->outbox_emit = seg__outbox_emit;
     j->tgen = 1; /* the cache of timer_due starts invalid */
+    j->epoch = 1;
     size_t n;
     char *text = seg__sd_print(&db->alloc, &def->ast, &n);
     if (!text) {

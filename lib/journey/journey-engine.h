@@ -55,6 +55,8 @@ struct seg_journey {
     int64_t clock0;
     bool has_clock0;
     uint32_t bdone0, bpos0;      /* the buckets' cursor at the start */
+    uint8_t epoch;               /* this transaction's mark: a record whose 'txn' is
+                                    this is saved in the undo log (or new) */
     seg__jrec *undo;             /* old copies of the records changed, 'next'
                                     holding the record's index; the records
                                     added are [nrecs0, nrecs) */

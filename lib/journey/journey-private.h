@@ -129,12 +129,11 @@ typedef struct seg__jrec {
     uint8_t variant;         /* index into the journey's variants; holdout = nvariants */
     uint8_t flags;           /* SEG__JRF_* */
     uint8_t reason;          /* out: SEG_JOURNEY_EXIT_* */
-    uint8_t pad;
+    uint8_t txn;             /* the engine's epoch when last saved in an undo log */
 } seg__jrec;
 
 #define SEG__JR_OUT 0xffffu
 #define SEG__JRF_CONVERTED 0x1u  /* this run reached the goal */
-#define SEG__JRF_LOGGED    0x2u  /* saved in this transaction's undo log */
 
 #define SEG__JR_VALL 0xffffffffu  /* a variant mask: every variant */
 
