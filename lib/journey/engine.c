@@ -219,6 +219,12 @@ static inline uint64_t bucket_of(int64_t due)
 static uint32_t bucket_find(const seg_journey *j, uint64_t b, bool *found)
 {
     uint32_t lo = j->bdone, hi = j->nbk;
+    if (lo < hi && b >= j->bk[lo].b && b - j->bk[lo].b < hi - lo &&
+        j->bk[lo + (b - j->bk[lo].b)].b == b) {
+        /* buckets are mostly consecutive: its place by its number */
+        *found = true;
+        return lo + (uint32_t)(b - j->bk[lo].b);
+    }
     if (j->bhint >= lo && j->bhint < hi) {
         uint64_t hb = j->bk[j->bhint].b;
         if (hb == b) {
@@ -381,16 +387,21 @@ static void bucket_load(seg_journey *j, seg__jbucket *k)
     }
     bool big = k->n >= 8192;
     size_t sz = (size_t)k->n * sizeof(seg__jtimer) + (big ? sizeof(uint32_t) << SEG__JW_BITS : 0);
-    seg__jtimer *tmp = seg__malloc(&j->db->alloc, sz);
-    if (!tmp) { /* no scratch: sorted in place, slower */
-        qsort(k->v, k->n, sizeof *k->v, by_due_rec);
-        return;
+    if (sz > j->capscratch) { /* kept until the transaction ends */
+        seg__free(&j->db->alloc, j->scratch);
+        j->capscratch = 0;
+        j->scratch = seg__malloc(&j->db->alloc, sz + sz / 2);
+        if (!j->scratch) { /* no scratch: sorted in place, slower */
+            qsort(k->v, k->n, sizeof *k->v, by_due_rec);
+            return;
+        }
+        j->capscratch = sz + sz / 2;
     }
+    seg__jtimer *tmp = j->scratch;
     if (big)
         bucket_sort_big(k->v, tmp, (uint32_t *)(void *)(tmp + k->n), k->n, k->b);
     else
         bucket_sort(k->v, tmp, k->n, k->b);
-    seg__free(&j->db->alloc, tmp);
 }
 
 #define PF_REC 32  /* how far ahead the records of the timers to come are fetched */
@@ -513,7 +524,7 @@ size_t seg__jr_memory(const seg_journey *j)
     size_t n = (size_t)j->nchunks * SEG__JR_CHUNK * sizeof(seg__jrec) +
                (size_t)j->nhead * sizeof *j->head + (size_t)j->capbk * sizeof *j->bk +
                j->capside * sizeof *j->side + j->capundo * sizeof *j->undo +
-               j->cappopped * sizeof *j->popped;
+               j->cappopped * sizeof *j->popped + j->capscratch;
     for (uint32_t i = 0; i < j->nbk; i++)
         n += (size_t)j->bk[i].cap * sizeof(seg__jtimer);
     return n;
@@ -577,6 +588,9 @@ static void txn_end(seg_db *db, void *state, bool committed)
         j->undo = NULL;
         j->capundo = 0;
     }
+    seg__free(&j->db->alloc, j->scratch);
+    j->scratch = NULL;
+    j->capscratch = 0;
     if (j->cappopped > LOG_KEEP) {
         seg__free(&j->db->alloc, j->popped);
         j->popped = NULL;
@@ -1581,6 +1595,7 @@ static void engine_free(seg_journey *j)
         seg__free(a, j->bk[i].v);
     seg__free(a, j->bk);
     seg__free(a, j->side);
+    seg__free(a, j->scratch);
     seg__free(a, j->undo);
     seg__free(a, j->popped);
     seg__free(a, j->stats0);

@@ -40,6 +40,8 @@ struct seg_journey {
     uint32_t bhint;              /* the bucket pushed to last */
     seg__jtimer *side;           /* 4-ary heap ordered by (due, record) */
     size_t nside, capside;
+    void *scratch;               /* the sort's, until the transaction ends */
+    size_t capscratch;           /* bytes */
     /* the last advance */
     int64_t clock;
     bool has_clock;
