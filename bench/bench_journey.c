@@ -2,7 +2,7 @@
  * bench_journey: 1M customers in 5 journeys, one advance over a 30-day
  * step.
  *
- *   build/bench/bench_journey [CUSTOMERS [SEED]]
+ *   build/bench/bench_journey [CUSTOMERS [SEED [engine]]]
  *
  * Each customer makes one purchase at a random time in the 30 days before
  * T0 (ingested in batches of 100k: every customer enters the 5 journeys as
@@ -11,13 +11,25 @@
  * days takes a few steps for most customers.  Printed: the advance's time,
  * the steps and actions it made, and the engine's memory per
  * customer-in-journey (records, timers, per-customer heads: white-box, the
- * engine's own allocations), and the process's peak RSS for reference.
+ * engine's own allocations: at rest, and the most it held at the end of a
+ * transaction, undo logs included), and the process's peak RSS for
+ * reference.  Times are wall clock and the process's cpu time.
+ *
+ * The actions go to seg__outbox_emit (the outbox: deduplication, caps,
+ * send windows, the queue; with the memory backend).  With `engine` as
+ * third argument they
+ * go to a counter instead (a white-box swap of the engine's emit function),
+ * which times the engine alone: every action is still built in full (step
+ * identity, customer id, parameters) and passed on.
+ *
  * Run it with `nice`; figures in doc/journey.md.
  */
 #include "journey/journey-engine.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -59,6 +71,26 @@ static double secs(void)
     return (double)t.tv_sec + t.tv_nsec * 1e-9;
 }
 
+static double cpu(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* the engine-only outbox: counts the actions and reads their identity */
+static size_t nemitted, idbytes;
+static int count_emit(seg_db *db, const seg__action *a, int *outcome, uint64_t *seq_out)
+{
+    (void)db;
+    nemitted++;
+    idbytes += strlen(a->customer_id) + strlen(a->step) + strlen(a->params);
+    *outcome = SEG__EMIT_QUEUED;
+    if (seq_out)
+        *seq_out = nemitted;
+    return SEG_OK;
+}
+
 static size_t nacts;
 static void count_action(const seg_journey_action *a, void *payload)
 {
@@ -78,6 +110,7 @@ int main(int argc, char **argv)
     size_t n = argc > 1 ? strtoull(argv[1], NULL, 10) : 1000000;
     if (argc > 2)
         rs = strtoull(argv[2], NULL, 10);
+    bool engine_only = argc > 3 && strcmp(argv[3], "engine") == 0;
     seg_db *db = NULL;
     if (seg_db_open(&db, ":memory:", NULL) != SEG_OK)
         return 1;
@@ -87,6 +120,8 @@ int main(int argc, char **argv)
         die(db, "compile");
     if (seg_journey_open(&j, def) != SEG_OK)
         die(db, "open");
+    if (engine_only)
+        j->outbox_emit = count_emit;
     const size_t B = 100000;
     seg_event *ev = calloc(B, sizeof *ev);
     char *ids = malloc(B * 32);
@@ -121,20 +156,17 @@ int main(int argc, char **argv)
     for (uint32_t r = 0; r < j->nrecs; r++)
         steps0 += seg__jr_rec(j, r)->steps;
     seg_journey_set_action_cb(j, count_action, NULL);
-    double a0 = secs();
+    double a0 = secs(), c0 = cpu();
     if (seg_journey_advance(j, T0 + 30 * DAY) != SEG_OK)
         die(db, "advance");
-    double a1 = secs();
+    double a1 = secs(), c1 = cpu();
     uint32_t steps1 = 0;
     size_t in = 0;
     for (uint32_t r = 0; r < j->nrecs; r++) {
         steps1 += seg__jr_rec(j, r)->steps;
         in += seg__jr_rec(j, r)->state != SEG__JR_OUT;
     }
-    size_t bytes = (size_t)j->nchunks * SEG__JR_CHUNK * sizeof(seg__jrec) +
-                   j->capheap * sizeof(seg__jtimer) + (size_t)j->nhead * sizeof(uint32_t) +
-                   j->capundo * sizeof *j->undo + j->caphundo * sizeof *j->hundo +
-                   j->cappopped * sizeof(seg__jtimer) + j->captouched * sizeof(uint32_t);
+    size_t bytes = seg__jr_memory(j), peak = j->mem_peak > bytes ? j->mem_peak : bytes;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("customers %zu, journeys 5, customer-in-journey records %u (%zu still in)\n", n,
@@ -142,11 +174,16 @@ int main(int argc, char **argv)
     printf("ingest with journeys attached: %.2f s (%.0f ns/customer)\n", t1 - t0,
            (t1 - t0) * 1e9 / (double)n);
     printf("advance to T0 (timers due before): %.3f s\n", t2 - t1);
-    printf("advance over 30 days: %.3f s, %u steps, %zu actions (%.0f ns/step)\n", a1 - a0,
-           steps1 - steps0, nacts, (a1 - a0) * 1e9 / (double)(steps1 - steps0 ? steps1 - steps0 : 1));
-    printf("engine memory: %.1f MB, %.1f bytes per customer-in-journey (record %zu B, "
-           "timer %zu B)\n", (double)bytes / 1e6, (double)bytes / (double)j->nrecs,
-           sizeof(seg__jrec), sizeof(seg__jtimer));
+    uint32_t steps = steps1 - steps0 ? steps1 - steps0 : 1;
+    printf("advance over 30 days (%s): %.3f s wall, %.3f s cpu, %u steps, %zu actions "
+           "(%.0f ns/step wall, %.0f cpu)\n",
+           engine_only ? "engine alone, actions counted" : "actions to the outbox",
+           a1 - a0, c1 - c0, steps1 - steps0, nacts, (a1 - a0) * 1e9 / (double)steps,
+           (c1 - c0) * 1e9 / (double)steps);
+    printf("engine memory: %.1f MB, %.1f bytes per customer-in-journey at rest; at most "
+           "%.1f MB, %.1f bytes during a transaction (record %zu B, timer %zu B)\n",
+           (double)bytes / 1e6, (double)bytes / (double)j->nrecs, (double)peak / 1e6,
+           (double)peak / (double)j->nrecs, sizeof(seg__jrec), sizeof(seg__jtimer));
     printf("peak RSS: %.0f MB\n", (double)ru.ru_maxrss / 1024.0);
     seg_journey_close(j);
     seg_segdef_free(def);

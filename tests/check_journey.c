@@ -7,6 +7,7 @@
  * comments from the definitions.
  */
 #include "journey/journey-engine.h"
+#include "testutil.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -760,6 +761,250 @@ START_TEST(seasonal_journey)
 }
 END_TEST
 
+/* ======================================================================== */
+/* failures: a batch or an advance that fails changes nothing                */
+/* ======================================================================== */
+
+static const char *rollback_defs =
+    "journey a { enter when orders >= 1; variant x 50; holdout 50; goal purchase;\n"
+    "  state s1 { do \"email:hi\"; after 2d -> s2 do \"email:two\"(n: 2); on purchase -> s3; }\n"
+    "  state s2 { after 30h -> s3 do \"sms:three\"; after 50h for holdout -> exit; }\n"
+    "  state s3 { after 20d since last_purchase -> exit do \"email:bye\"; } }\n"
+    "journey b { enter when orders >= 2; reenter always;\n"
+    "  state t { after 9h -> u do \"email:b\"; }\n"
+    "  state u { after 1h -> v do \"email:c\"; }\n"
+    "  state v { after 2h -> exit do \"email:d\"; } }\n";
+
+#define RB_CUSTS 60
+
+/* The counting allocator, refusing one allocation: the rb_fail_at-th from
+ * rb_calls = 0 (0: none); what the rollback then allocates succeeds. */
+static unsigned long rb_calls, rb_fail_at;
+
+static int rb_refuse(void)
+{
+    return rb_fail_at && ++rb_calls == rb_fail_at;
+}
+
+static void *rb_malloc(size_t size, void *ud)
+{
+    return rb_refuse() ? NULL : tu_malloc(size, ud);
+}
+
+static void *rb_realloc(void *ptr, size_t size, void *ud)
+{
+    size_t old = 0;
+    if (ptr)
+        memcpy(&old, (unsigned char *)ptr - TU_HDR, sizeof old);
+    if ((!ptr || size > old) && rb_refuse())
+        return NULL;
+    return tu_realloc(ptr, size, ud);
+}
+
+typedef struct rb_text {
+    char *out;
+    size_t n, cap;
+} rb_text;
+
+static int rb_item(const seg_outbox_item *e, void *payload)
+{
+    rb_text *t = payload;
+    t->n += (size_t)snprintf(t->out + t->n, t->cap - t->n, "%llu %lld %s %s %llu %s %s %s;",
+                             (unsigned long long)e->seq, (long long)e->time, e->customer_id,
+                             e->journey, (unsigned long long)e->run, e->state, e->action,
+                             e->params);
+    ck_assert_uint_lt(t->n, t->cap);
+    return 0;
+}
+
+/* Everything a customer-visible state holds: statuses, the report and the
+ * actions in the outbox, as one text. */
+static void rb_snapshot(seg_db *d, seg_journey *j, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (int c = 0; c < RB_CUSTS; c++) {
+        char id[16];
+        snprintf(id, sizeof id, "c%d", c);
+        for (int x = 0; x < 2; x++) {
+            seg_journey_status st = SEG_JOURNEY_STATUS_INIT;
+            int rc = seg_journey_status_get(&st, j, x ? "b" : "a", id);
+            if (rc == SEG_ENOTFOUND)
+                continue;
+            ck_assert_int_eq(rc, SEG_OK);
+            n += (size_t)snprintf(out + n, cap - n, "%s/%d:%s,%u,%lld,%s,%d,%d;", id, x,
+                                  st.state ? st.state : "-", (unsigned)st.run,
+                                  (long long)st.since, st.variant ? st.variant : "-",
+                                  st.converted, st.exit_reason);
+            ck_assert_uint_lt(n, cap);
+        }
+    }
+    rb_text t = { out, n, cap };
+    ck_assert_int_eq(seg_outbox_fetch(NULL, d, INT64_MAX,
+                                      SEG_OUTBOX_PENDING | SEG_OUTBOX_SUPPRESSED, 0, rb_item, &t),
+                     SEG_OK);
+}
+
+static int rb_row(const seg_journey_row *r, void *payload)
+{
+    char *b = payload;
+    size_t n = strlen(b);
+    snprintf(b + n, 4096 - n, "%s %d %s %llu %llu %llu;", r->journey, r->kind, r->name,
+             (unsigned long long)r->entered, (unsigned long long)r->converted,
+             (unsigned long long)r->active);
+    return 0;
+}
+
+static void rb_report(seg_journey *j, char *out)
+{
+    out[0] = '\0';
+    ck_assert_int_eq(seg_journey_report(j, rb_row, out), SEG_OK);
+}
+
+/* the events of phase k (0: the first purchases, 1: a batch of second
+ * purchases and new customers) */
+static void rb_events(seg_event *ev, char ids[][2][16], int k, size_t *n)
+{
+    *n = 0;
+    for (int c = 0; c < RB_CUSTS; c++) {
+        if (k == 1 && c % 3 != 0)
+            continue;
+        seg_event e = SEG_EVENT_INIT;
+        snprintf(ids[*n][0], 16, "c%d", c);
+        snprintf(ids[*n][1], 16, "e%d.%d", k, c);
+        e.kind = SEG_EVENT_PURCHASE;
+        e.customer_id = ids[*n][0];
+        e.event_id = ids[*n][1];
+        e.order_id = ids[*n][1];
+        e.ts = T0 + (k ? 3 * DAY : 0) + (int64_t)((c * 7919) % (2 * DAY));
+        e.amount = 1000;
+        ev[(*n)++] = e;
+    }
+    if (k == 1) { /* c1 enters b at d4 21:30: 'after 9h' at d5 06:30 in the first advance,
+                   * then 'after 1h' due after it stops (d5 07:00), in the same bucket */
+        seg_event e = SEG_EVENT_INIT;
+        snprintf(ids[*n][0], 16, "c1");
+        snprintf(ids[*n][1], 16, "g1");
+        e.kind = SEG_EVENT_PURCHASE;
+        e.customer_id = ids[*n][0];
+        e.event_id = ids[*n][1];
+        e.order_id = ids[*n][1];
+        e.ts = T0 + 4 * DAY + 21 * 3600 + 1800;
+        e.amount = 1000;
+        ev[(*n)++] = e;
+    }
+    if (k == 1) /* and customers never seen before */
+        for (int c = RB_CUSTS - 10; c < RB_CUSTS; c++) {
+            seg_event e = SEG_EVENT_INIT;
+            snprintf(ids[*n][0], 16, "c%d", c);
+            snprintf(ids[*n][1], 16, "f%d", c);
+            e.kind = SEG_EVENT_PURCHASE;
+            e.customer_id = ids[*n][0];
+            e.event_id = ids[*n][1];
+            e.order_id = ids[*n][1];
+            e.ts = T0 + 4 * DAY + c * 3600;
+            e.amount = 2000;
+            ev[(*n)++] = e;
+        }
+}
+
+/* One trial: ingest phase 0 (customers c50.. come only in phase 1), then
+ * phase 1 as a batch, then advances to day 5 + 7 h and to day 40; step
+ * `fail_step` is
+ * first tried with the allocator refusing its allocation number k + 1 (k <
+ * 0: none).  A failure must leave the statuses, the report and the actions
+ * as they were, and the step done again must succeed.  The statuses, report
+ * and actions at the end go to out/rep_out; returns whether the refusal
+ * happened. */
+static bool rb_trial(int fail_step, long k, int *failed, char *out, size_t cap, char *rep_out)
+{
+    static char ids[2 * RB_CUSTS][2][16], before[65536], got[65536], rep[4096],
+        rep_before[4096];
+    seg_event ev[2 * RB_CUSTS];
+    tu_alloc a;
+    memset(&a, 0, sizeof a);
+    a.fail_after = -1;
+    seg_allocator al = tu_allocator(&a);
+    al.malloc = rb_malloc;
+    al.realloc = rb_realloc;
+    rb_fail_at = 0;
+    seg_db_options o = SEG_DB_OPTIONS_INIT;
+    o.allocator = &al;
+    seg_db *d = NULL;
+    seg_segdef *sd = NULL;
+    seg_journey *j = NULL;
+    bool reached = false;
+    ck_assert_int_eq(seg_db_open(&d, ":memory:", &o), SEG_OK);
+    OK(d, seg_segdef_compile(&sd, d, rollback_defs, strlen(rollback_defs)));
+    OK(d, seg_journey_open(&j, sd));
+    size_t n;
+    rb_events(ev, ids, 0, &n);
+    for (size_t i = 0; i < n; i++)
+        if (atoi(ev[i].customer_id + 1) < RB_CUSTS - 10)
+            OK(d, seg_event_ingest(d, &ev[i]));
+    for (int step = 0; step < 3; step++)
+        for (int attempt = 0; attempt < 2; attempt++) {
+            bool fail = step == fail_step && attempt == 0 && k >= 0;
+            if (fail) {
+                rb_snapshot(d, j, before, sizeof before);
+                rb_report(j, rep_before);
+            }
+            rb_calls = 0;
+            rb_fail_at = fail ? (unsigned long)k + 1 : 0;
+            int rc;
+            if (step == 0) {
+                rb_events(ev, ids, 1, &n);
+                seg_ingest_options io = SEG_INGEST_OPTIONS_INIT;
+                rc = seg_event_ingest_batch(d, ev, n, &io, NULL);
+            } else { /* the first one stops in the middle of a bucket of timers */
+                rc = seg_journey_advance(j, step == 1 ? T0 + 5 * DAY + 7 * 3600 : T0 + 40 * DAY);
+            }
+            reached |= fail && rb_calls >= rb_fail_at;
+            rb_fail_at = 0;
+            if (rc == SEG_OK)
+                break; /* (a refusal it can do without must change no result) */
+            ck_assert_msg(fail && rc == SEG_ENOMEM, "step %d, refusal %ld: %d (%s)", step, k,
+                          rc, seg_errmsg(d));
+            (*failed)++;
+            rb_snapshot(d, j, got, sizeof got);
+            ck_assert_msg(strcmp(got, before) == 0, "step %d, refusal %ld: the state changed",
+                          step, k);
+            rb_report(j, rep);
+            ck_assert_str_eq(rep, rep_before);
+        }
+    rb_snapshot(d, j, out, cap);
+    rb_report(j, rep_out);
+    uint64_t queued = 0;
+    ck_assert_int_eq(seg_outbox_count(&queued, d, SEG_OUTBOX_PENDING | SEG_OUTBOX_SUPPRESSED),
+                     SEG_OK);
+    ck_assert_uint_gt(queued, 50);
+    seg_journey_close(j);
+    seg_segdef_free(sd);
+    seg_db_close(d);
+    ck_assert_int_eq(a.live_blocks, 0);
+    return reached;
+}
+
+/* A batch or an advance that fails (out of memory at its 1st, 2nd, 3rd,
+ * 4th, 6th, 9th ... allocation) changes nothing, and done again, ends where
+ * a run without failures does. */
+START_TEST(failures_change_nothing)
+{
+    static char want[65536], got[65536], rep_want[4096], rep[4096];
+    int failed = 0;
+    rb_trial(-1, -1, &failed, want, sizeof want, rep_want);
+    for (int step = 0; step < 3; step++) {
+        failed = 0;
+        for (long k = 0; rb_trial(step, k, &failed, got, sizeof got, rep);
+             k = k < 3 ? k + 1 : k + k / 2) {
+            ck_assert_msg(strcmp(got, want) == 0, "step %d, refusal %ld: not as without it",
+                          step, k);
+            ck_assert_str_eq(rep, rep_want);
+        }
+        ck_assert_msg(failed > 0, "step %d: no failure", step);
+    }
+}
+END_TEST
+
 static Suite *journey_suite(void)
 {
     Suite *s = suite_create("journey");
@@ -776,6 +1021,7 @@ static Suite *journey_suite(void)
     tcase_add_test(tc, entry_on_time_and_exit_rules);
     tcase_add_test(tc, split_holdout_and_conversions);
     tcase_add_test(tc, journey_state_value);
+    tcase_add_test(tc, failures_change_nothing);
     suite_add_tcase(s, tc);
     tc = tcase_create("persistence");
     tcase_add_checked_fixture(tc, setup, teardown);

@@ -5,10 +5,13 @@
  * One record (seg__jrec, 32 bytes) per customer and journey the customer
  * ever entered, in chunks of 64Ki; a customer's records are chained from
  * head[ci].  Each record is its own timeline: its steps happen in time
- * order.  Timers live in a 4-ary heap of (due, record, steps): an entry
- * whose steps no longer match the record's, or whose due time no longer is
- * the record's (a purchase moved an 'after ... since last_purchase'), is
- * stale and skipped.
+ * order.  Timers are (due, record, steps) entries, 16 bytes, in buckets of
+ * 2^16 seconds kept in time order: advance loads a bucket when its time
+ * comes (a radix sort by due and record), takes its timers in order, and
+ * keeps a small 4-ary heap for timers set in or before a loaded bucket.
+ * An entry whose steps no longer match the record's, or whose due time no
+ * longer is the record's (a purchase moved an 'after ... since
+ * last_purchase'), is stale and skipped.
  *
  * Conditions (entry, 'exit when', 'when') are hidden segments of the
  * engine's own definition (seg__jr_add_conditions), evaluated for one
@@ -20,9 +23,11 @@
  * time-only conditions of the language do).
  *
  * Changes happen in place inside a storage transaction, with an undo log
- * (records' old copies, customers' old heads, the timers popped, the
- * counters): txn_end(false) puts everything back.  The records changed are
- * written as module records (persist.c) before the transaction commits.
+ * (records' old copies, the timer buckets' cursor, the timers taken from
+ * the side heap, the counters): txn_end(false) puts everything back.  The
+ * records changed are written as module records (persist.c) before the
+ * transaction commits.  The logs are emptied at every transaction's end,
+ * and freed when they grew large.
  */
 #include "journey/journey-private.h"
 #include "journey/journey-engine.h"
@@ -32,6 +37,14 @@
 #include <stdio.h>
 
 static const seg__module_ops journey_ops;
+
+#if defined(__GNUC__)
+#define PREFETCH(p) __builtin_prefetch(p)
+#define NOINLINE __attribute__((noinline))
+#else
+#define PREFETCH(p) ((void)(p))
+#define NOINLINE
+#endif
 
 /* ---- records ---- */
 
@@ -70,13 +83,16 @@ static int oom(seg_journey *j)
 /* Start the transaction's bookkeeping on the first change. */
 static int begin(seg_journey *j)
 {
+    j->tgen++;
     if (j->in_txn)
         return SEG_OK;
     j->in_txn = true;
     j->nrecs0 = j->nrecs;
     j->clock0 = j->clock;
     j->has_clock0 = j->has_clock;
-    j->nundo = j->nhundo = j->npopped = j->ntouched = 0;
+    j->bdone0 = j->bdone;
+    j->bpos0 = j->bpos;
+    j->nundo = j->npopped = 0;
     size_t k = 0;
     for (uint32_t x = 0; x < j->nj; x++) {
         const seg__jrj *J = &j->js[x];
@@ -93,21 +109,18 @@ static int begin(seg_journey *j)
     return SEG_OK;
 }
 
-/* Before changing record ri: keep its old copy (once per transaction). */
-static int touch(seg_journey *j, uint32_t ri)
+/* Before changing record ri: keep its old copy (once per transaction; the
+ * records added in it need none). */
+static inline int touch(seg_journey *j, uint32_t ri)
 {
     seg__jrec *r = R(j, ri);
-    if (r->flags & SEG__JRF_LOGGED)
+    if (r->txn == j->epoch)
         return SEG_OK;
-    if (ri < j->nrecs0) {
-        GROW(j, j->undo, j->nundo, j->capundo);
-        j->undo[j->nundo].rec = ri;
-        j->undo[j->nundo].old = *r;
-        j->nundo++;
-    }
-    GROW(j, j->touched, j->ntouched, j->captouched);
-    j->touched[j->ntouched++] = ri;
-    r->flags |= SEG__JRF_LOGGED;
+    GROW(j, j->undo, j->nundo, j->capundo);
+    seg__jrec *u = &j->undo[j->nundo++];
+    *u = *r;
+    u->next = ri; /* a record's 'next' never changes: the slot holds its index */
+    r->txn = j->epoch;
     return SEG_OK;
 }
 
@@ -137,26 +150,20 @@ static int rec_new(seg_journey *j, uint32_t ci, uint32_t jx, uint32_t *out)
             return oom(j);
         j->nchunks++;
     }
-    GROW(j, j->hundo, j->nhundo, j->caphundo);
-    j->hundo[j->nhundo].ci = ci;
-    j->hundo[j->nhundo].old = j->head[ci];
-    j->nhundo++;
-    GROW(j, j->touched, j->ntouched, j->captouched);
     seg__jrec *r = R(j, ri);
     memset(r, 0, sizeof *r);
     r->ci = ci;
     r->journey = (uint16_t)jx;
     r->state = SEG__JR_OUT;
     r->next = j->head[ci];
-    r->flags = SEG__JRF_LOGGED;
-    j->head[ci] = ri;
+    r->txn = j->epoch;
+    j->head[ci] = ri; /* undone from r->next (records added last first) */
     j->nrecs++;
-    j->touched[j->ntouched++] = ri;
     *out = ri;
     return SEG_OK;
 }
 
-/* ---- timers: a 4-ary heap ordered by (due, record) ---- */
+/* ---- timers ---- */
 
 static inline bool t_less(const seg__jtimer *a, const seg__jtimer *b)
 {
@@ -180,7 +187,7 @@ static void sift_down(seg__jtimer *h, size_t n, size_t i)
 {
     seg__jtimer x = h[i];
     for (;;) {
-        size_t c = 4 * i + 1, best = SIZE_MAX;
+        size_t c = 4 * i + 1, best;
         if (c >= n)
             break;
         best = c;
@@ -195,60 +202,360 @@ static void sift_down(seg__jtimer *h, size_t n, size_t i)
     h[i] = x;
 }
 
-static int heap_push(seg_journey *j, int64_t due, uint32_t ri, uint32_t steps)
+static void heapify(seg__jtimer *h, size_t n)
 {
-    GROW(j, j->heap, j->nheap, j->capheap);
-    j->heap[j->nheap].due = due;
-    j->heap[j->nheap].rec = ri;
-    j->heap[j->nheap].steps = steps;
-    sift_up(j->heap, j->nheap++);
+    for (size_t i = n; i-- > 0;)
+        sift_down(h, n, i);
+}
+
+static inline uint64_t bucket_of(int64_t due)
+{
+    return due <= SEG_TIME_MIN ? 0 : (uint64_t)(due - SEG_TIME_MIN) >> SEG__JW_BITS;
+}
+
+/* The index of the bucket b among the buckets not loaded (nbk: after them
+ * all), and whether it is there. */
+static uint32_t bucket_find(const seg_journey *j, uint64_t b, bool *found)
+{
+    uint32_t lo = j->bdone, hi = j->nbk;
+    if (lo < hi && b >= j->bk[lo].b && b - j->bk[lo].b < hi - lo &&
+        j->bk[lo + (b - j->bk[lo].b)].b == b) {
+        /* buckets are mostly consecutive: its place by its number */
+        *found = true;
+        return lo + (uint32_t)(b - j->bk[lo].b);
+    }
+    if (j->bhint >= lo && j->bhint < hi) {
+        uint64_t hb = j->bk[j->bhint].b;
+        if (hb == b) {
+            *found = true;
+            return j->bhint;
+        }
+        if (hb < b)
+            lo = j->bhint + 1;
+        else
+            hi = j->bhint;
+    }
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (j->bk[mid].b < b)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = lo < j->nbk && j->bk[lo].b == b;
+    return lo;
+}
+
+static int timer_push(seg_journey *j, int64_t due, uint32_t ri, uint32_t steps)
+{
+    seg__jtimer t;
+    t.due = due;
+    t.rec = ri;
+    t.steps = steps;
+    uint64_t b = bucket_of(due);
+    if (j->bdone && b <= j->bk[j->bdone - 1].b) {
+        /* due in the loaded bucket, or before it */
+        GROW(j, j->side, j->nside, j->capside);
+        j->side[j->nside] = t;
+        sift_up(j->side, j->nside++);
+        return SEG_OK;
+    }
+    bool found;
+    uint32_t i = bucket_find(j, b, &found);
+    if (!found) {
+        if (j->nbk == j->capbk) {
+            size_t cap = j->capbk ? (size_t)j->capbk * 2 : 64;
+            if (cap > UINT32_MAX)
+                return oom(j);
+            seg__jbucket *v = seg__realloc_array(&j->db->alloc, j->bk, cap, sizeof *v);
+            if (!v)
+                return oom(j);
+            j->bk = v;
+            j->capbk = (uint32_t)cap;
+        }
+        memmove(&j->bk[i + 1], &j->bk[i], (j->nbk - i) * sizeof *j->bk);
+        memset(&j->bk[i], 0, sizeof *j->bk);
+        j->bk[i].b = b;
+        j->nbk++;
+    }
+    j->bhint = i;
+    seg__jbucket *k = &j->bk[i];
+    if (k->n == k->cap) {
+        size_t cap = k->cap ? (size_t)k->cap + k->cap / 2 + 16 : 16;
+        if (cap > UINT32_MAX)
+            return oom(j);
+        seg__jtimer *v = seg__realloc_array(&j->db->alloc, k->v, cap, sizeof *v);
+        if (!v)
+            return oom(j);
+        k->v = v;
+        k->cap = (uint32_t)cap;
+    }
+    k->v[k->n++] = t;
     return SEG_OK;
 }
 
-static int heap_pop(seg_journey *j, seg__jtimer *out)
+/* Sort one bucket's timers by (due, record): a radix sort on the due time
+ * within the bucket (16 bits) and the record (32 bits), with tmp as
+ * scratch; digits that are the same everywhere are skipped. */
+static void bucket_sort(seg__jtimer *v, seg__jtimer *tmp, uint32_t n, uint64_t b)
 {
-    *out = j->heap[0];
-    j->heap[0] = j->heap[--j->nheap];
-    if (j->nheap)
-        sift_down(j->heap, j->nheap, 0);
-    GROW(j, j->popped, j->npopped, j->cappopped);
-    j->popped[j->npopped++] = *out;
-    return SEG_OK;
+    int64_t base = SEG_TIME_MIN + (int64_t)(b << SEG__JW_BITS);
+    static const unsigned shifts[6] = { 0, 8, 16, 24, 32, 40 };
+    seg__jtimer *src = v, *dst = tmp;
+    for (unsigned d = 0; d < 6; d++) {
+        uint32_t cnt[256] = { 0 };
+        unsigned sh = shifts[d];
+        for (uint32_t i = 0; i < n; i++) {
+            uint64_t key = ((uint64_t)(src[i].due - base) << 32) | src[i].rec;
+            cnt[(key >> sh) & 0xff]++;
+        }
+        bool skip = false;
+        for (unsigned c = 0; c < 256; c++)
+            if (cnt[c] == n)
+                skip = true;
+        if (skip)
+            continue;
+        uint32_t sum = 0;
+        for (unsigned c = 0; c < 256; c++) {
+            uint32_t x = cnt[c];
+            cnt[c] = sum;
+            sum += x;
+        }
+        for (uint32_t i = 0; i < n; i++) {
+            uint64_t key = ((uint64_t)(src[i].due - base) << 32) | src[i].rec;
+            dst[cnt[(key >> sh) & 0xff]++] = src[i];
+        }
+        seg__jtimer *x = src;
+        src = dst;
+        dst = x;
+    }
+    if (src != v)
+        memcpy(v, src, (size_t)n * sizeof *v);
 }
 
-static void heapify(seg_journey *j)
+static int by_due_rec(const void *a, const void *b)
 {
-    for (size_t i = j->nheap; i-- > 0;)
-        sift_down(j->heap, j->nheap, i);
+    const seg__jtimer *x = a, *y = b;
+    return t_less(x, y) ? -1 : t_less(y, x);
+}
+
+/* The same for large buckets: one counting sort on the second within the
+ * bucket (cnt: 2^SEG__JW_BITS counters), then the timers of one second in
+ * record order. */
+static void bucket_sort_big(seg__jtimer *v, seg__jtimer *tmp, uint32_t *cnt, uint32_t n,
+                            uint64_t b)
+{
+    int64_t base = SEG_TIME_MIN + (int64_t)(b << SEG__JW_BITS);
+    const uint32_t W = 1u << SEG__JW_BITS;
+    memset(cnt, 0, W * sizeof *cnt);
+    for (uint32_t i = 0; i < n; i++)
+        cnt[v[i].due - base]++;
+    uint32_t sum = 0;
+    for (uint32_t c = 0; c < W; c++) {
+        uint32_t x = cnt[c];
+        cnt[c] = sum;
+        sum += x;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        tmp[cnt[v[i].due - base]++] = v[i];
+    for (uint32_t i = 0; i < n;) {
+        uint32_t e = i + 1;
+        while (e < n && tmp[e].due == tmp[i].due)
+            e++;
+        if (e - i > 16) {
+            qsort(tmp + i, e - i, sizeof *tmp, by_due_rec);
+        } else {
+            for (uint32_t a = i + 1; a < e; a++) {
+                seg__jtimer x = tmp[a];
+                uint32_t q = a;
+                for (; q > i && tmp[q - 1].rec > x.rec; q--)
+                    tmp[q] = tmp[q - 1];
+                tmp[q] = x;
+            }
+        }
+        i = e;
+    }
+    memcpy(v, tmp, (size_t)n * sizeof *v);
+}
+
+static void bucket_load(seg_journey *j, seg__jbucket *k)
+{
+    if (k->n < 64) {
+        qsort(k->v, k->n, sizeof *k->v, by_due_rec);
+        return;
+    }
+    bool big = k->n >= 8192;
+    size_t sz = (size_t)k->n * sizeof(seg__jtimer) + (big ? sizeof(uint32_t) << SEG__JW_BITS : 0);
+    if (sz > j->capscratch) { /* kept until the transaction ends */
+        seg__free(&j->db->alloc, j->scratch);
+        j->capscratch = 0;
+        j->scratch = seg__malloc(&j->db->alloc, sz + sz / 2);
+        if (!j->scratch) { /* no scratch: sorted in place, slower */
+            qsort(k->v, k->n, sizeof *k->v, by_due_rec);
+            return;
+        }
+        j->capscratch = sz + sz / 2;
+    }
+    seg__jtimer *tmp = j->scratch;
+    if (big)
+        bucket_sort_big(k->v, tmp, (uint32_t *)(void *)(tmp + k->n), k->n, k->b);
+    else
+        bucket_sort(k->v, tmp, k->n, k->b);
+}
+
+#define PF_REC 32  /* how far ahead the records of the timers to come are fetched */
+#define PF_CUST 16 /* and their customers (the records in cache by then) */
+/* Take the first timer due at or before now into *out: false when none is
+ * (or *rc says why not). */
+static bool timer_next(seg_journey *j, int64_t now, seg__jtimer *out, int *rc)
+{
+    for (;;) {
+        const seg__jbucket *k = j->bdone ? &j->bk[j->bdone - 1] : NULL;
+        const seg__jtimer *a = k && j->bpos < k->n ? &k->v[j->bpos] : NULL;
+        const seg__jtimer *h = j->nside ? &j->side[0] : NULL;
+        if (h && j->bdone < j->nbk && bucket_of(h->due) >= j->bk[j->bdone].b)
+            h = NULL; /* a bucket not loaded comes first (after a rollback) */
+        if (a || h) {
+            bool side = !a || (h && t_less(h, a));
+            const seg__jtimer *t = side ? h : a;
+            if (t->due > now)
+                return false;
+            *out = *t;
+            if (!side) {
+                j->bpos++;
+                /* the records (then their customers) of the timers to come:
+                 * in time order, they are all over memory */
+                if (j->bpos + PF_REC < k->n)
+                    PREFETCH(R(j, k->v[j->bpos + PF_REC].rec));
+                if (j->bpos + PF_CUST < k->n && k->v[j->bpos + PF_CUST].rec < j->nrecs) {
+                    const char *c = (const char *)&j->db->store.custs[R(j, k->v[j->bpos +
+                                                                              PF_CUST].rec)->ci];
+                    PREFETCH(c);       /* the counts and the id */
+                    PREFETCH(c + 56);  /* to the last purchase */
+                }
+                return true;
+            }
+            if (j->npopped == j->cappopped) {
+                size_t cap = j->cappopped ? j->cappopped * 2 : 64;
+                seg__jtimer *p = seg__realloc_array(&j->db->alloc, j->popped, cap, sizeof *p);
+                if (!p) {
+                    *rc = oom(j);
+                    return false;
+                }
+                j->popped = p;
+                j->cappopped = cap;
+            }
+            j->popped[j->npopped++] = *out;
+            j->side[0] = j->side[--j->nside];
+            if (j->nside)
+                sift_down(j->side, j->nside, 0);
+            return true;
+        }
+        /* the loaded buckets are done: the next one, if its time has come */
+        if (j->bdone == j->nbk)
+            return false;
+        seg__jbucket *nx = &j->bk[j->bdone];
+        if (nx->b > bucket_of(now))
+            return false;
+        bucket_load(j, nx);
+        j->bdone++;
+        j->bpos = 0;
+    }
+}
+
+static void bucket_purge(seg__jtimer *v, uint32_t *n, uint32_t from, uint32_t nrecs)
+{
+    uint32_t w = from;
+    for (uint32_t i = from; i < *n; i++)
+        if (v[i].rec < nrecs)
+            v[w++] = v[i];
+    *n = w;
+}
+
+/* After a rollback: the buckets' cursor back where it was, the timers of
+ * the records that are gone dropped, and those taken from the side heap
+ * back in it (as many as fit when memory is short). */
+static void timers_rollback(seg_journey *j)
+{
+    j->bdone = j->bdone0;
+    j->bpos = j->bpos0;
+    for (uint32_t i = j->bdone ? j->bdone - 1 : 0; i < j->nbk; i++)
+        bucket_purge(j->bk[i].v, &j->bk[i].n, i + 1 == j->bdone ? j->bpos : 0, j->nrecs);
+    size_t w = 0;
+    for (size_t k = 0; k < j->nside; k++)
+        if (j->side[k].rec < j->nrecs)
+            j->side[w++] = j->side[k];
+    j->nside = w;
+    if (j->nside + j->npopped > j->capside) {
+        seg__jtimer *p = seg__realloc_array(&j->db->alloc, j->side, j->nside + j->npopped,
+                                            sizeof *p);
+        if (p) {
+            j->side = p;
+            j->capside = j->nside + j->npopped;
+        }
+    }
+    for (size_t k = 0; k < j->npopped && j->nside < j->capside; k++)
+        if (j->popped[k].rec < j->nrecs)
+            j->side[j->nside++] = j->popped[k];
+    heapify(j->side, j->nside);
+}
+
+/* At commit: free the buckets consumed. */
+static void timers_commit(seg_journey *j)
+{
+    uint32_t drop = j->bdone;
+    if (drop && j->bpos < j->bk[drop - 1].n)
+        drop--; /* the last loaded one still has timers */
+    if (!drop)
+        return;
+    for (uint32_t i = 0; i < drop; i++)
+        seg__free(&j->db->alloc, j->bk[i].v);
+    memmove(j->bk, j->bk + drop, (j->nbk - drop) * sizeof *j->bk);
+    j->nbk -= drop;
+    j->bdone -= drop;
+    if (!j->bdone)
+        j->bpos = 0;
+    j->bhint = 0;
+}
+
+size_t seg__jr_memory(const seg_journey *j)
+{
+    size_t n = (size_t)j->nchunks * SEG__JR_CHUNK * sizeof(seg__jrec) +
+               (size_t)j->nhead * sizeof *j->head + (size_t)j->capbk * sizeof *j->bk +
+               j->capside * sizeof *j->side + j->capundo * sizeof *j->undo +
+               j->cappopped * sizeof *j->popped + j->capscratch;
+    for (uint32_t i = 0; i < j->nbk; i++)
+        n += (size_t)j->bk[i].cap * sizeof(seg__jtimer);
+    return n;
 }
 
 /* ---- the transaction's end ---- */
+
+#define LOG_KEEP 4096 /* entries a log keeps between transactions */
 
 static void txn_end(seg_db *db, void *state, bool committed)
 {
     seg_journey *j = state;
     (void)db;
+    j->tgen++;
     if (!j->in_txn)
         return;
+    size_t mem = seg__jr_memory(j);
+    if (mem > j->mem_peak)
+        j->mem_peak = mem;
     if (committed) {
-        for (size_t k = 0; k < j->ntouched; k++)
-            if (j->touched[k] < j->nrecs)
-                R(j, j->touched[k])->flags &= (uint8_t)~SEG__JRF_LOGGED;
+        timers_commit(j);
     } else {
-        for (size_t k = j->nundo; k-- > 0;)
-            *R(j, j->undo[k].rec) = j->undo[k].old;
-        for (size_t k = j->nhundo; k-- > 0;)
-            j->head[j->hundo[k].ci] = j->hundo[k].old;
+        for (size_t k = j->nundo; k-- > 0;) {
+            seg__jrec u = j->undo[k];
+            seg__jrec *r = R(j, u.next);
+            u.next = r->next;
+            *r = u;
+        }
+        for (uint32_t ri = j->nrecs; ri-- > j->nrecs0;)
+            j->head[R(j, ri)->ci] = R(j, ri)->next;
         j->nrecs = j->nrecs0;
-        size_t w = 0;
-        for (size_t k = 0; k < j->nheap; k++)
-            if (j->heap[k].rec < j->nrecs0)
-                j->heap[w++] = j->heap[k];
-        j->nheap = w;
-        for (size_t k = 0; k < j->npopped && j->nheap < j->capheap; k++)
-            if (j->popped[k].rec < j->nrecs0)
-                j->heap[j->nheap++] = j->popped[k];
-        heapify(j);
+        timers_rollback(j);
         j->clock = j->clock0;
         j->has_clock = j->has_clock0;
         size_t k = 0;
@@ -267,7 +574,35 @@ static void txn_end(seg_db *db, void *state, bool committed)
     }
     for (uint32_t x = 0; x < j->nj; x++)
         j->js[x].stats_dirty = false;
-    j->nundo = j->nhundo = j->npopped = j->ntouched = 0;
+    /* a new mark: no record is saved in the (empty) log; once in 255
+     * transactions, every record's mark is cleared */
+    if (++j->epoch == 0) {
+        for (uint32_t ri = 0; ri < j->nrecs; ri++)
+            R(j, ri)->txn = 0;
+        j->epoch = 1;
+    }
+    j->nundo = j->npopped = 0;
+    if (j->capundo > LOG_KEEP) {
+        seg__free(&j->db->alloc, j->undo);
+        j->undo = NULL;
+        j->capundo = 0;
+    }
+    seg__free(&j->db->alloc, j->scratch);
+    j->scratch = NULL;
+    j->capscratch = 0;
+    if (j->cappopped > LOG_KEEP) {
+        seg__free(&j->db->alloc, j->popped);
+        j->popped = NULL;
+        j->cappopped = 0;
+    }
+    if (j->capside > LOG_KEEP && j->nside < j->capside / 4) {
+        size_t cap = j->nside * 2 + 16;
+        seg__jtimer *p = seg__realloc_array(&j->db->alloc, j->side, cap, sizeof *p);
+        if (p) {
+            j->side = p;
+            j->capside = cap;
+        }
+    }
     j->in_txn = false;
 }
 
@@ -306,7 +641,9 @@ static const uint8_t *eval_at(seg_journey *j, uint32_t ci, int64_t t)
     return seg__run_customer(&j->run, ci) ? j->run.member : NULL;
 }
 
-static inline bool variant_ok(const seg__jrj *J, const seg__str *v, uint32_t n, uint8_t var)
+/* Is variant var one of the list (none: every variant)?  At open only: the
+ * compiled transitions and actions keep the answer as a mask. */
+static bool variant_ok(const seg__jrj *J, const seg__str *v, uint32_t n, uint8_t var)
 {
     if (!n)
         return true;
@@ -329,21 +666,15 @@ static bool state_cond_true(const seg__jrj *J, const seg__jrec *r, const uint8_t
     for (uint32_t t = 0; t < st->ntrans; t++) {
         const seg__jr_trans *tr = &st->trans[t];
         if (tr->kind == SEG__JT_WHEN && m[J->when_seg[r->state][t]] &&
-            variant_ok(J, tr->variants, tr->nvariants, r->variant))
+            (J->tc[J->sc[r->state].t0 + t].vmask >> r->variant & 1))
             return true;
     }
     return false;
 }
 
-static bool state_has_conds(const seg__jrj *J, const seg__jrec *r)
+static inline bool state_has_conds(const seg__jrj *J, const seg__jrec *r)
 {
-    if (J->has_when_exit)
-        return true;
-    const seg__jr_state *st = &J->ast->states[r->state];
-    for (uint32_t t = 0; t < st->ntrans; t++)
-        if (st->trans[t].kind == SEG__JT_WHEN)
-            return true;
-    return false;
+    return J->sc[r->state].has_conds;
 }
 
 /* The first time in (lo, hi] at which cond(t) holds, given it holds at hi
@@ -386,79 +717,134 @@ static const char *cust_id(seg_journey *j, uint32_t ci)
     return j->idbuf;
 }
 
-/* "key=value;key=value" of an action's parameters into j->pbuf */
-static void params_text(seg_journey *j, const seg__jr_action *a)
+/* "key=value;key=value" of an action's parameters (literals: built once, at
+ * open); NULL when out of memory. */
+static char *params_text(const seg__alloc *al, const seg__jr_action *a)
 {
-    size_t n = 0, cap = sizeof j->pbuf;
-    j->pbuf[0] = '\0';
-    for (uint32_t k = 0; k < a->nparams && n + 1 < cap; k++) {
+    size_t cap = 1;
+    for (uint32_t k = 0; k < a->nparams; k++) {
         const seg__node *v = a->params[k].value;
-        char tmp[64];
-        const char *txt = tmp;
+        size_t vn;
+        if (v->kind == SEG__N_STR) {
+            vn = v->s.n;
+        } else {
+            char *t = seg__sd_print_expr(al, v);
+            if (!t)
+                return NULL;
+            vn = strlen(t);
+            seg__free(al, t);
+        }
+        cap += a->params[k].key.n + 2 + 3 * vn;
+    }
+    char *b = seg__malloc(al, cap);
+    if (!b)
+        return NULL;
+    size_t n = 0;
+    for (uint32_t k = 0; k < a->nparams; k++) {
+        const seg__node *v = a->params[k].value;
+        const char *txt;
         size_t tn;
         char *owned = NULL;
         if (v->kind == SEG__N_STR) {
             txt = v->s.p;
             tn = v->s.n;
         } else {
-            owned = seg__sd_print_expr(&j->db->alloc, v);
-            txt = owned ? owned : "";
+            owned = seg__sd_print_expr(al, v);
+            if (!owned) {
+                seg__free(al, b);
+                return NULL;
+            }
+            txt = owned;
             tn = strlen(txt);
         }
-        n += (size_t)snprintf(j->pbuf + n, cap - n, "%s%s=", k ? ";" : "",
-                              a->params[k].key.p);
-        for (size_t q = 0; q < tn && n + 4 < cap; q++) {
+        if (k)
+            b[n++] = ';';
+        memcpy(b + n, a->params[k].key.p, a->params[k].key.n);
+        n += a->params[k].key.n;
+        b[n++] = '=';
+        for (size_t q = 0; q < tn; q++) {
             char c = txt[q];
-            if (c == ';' || c == '=' || c == '%')
-                n += (size_t)snprintf(j->pbuf + n, cap - n, "%%%02X", (unsigned char)c);
-            else
-                j->pbuf[n++] = c;
+            if (c == ';' || c == '=' || c == '%') {
+                static const char hex[] = "0123456789ABCDEF";
+                b[n++] = '%';
+                b[n++] = hex[(unsigned char)c >> 4];
+                b[n++] = hex[(unsigned char)c & 15];
+            } else {
+                b[n++] = c;
+            }
         }
-        if (n >= cap)
-            n = cap - 1;
-        j->pbuf[n] = '\0';
-        seg__free(&j->db->alloc, owned);
+        seg__free(al, owned);
     }
+    b[n] = '\0';
+    return b;
 }
 
-static int emit(seg_journey *j, uint32_t ri, int64_t t, const seg__jr_action *acts,
-                uint32_t nacts, uint32_t *k, const char *from, const char *to)
+static inline char *put_u32(char *p, uint32_t v)
 {
+    char d[10];
+    unsigned n = 0;
+    do {
+        d[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *p++ = d[--n];
+    return p;
+}
+
+/* The actions [a0, a0 + na) of a step of record ri at t, from state `from`
+ * to state `to` (SEG__JR_OUT: from outside, to the exit); *k counts the
+ * step's actions. */
+static int emit(seg_journey *j, uint32_t ri, int64_t t, uint32_t a0, uint32_t na, uint32_t *k,
+                uint32_t from, uint32_t to)
+{
+    if (!na)
+        return SEG_OK;
     seg__jrec *r = R(j, ri);
     const seg__jrj *J = &j->js[r->journey];
     bool held = J->ast->has_holdout && r->variant == J->ast->nvariants;
-    for (uint32_t q = 0; q < nacts; q++) {
-        const seg__jr_action *a = &acts[q];
-        if (!variant_ok(J, a->variants, a->nvariants, r->variant))
+    char step[2 * SEG_ID_MAX + 48];
+    char *sp = NULL; /* the step's text up to '#', made at its first action */
+    for (uint32_t q = 0; q < na; q++) {
+        const seg__jract *a = &J->acts[a0 + q];
+        if (!(a->vmask >> r->variant & 1))
             continue;
-        char step[2 * SEG_ID_MAX + 48], name[SEG_ID_MAX + 1], chan[SEG_ID_MAX + 1];
-        snprintf(step, sizeof step, "%" PRIu32 ":%s>%s#%" PRIu32, r->steps, from, to, (*k)++);
-        memcpy(name, a->name.p, a->name.n);
-        name[a->name.n] = '\0';
-        const char *colon = memchr(a->name.p, ':', a->name.n);
-        const char *channel = NULL;
-        if (colon) {
-            size_t cn = (size_t)(colon - a->name.p);
-            memcpy(chan, a->name.p, cn);
-            chan[cn] = '\0';
-            channel = chan;
+        if (!sp) {
+            sp = put_u32(step, r->steps);
+            *sp++ = ':';
+            if (from != SEG__JR_OUT) {
+                size_t n = J->sc[from].name_len;
+                memcpy(sp, J->state_names[from], n > SEG_ID_MAX ? SEG_ID_MAX : n);
+                sp += n > SEG_ID_MAX ? SEG_ID_MAX : n;
+            }
+            *sp++ = '>';
+            if (to != SEG__JR_OUT) {
+                size_t n = J->sc[to].name_len;
+                memcpy(sp, J->state_names[to], n > SEG_ID_MAX ? SEG_ID_MAX : n);
+                sp += n > SEG_ID_MAX ? SEG_ID_MAX : n;
+            } else {
+                memcpy(sp, "(exit)", 6);
+                sp += 6;
+            }
+            *sp++ = '#';
+            cust_id(j, r->ci);
         }
-        params_text(j, a);
+        *put_u32(sp, (*k)++) = '\0';
         seg__action act;
         act.time = t;
-        act.customer_id = cust_id(j, r->ci);
+        act.customer_id = j->idbuf;
         act.journey = J->name;
         act.run = r->run;
         act.step = step;
         act.state = r->state == SEG__JR_OUT ? "" : J->state_names[r->state];
-        act.action = name;
-        act.channel = channel;
-        act.params = j->pbuf;
+        act.action = a->name;
+        act.channel = a->channel;
+        act.params = a->params;
         act.variant = J->ast->nvariants || J->ast->has_holdout ? J->variant_names[r->variant]
                                                                : NULL;
         int outcome = SEG_JOURNEY_HELD_OUT;
         if (!held) {
-            int rc = seg__outbox_emit(j->db, &act, &outcome, NULL);
+            int rc = j->outbox_emit(j->db, &act, &outcome, NULL);
             if (rc != SEG_OK)
                 return rc;
         }
@@ -504,17 +890,17 @@ static int64_t last_purchase(const seg_journey *j, uint32_t ci, int64_t asof)
 
 /* When record r's earliest 'after' transition is due (INT64_MAX: none),
  * with the purchases at or before asof. */
-static int64_t timer_due(const seg_journey *j, const seg__jrec *r, uint32_t *which,
-                         int64_t asof)
+static int64_t timer_due_of(const seg_journey *j, const seg__jrec *r, uint32_t *which,
+                            int64_t asof)
 {
     if (r->state == SEG__JR_OUT)
         return INT64_MAX;
     const seg__jrj *J = &j->js[r->journey];
-    const seg__jr_state *st = &J->ast->states[r->state];
+    const seg__jrsc *sc = &J->sc[r->state];
     int64_t best = INT64_MAX;
-    for (uint32_t t = 0; t < st->ntrans; t++) {
-        const seg__jr_trans *tr = &st->trans[t];
-        if (tr->kind != SEG__JT_AFTER || !variant_ok(J, tr->variants, tr->nvariants, r->variant))
+    for (uint32_t t = 0; t < sc->naf; t++) {
+        const seg__jraf *tr = &J->af[sc->af0 + t];
+        if (!(tr->vmask >> r->variant & 1))
             continue;
         int64_t from = r->since;
         if (tr->since == SEG__JS_PURCHASE) {
@@ -528,30 +914,53 @@ static int64_t timer_due(const seg_journey *j, const seg__jrec *r, uint32_t *whi
         if (due < best) {
             best = due;
             if (which)
-                *which = t;
+                *which = tr->k;
         }
     }
     return best;
 }
 
-static int arm(seg_journey *j, uint32_t ri, int64_t asof)
+static NOINLINE void timer_due_fill(seg_journey *j, uint32_t ri, int64_t asof)
 {
-    const seg__jrec *r = R(j, ri);
-    int64_t due = timer_due(j, r, NULL, asof);
-    if (due == INT64_MAX || due > SEG_TIME_MAX)
-        return SEG_OK;
-    return heap_push(j, due, ri, r->steps);
+    uint32_t w = 0;
+    j->tcache.due = timer_due_of(j, R(j, ri), &w, asof);
+    j->tcache.gen = j->tgen;
+    j->tcache.ri = ri;
+    j->tcache.asof = asof;
+    j->tcache.which = w;
 }
 
+/* The same, remembered for the last record asked about until the next step
+ * or batch (tgen): a step asks several times. */
+static inline int64_t timer_due(seg_journey *j, uint32_t ri, uint32_t *which, int64_t asof)
+{
+    if (j->tcache.gen != j->tgen || j->tcache.ri != ri || j->tcache.asof != asof)
+        timer_due_fill(j, ri, asof);
+    if (which)
+        *which = j->tcache.which;
+    return j->tcache.due;
+}
+
+static int arm(seg_journey *j, uint32_t ri, int64_t asof)
+{
+    int64_t due = timer_due(j, ri, NULL, asof);
+    if (due == INT64_MAX || due > SEG_TIME_MAX)
+        return SEG_OK;
+    return timer_push(j, due, ri, R(j, ri)->steps);
+}
+
+/* Record ri enters state `to` at t, by transition tr (NULL: entering the
+ * journey). */
 static int enter_state(seg_journey *j, uint32_t ri, uint32_t to, int64_t t,
-                       const seg__jr_trans *tr)
+                       const seg__jrtc *tr)
 {
     int rc = touch(j, ri);
     if (rc != SEG_OK)
         return rc;
     seg__jrec *r = R(j, ri);
     seg__jrj *J = &j->js[r->journey];
-    const char *from = r->state == SEG__JR_OUT ? "" : J->state_names[r->state];
+    uint32_t from = r->state;
+    j->tgen++;
     r->steps++;
     r->state = (uint16_t)to;
     r->since = t;
@@ -559,42 +968,40 @@ static int enter_state(seg_journey *j, uint32_t ri, uint32_t to, int64_t t,
     J->s_entered[to]++;
     J->stats_dirty = true;
     uint32_t k = 0;
-    const char *name = J->state_names[to];
-    if (tr && (rc = emit(j, ri, t, tr->acts, tr->nacts, &k, from, name)) != SEG_OK)
+    if (tr && (rc = emit(j, ri, t, tr->a0, tr->na, &k, from, to)) != SEG_OK)
         return rc;
-    const seg__jr_state *st = &J->ast->states[to];
-    if ((rc = emit(j, ri, t, st->acts, st->nacts, &k, from, name)) != SEG_OK)
+    if ((rc = emit(j, ri, t, J->sc[to].a0, J->sc[to].na, &k, from, to)) != SEG_OK)
         return rc;
     return arm(j, ri, t);
 }
 
-static int leave(seg_journey *j, uint32_t ri, int64_t t, int reason, const seg__jr_trans *tr)
+static int leave(seg_journey *j, uint32_t ri, int64_t t, int reason, const seg__jrtc *tr)
 {
     int rc = touch(j, ri);
     if (rc != SEG_OK)
         return rc;
     seg__jrec *r = R(j, ri);
-    seg__jrj *J = &j->js[r->journey];
-    const char *from = J->state_names[r->state];
+    uint32_t from = r->state;
+    j->tgen++;
     r->steps++;
     r->state = SEG__JR_OUT;
     r->since = t;
     r->reason = (uint8_t)reason;
     uint32_t k = 0;
     if (tr)
-        return emit(j, ri, t, tr->acts, tr->nacts, &k, from, "(exit)");
+        return emit(j, ri, t, tr->a0, tr->na, &k, from, SEG__JR_OUT);
     return SEG_OK;
 }
 
-static int take(seg_journey *j, uint32_t ri, const seg__jr_trans *tr, int64_t t)
+/* Record ri takes transition k of its state at t. */
+static int take(seg_journey *j, uint32_t ri, uint32_t k, int64_t t)
 {
-    if (tr->to_exit)
+    const seg__jrec *r = R(j, ri);
+    const seg__jrj *J = &j->js[r->journey];
+    const seg__jrtc *tr = &J->tc[J->sc[r->state].t0 + k];
+    if (tr->target == SEG__JR_OUT)
         return leave(j, ri, t, SEG_JOURNEY_EXIT_DONE, tr);
-    const seg__jrj *J = &j->js[R(j, ri)->journey];
-    for (uint32_t s = 0; s < J->ast->nstates; s++)
-        if (seg__str_eq(J->ast->states[s].name, tr->target.p, tr->target.n))
-            return enter_state(j, ri, s, t, tr);
-    return seg__error(j->db, SEG_ERROR, "internal: unknown state");
+    return enter_state(j, ri, tr->target, t, tr);
 }
 
 /* After a step at t: '->' at once, exit conditions and 'when' conditions
@@ -606,6 +1013,8 @@ static int settle(seg_journey *j, uint32_t ri, int64_t t)
         if (r->state == SEG__JR_OUT)
             return SEG_OK;
         const seg__jrj *J = &j->js[r->journey];
+        if (!J->sc[r->state].has_conds && !J->sc[r->state].has_now)
+            return SEG_OK; /* nothing to try at once */
         const seg__jr_state *st = &J->ast->states[r->state];
         const uint8_t *m = NULL;
         if (state_has_conds(J, r)) {
@@ -616,16 +1025,17 @@ static int settle(seg_journey *j, uint32_t ri, int64_t t)
                 if (J->exit_seg[x] != UINT32_MAX && m[J->exit_seg[x]])
                     return leave(j, ri, t, SEG_JOURNEY_EXIT_RULE, NULL);
         }
-        const seg__jr_trans *go = NULL;
-        for (uint32_t k = 0; k < st->ntrans && !go; k++) {
+        uint32_t go = UINT32_MAX;
+        const seg__jrtc *tc = &J->tc[J->sc[r->state].t0];
+        for (uint32_t k = 0; k < st->ntrans && go == UINT32_MAX; k++) {
             const seg__jr_trans *tr = &st->trans[k];
-            if (!variant_ok(J, tr->variants, tr->nvariants, r->variant))
+            if (!(tc[k].vmask >> r->variant & 1))
                 continue;
             if (tr->kind == SEG__JT_NOW || (tr->kind == SEG__JT_WHEN && m &&
                                             m[J->when_seg[r->state][k]]))
-                go = tr;
+                go = k;
         }
-        if (!go)
+        if (go == UINT32_MAX)
             return SEG_OK;
         int rc = take(j, ri, go, t);
         if (rc != SEG_OK)
@@ -644,7 +1054,7 @@ static int catch_up(seg_journey *j, uint32_t ri, int64_t until, int64_t asof)
             return SEG_OK;
         const seg__jrj *J = &j->js[r->journey];
         uint32_t which = 0;
-        int64_t due = timer_due(j, r, &which, asof);
+        int64_t due = timer_due(j, ri, &which, asof);
         int64_t lim = due <= until ? due - 1 : until;
         if (J->tdep_state[r->state] && lim > r->since &&
             cond_state(j, r->ci, r->journey, ri, lim)) {
@@ -660,7 +1070,7 @@ static int catch_up(seg_journey *j, uint32_t ri, int64_t until, int64_t asof)
             return oom(j);
         if (due > until)
             return SEG_OK;
-        int rc = take(j, ri, &J->ast->states[r->state].trans[which], due);
+        int rc = take(j, ri, which, due);
         if (rc == SEG_OK)
             rc = settle(j, ri, due);
         if (rc != SEG_OK)
@@ -717,6 +1127,7 @@ static int enter(seg_journey *j, uint32_t jx, uint32_t ci, uint32_t *ri_io, int6
         return rc;
     seg__jrec *r = R(j, *ri_io);
     seg__jrj *J = &j->js[jx];
+    j->tgen++;
     r->run++;
     r->steps = 0;
     r->variant = pick_variant(j, jx, ci);
@@ -813,6 +1224,7 @@ static int on_event(seg_journey *j, uint32_t jx, uint32_t ci, uint32_t e, int64_
     int rc;
     bool fresh = false;
     j->bias = 0;
+    j->tgen++;
     if (ri == SEG__NONE || R(j, ri)->state == SEG__JR_OUT) {
         const seg__jrec *r = ri == SEG__NONE ? NULL : R(j, ri);
         int64_t from;
@@ -873,9 +1285,9 @@ static int on_event(seg_journey *j, uint32_t jx, uint32_t ci, uint32_t e, int64_
     const seg__jr_state *st = &A->states[r->state];
     for (uint32_t k = 0; k < st->ntrans; k++) {
         const seg__jr_trans *tr = &st->trans[k];
-        if (tr->kind == SEG__JT_ON && variant_ok(J, tr->variants, tr->nvariants, r->variant) &&
+        if (tr->kind == SEG__JT_ON && (J->tc[J->sc[r->state].t0 + k].vmask >> r->variant & 1) &&
             event_matches(j, &tr->ev, min_of(&tr->ev, ex, &mbuf), e)) {
-            if ((rc = take(j, ri, tr, ts)) == SEG_OK)
+            if ((rc = take(j, ri, k, ts)) == SEG_OK)
                 rc = settle(j, ri, ts);
             goto out;
         }
@@ -997,15 +1409,13 @@ static int advance_work(seg_journey *j, int64_t now)
     if (rc == SEG_OK)
         rc = run_ready(j, now);
     /* timers, in time order */
-    while (rc == SEG_OK && j->nheap && j->heap[0].due <= now) {
-        seg__jtimer t;
-        if ((rc = heap_pop(j, &t)) != SEG_OK)
-            break;
+    seg__jtimer t;
+    while (rc == SEG_OK && timer_next(j, now, &t, &rc)) {
         if (t.rec >= j->nrecs)
             continue;
         seg__jrec *r = R(j, t.rec);
         if (r->steps != t.steps || r->state == SEG__JR_OUT ||
-            timer_due(j, r, NULL, t.due) != t.due)
+            timer_due(j, t.rec, NULL, t.due) != t.due)
             continue;
         rc = catch_up(j, t.rec, t.due, t.due);
     }
@@ -1166,22 +1576,133 @@ static void engine_free(seg_journey *j)
         seg__free(a, J->exit_seg);
         seg__free(a, J->tdep_state);
         seg__free(a, J->v_entered);
+        for (uint32_t k = 0; J->acts && k < J->nacts; k++) {
+            seg__free(a, J->acts[k].name);
+            seg__free(a, J->acts[k].channel);
+            seg__free(a, J->acts[k].params);
+        }
+        seg__free(a, J->acts);
+        seg__free(a, J->sc);
+        seg__free(a, J->af);
+        seg__free(a, J->tc);
     }
     for (uint32_t c = 0; c < j->nchunks; c++)
         seg__free(a, j->chunks[c]);
     seg__free(a, j->chunks);
     seg__free(a, j->head);
-    seg__free(a, j->heap);
+    for (uint32_t i = 0; i < j->nbk; i++)
+        seg__free(a, j->bk[i].v);
+    seg__free(a, j->bk);
+    seg__free(a, j->side);
+    seg__free(a, j->scratch);
     seg__free(a, j->undo);
-    seg__free(a, j->hundo);
     seg__free(a, j->popped);
-    seg__free(a, j->touched);
     seg__free(a, j->stats0);
     seg__free(a, j->js);
     seg_segdef_free(j->cdef);
     seg_db *db = j->db;
     seg__free(a, j);
     seg__db_unref(db);
+}
+
+static uint32_t vmask_of(const seg__jrj *J, const seg__str *v, uint32_t n)
+{
+    uint32_t m = 0;
+    for (uint32_t var = 0; var <= J->ast->nvariants; var++)
+        if (variant_ok(J, v, n, (uint8_t)var))
+            m |= 1u << var;
+    return n ? m : SEG__JR_VALL;
+}
+
+static int compile_act(seg_journey *j, const seg__jrj *J, seg__jract *c,
+                       const seg__jr_action *a)
+{
+    const seg__alloc *al = &j->db->alloc;
+    c->vmask = vmask_of(J, a->variants, a->nvariants);
+    if (!(c->name = dupz(al, a->name)) || !(c->params = params_text(al, a)))
+        return SEG_ENOMEM;
+    const char *colon = memchr(a->name.p, ':', a->name.n);
+    if (colon) {
+        seg__str ch = { a->name.p, (size_t)(colon - a->name.p) };
+        if (!(c->channel = dupz(al, ch)))
+            return SEG_ENOMEM;
+    }
+    return SEG_OK;
+}
+
+/* The journey's states, transitions and actions as the engine runs them. */
+static int compile_steps(seg_journey *j, seg__jrj *J)
+{
+    const seg__alloc *al = &j->db->alloc;
+    const seg__jrast *A = J->ast;
+    uint32_t nt = 0, na = 0;
+    for (uint32_t s = 0; s < A->nstates; s++) {
+        na += A->states[s].nacts;
+        for (uint32_t t = 0; t < A->states[s].ntrans; t++)
+            na += A->states[s].trans[t].nacts;
+        nt += A->states[s].ntrans;
+    }
+    uint32_t naf = 0;
+    for (uint32_t s = 0; s < A->nstates; s++)
+        for (uint32_t t = 0; t < A->states[s].ntrans; t++)
+            naf += A->states[s].trans[t].kind == SEG__JT_AFTER;
+    J->af = seg__calloc(al, naf + 1, sizeof *J->af);
+    if (!J->af)
+        return oom(j);
+    J->naf = naf;
+    J->sc = seg__calloc(al, A->nstates + 1, sizeof *J->sc);
+    J->tc = seg__calloc(al, nt + 1, sizeof *J->tc);
+    J->acts = seg__calloc(al, na + 1, sizeof *J->acts);
+    if (!J->sc || !J->tc || !J->acts)
+        return oom(j);
+    J->ntc = nt;
+    J->nacts = na;
+    uint32_t ti = 0, ai = 0, fi = 0;
+    for (uint32_t s = 0; s < A->nstates; s++) {
+        const seg__jr_state *st = &A->states[s];
+        seg__jrsc *sc = &J->sc[s];
+        size_t nl = strlen(J->state_names[s]);
+        sc->name_len = (uint16_t)(nl > UINT16_MAX ? UINT16_MAX : nl);
+        sc->has_conds = J->has_when_exit;
+        sc->t0 = ti;
+        sc->af0 = fi;
+        sc->a0 = ai;
+        sc->na = st->nacts;
+        for (uint32_t k = 0; k < st->nacts; k++)
+            if (compile_act(j, J, &J->acts[ai++], &st->acts[k]) != SEG_OK)
+                return oom(j);
+        for (uint32_t t = 0; t < st->ntrans; t++) {
+            const seg__jr_trans *tr = &st->trans[t];
+            seg__jrtc *tc = &J->tc[ti++];
+            tc->vmask = vmask_of(J, tr->variants, tr->nvariants);
+            tc->target = SEG__JR_OUT;
+            if (!tr->to_exit) {
+                uint32_t to = SEG__NONE;
+                for (uint32_t q = 0; q < A->nstates && to == SEG__NONE; q++)
+                    if (seg__str_eq(A->states[q].name, tr->target.p, tr->target.n))
+                        to = q;
+                if (to == SEG__NONE)
+                    return seg__error(j->db, SEG_ERROR, "internal: unknown state");
+                tc->target = (uint16_t)to;
+            }
+            sc->has_conds |= tr->kind == SEG__JT_WHEN;
+            sc->has_now |= tr->kind == SEG__JT_NOW;
+            if (tr->kind == SEG__JT_AFTER) {
+                seg__jraf *f = &J->af[fi++];
+                f->dur = tr->dur;
+                f->vmask = tc->vmask;
+                f->k = (uint16_t)t;
+                f->since = tr->since;
+                sc->naf++;
+            }
+            tc->a0 = ai;
+            tc->na = tr->nacts;
+            for (uint32_t k = 0; k < tr->nacts; k++)
+                if (compile_act(j, J, &J->acts[ai++], &tr->acts[k]) != SEG_OK)
+                    return oom(j);
+        }
+    }
+    return SEG_OK;
 }
 
 static int build(seg_journey *j)
@@ -1246,6 +1767,10 @@ static int build(seg_journey *j)
                 }
         }
     }
+    int rc;
+    for (uint32_t x = 0; x < j->nj; x++)
+        if ((rc = compile_steps(j, &j->js[x])) != SEG_OK)
+            return rc;
     j->stats0 = seg__calloc(a, nstats + 1, sizeof *j->stats0);
     return j->stats0 ? SEG_OK : oom(j);
 }
@@ -1275,6 +1800,9 @@ SEG_API int seg_journey_open(seg_journey **out, seg_segdef *def)
     j->db = db;
     seg__db_ref(db);
     j->attr_gen = db->attr_gen;
+    j->outbox_emit = seg__outbox_emit;
+    j->tgen = 1; /* the cache of timer_due starts invalid */
+    j->epoch = 1;
     size_t n;
     char *text = seg__sd_print(&db->alloc, &def->ast, &n);
     if (!text) {
@@ -1436,7 +1964,11 @@ int seg__jr_rec_add(seg_journey *j, uint32_t ci, uint32_t jx, uint32_t *out)
 {
     return rec_new(j, ci, jx, out);
 }
-int seg__jr_arm(seg_journey *j, uint32_t ri) { return arm(j, ri, INT64_MAX); }
+int seg__jr_arm(seg_journey *j, uint32_t ri)
+{
+    j->tgen++;
+    return arm(j, ri, INT64_MAX);
+}
 seg__jrec *seg__jr_rec(const seg_journey *j, uint32_t ri) { return R(j, ri); }
 uint8_t seg__jr_pick_variant(const seg_journey *j, uint32_t jx, uint32_t ci)
 {
@@ -1445,3 +1977,11 @@ uint8_t seg__jr_pick_variant(const seg_journey *j, uint32_t jx, uint32_t ci)
 void seg__jr_txn_end(seg_journey *j, bool committed) { txn_end(j->db, j, committed); }
 int seg__jr_begin(seg_journey *j) { return begin(j); }
 int seg__jr_touch(seg_journey *j, uint32_t ri) { return touch(j, ri); }
+size_t seg__jr_changed_count(const seg_journey *j)
+{
+    return j->nundo + (j->nrecs - j->nrecs0);
+}
+uint32_t seg__jr_changed(const seg_journey *j, size_t k)
+{
+    return k < j->nundo ? j->undo[k].next : j->nrecs0 + (uint32_t)(k - j->nundo);
+}

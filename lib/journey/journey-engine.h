@@ -6,11 +6,20 @@
 
 #include "journey/journey-private.h"
 #include "storage/storage-private.h"
+#include "outbox/outbox-private.h"
 
 #include <stdlib.h>
 
 #define SEG__JR_CHUNK_BITS 16
 #define SEG__JR_CHUNK (1u << SEG__JR_CHUNK_BITS)
+#define SEG__JW_BITS 16          /* a timer bucket: 65536 s (about 18 h) */
+
+/* The timers due in one bucket of time (unsorted until loaded). */
+typedef struct seg__jbucket {
+    uint64_t b;                  /* (due - SEG_TIME_MIN) >> SEG__JW_BITS */
+    seg__jtimer *v;
+    uint32_t n, cap;
+} seg__jbucket;
 
 struct seg_journey {
     seg_db *db;
@@ -22,9 +31,17 @@ struct seg_journey {
     uint32_t nchunks, nrecs;
     uint32_t *head;
     uint32_t nhead;
-    /* timers */
-    seg__jtimer *heap;
-    size_t nheap, capheap;
+    /* timers: buckets of 2^SEG__JW_BITS seconds, in order; the first
+     * bdone are loaded (sorted, consumed up to bpos in the last of them, the
+     * others kept until the transaction ends); timers due in a loaded bucket
+     * or earlier go to a small heap beside them */
+    seg__jbucket *bk;
+    uint32_t nbk, capbk, bdone, bpos;
+    uint32_t bhint;              /* the bucket pushed to last */
+    seg__jtimer *side;           /* 4-ary heap ordered by (due, record) */
+    size_t nside, capside;
+    void *scratch;               /* the sort's, until the transaction ends */
+    size_t capscratch;           /* bytes */
     /* the last advance */
     int64_t clock;
     bool has_clock;
@@ -39,20 +56,30 @@ struct seg_journey {
     uint32_t nrecs0;
     int64_t clock0;
     bool has_clock0;
-    struct { uint32_t rec; seg__jrec old; } *undo;
+    uint32_t bdone0, bpos0;      /* the buckets' cursor at the start */
+    uint8_t epoch;               /* this transaction's mark: a record whose 'txn' is
+                                    this is saved in the undo log (or new) */
+    seg__jrec *undo;             /* old copies of the records changed, 'next'
+                                    holding the record's index; the records
+                                    added are [nrecs0, nrecs) */
     size_t nundo, capundo;
-    struct { uint32_t ci, old; } *hundo;
-    size_t nhundo, caphundo;
-    seg__jtimer *popped;
+    seg__jtimer *popped;         /* timers taken from the side heap */
     size_t npopped, cappopped;
-    uint32_t *touched;           /* records changed (to write) */
-    size_t ntouched, captouched;
     uint64_t *stats0;            /* the counters at the start */
+    size_t mem_peak;             /* the most memory the engine held, at a transaction's end */
+    /* the last due time computed (timer_due), valid while tgen is */
+    struct {
+        uint64_t gen;
+        int64_t asof, due;
+        uint32_t ri, which;
+    } tcache;
+    uint64_t tgen;               /* changes with every step and every batch */
     /* actions */
     seg_journey_action_cb cb;
     void *cb_payload;
+    /* seg__outbox_emit; bench_journey swaps in a counter to time the engine alone */
+    int (*outbox_emit)(seg_db *db, const seg__action *a, int *outcome, uint64_t *seq_out);
     char idbuf[SEG_ID_MAX + 1];
-    char pbuf[4096];
 };
 
 /* persist.c: write the records changed in the open transaction (and the
@@ -67,5 +94,10 @@ uint8_t seg__jr_pick_variant(const seg_journey *j, uint32_t jx, uint32_t ci);
 void seg__jr_txn_end(seg_journey *j, bool committed);
 int seg__jr_begin(seg_journey *j);
 int seg__jr_touch(seg_journey *j, uint32_t ri);
+/* the records changed in the open transaction, for persist.c */
+size_t seg__jr_changed_count(const seg_journey *j);
+uint32_t seg__jr_changed(const seg_journey *j, size_t k);
+/* bytes the engine holds for its records, timers and logs (bench) */
+size_t seg__jr_memory(const seg_journey *j);
 
 #endif /* SEGMENT_JOURNEY_ENGINE_H */

@@ -129,12 +129,49 @@ typedef struct seg__jrec {
     uint8_t variant;         /* index into the journey's variants; holdout = nvariants */
     uint8_t flags;           /* SEG__JRF_* */
     uint8_t reason;          /* out: SEG_JOURNEY_EXIT_* */
-    uint8_t pad;
+    uint8_t txn;             /* the engine's epoch when last saved in an undo log */
 } seg__jrec;
 
 #define SEG__JR_OUT 0xffffu
 #define SEG__JRF_CONVERTED 0x1u  /* this run reached the goal */
-#define SEG__JRF_LOGGED    0x2u  /* saved in this transaction's undo log */
+
+#define SEG__JR_VALL 0xffffffffu  /* a variant mask: every variant */
+
+/* An action, ready to emit (built at open from the AST). */
+typedef struct seg__jract {
+    char *name;              /* NUL-terminated */
+    char *channel;           /* the part before ':', or NULL */
+    char *params;            /* "key=value;key=value" (escaped), "" when none */
+    uint32_t vmask;          /* the variants it is for (bit = variant index) */
+} seg__jract;
+
+/* A transition, compiled: its target and its actions in the journey's
+ * action table. */
+typedef struct seg__jrtc {
+    uint32_t vmask;          /* the variants it is for */
+    uint16_t target;         /* the next state, SEG__JR_OUT for exit */
+    uint16_t pad;
+    uint32_t a0, na;         /* actions [a0, a0 + na) */
+} seg__jrtc;
+
+/* An 'after' transition, compiled. */
+typedef struct seg__jraf {
+    int64_t dur;
+    uint32_t vmask;
+    uint16_t k;              /* its index among the state's transitions */
+    uint8_t since;           /* SEG__JS_* */
+    uint8_t pad;
+} seg__jraf;
+
+/* A state, compiled. */
+typedef struct seg__jrsc {
+    uint32_t t0;             /* its transitions: tc[t0 ...] */
+    uint32_t af0, naf;       /* its 'after' transitions: af[af0 ...] */
+    uint32_t a0, na;         /* actions on entering it */
+    uint16_t name_len;
+    bool has_conds;          /* a 'when' transition, or the journey has an 'exit when' */
+    bool has_now;            /* a '->' transition (at once) */
+} seg__jrsc;
 
 /* A timer: the record's earliest 'after' transition is due. */
 typedef struct seg__jtimer {
@@ -156,6 +193,12 @@ typedef struct seg__jrj {
     bool *tdep_state;        /* [nstates]: a 'when' or an exit condition depends on time */
     bool has_when_exit;      /* an 'exit when' rule */
     uint64_t seed;           /* hash of the name: the variants' seed */
+    /* compiled states, transitions and actions */
+    seg__jrsc *sc;           /* [nstates] */
+    seg__jrtc *tc;           /* every state's transitions, in order */
+    seg__jract *acts;        /* every action, in order */
+    seg__jraf *af;           /* every 'after' transition, in order */
+    uint32_t ntc, nacts, naf;
     /* conversion counters: [nvariants + 1] and [nstates] */
     uint64_t *v_entered, *v_converted;
     uint64_t *s_entered, *s_converted;

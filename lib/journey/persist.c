@@ -89,8 +89,9 @@ int seg__jr_persist(seg_journey *j)
     if (!seg__st_wants_records(j->db))
         return SEG_OK;
     int rc = SEG_OK;
-    for (size_t k = 0; k < j->ntouched && rc == SEG_OK; k++)
-        rc = put_rec(j, j->touched[k]);
+    size_t n = seg__jr_changed_count(j);
+    for (size_t k = 0; k < n && rc == SEG_OK; k++)
+        rc = put_rec(j, seg__jr_changed(j, k));
     for (uint32_t x = 0; x < j->nj && rc == SEG_OK; x++)
         rc = put_stats(j, x);
     return rc;
