@@ -568,6 +568,76 @@ static void reopen_file(void)
     ck_assert_int_eq(seg_db_open(&db, dbpath, &o), SEG_OK);
 }
 
+/* Erased and anonymized customers leave every journey, in memory and in the
+ * file; nothing of them is left in the states or the outbox. */
+START_TEST(erase_leaves_journeys)
+{
+    if (!SEG_HAVE_SQLITE)
+        return;
+    seg_db_close(db);
+    snprintf(dbpath, sizeof dbpath, "/tmp/check_journey_e%d.db", (int)getpid());
+    unlink(dbpath);
+    seg_db_options o = SEG_DB_OPTIONS_INIT;
+    o.storage = seg_storage_sqlite();
+    ck_assert_int_eq(seg_db_open(&db, dbpath, &o), SEG_OK);
+    open_journeys(react);
+    purchase("ann", T0, 1000);
+    purchase("bob", T0, 1000);
+    purchase("cid", T0, 1000);
+    OK(db, seg_journey_advance(jr, T0 + 62 * DAY)); /* all three in offer5 */
+    ck_assert_str_eq(state_of("r", "ann"), "offer5");
+    OK(db, seg_customer_erase(db, "ann"));
+    seg_journey_status st = SEG_JOURNEY_STATUS_INIT;
+    ck_assert_int_eq(seg_journey_status_get(&st, jr, "r", "ann"), SEG_ENOTFOUND);
+    char *nid = NULL;
+    OK(db, seg_customer_anonymize(db, "bob", &nid));
+    /* the new identity is in no journey (as after a reopen) */
+    OK(db, seg_journey_status_get(&st, jr, "r", nid));
+    ck_assert_ptr_null(st.state);
+    ck_assert_uint_eq(st.run, 0);
+    ck_assert_str_eq(state_of("r", "cid"), "offer5");
+    /* their timers are stale: the advance moves only cid on */
+    OK(db, seg_journey_advance(jr, T0 + 80 * DAY));
+    ck_assert_str_eq(state_of("r", "cid"), "offer10");
+    acts a;
+    collect_actions(&a);
+    for (size_t i = 0; i < a.n; i++) {
+        ck_assert_msg(strstr(a.line[i], " ann ") == NULL, "%s", a.line[i]);
+        ck_assert_msg(strstr(a.line[i], " bob ") == NULL, "%s", a.line[i]);
+    }
+    /* cid's two offers; the anonymized identity is a new customer, who
+     * enters afresh (this journey asks for no consent, which anonymization
+     * drops) and is past its 60 days at once */
+    ck_assert_uint_eq(a.n, 3);
+    ck_assert_str_eq(a.line[0], "d60 cid r offer5 email:discount percent=5 -");
+    ck_assert_str_eq(a.line[1], "d74 cid r offer10 email:discount percent=10 -");
+    char want[200];
+    snprintf(want, sizeof want, "d80 %s r offer5 email:discount percent=5 -", nid);
+    ck_assert_str_eq(a.line[2], want);
+#if SEG_HAVE_SQLITE
+    sqlite3 *h = NULL;
+    ck_assert_int_eq(sqlite3_open_v2(dbpath, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *q = NULL;
+    ck_assert_int_eq(sqlite3_prepare_v2(h, "SELECT group_concat(customer_id || ':' || run) FROM "
+                                           "(SELECT * FROM seg_journey_states_v ORDER BY "
+                                           "customer_id)", -1, &q, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+    snprintf(want, sizeof want, "%s:1,cid:1", nid);
+    ck_assert_str_eq((const char *)sqlite3_column_text(q, 0), want);
+    sqlite3_finalize(q);
+    sqlite3_close(h);
+#endif
+    /* after a reopen the same */
+    reopen_file();
+    open_journeys(react);
+    ck_assert_int_eq(seg_journey_status_get(&st, jr, "r", "ann"), SEG_ENOTFOUND);
+    ck_assert_str_eq(state_of("r", nid), "offer5");
+    ck_assert_str_eq(state_of("r", "cid"), "offer10");
+    seg_free(nid);
+    unlink(dbpath);
+}
+END_TEST
+
 START_TEST(states_survive_reopen)
 {
     if (!SEG_HAVE_SQLITE)
@@ -1026,6 +1096,7 @@ static Suite *journey_suite(void)
     tc = tcase_create("persistence");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, states_survive_reopen);
+    tcase_add_test(tc, erase_leaves_journeys);
     suite_add_tcase(s, tc);
     tc = tcase_create("examples");
     tcase_set_timeout(tc, 60);

@@ -546,6 +546,8 @@ static void txn_end(seg_db *db, void *state, bool committed)
     if (committed) {
         timers_commit(j);
     } else {
+        for (size_t k = j->ngone; k > 0; k -= 2)
+            j->head[j->gone[k - 2]] = j->gone[k - 1];
         for (size_t k = j->nundo; k-- > 0;) {
             seg__jrec u = j->undo[k];
             seg__jrec *r = R(j, u.next);
@@ -581,7 +583,7 @@ static void txn_end(seg_db *db, void *state, bool committed)
             R(j, ri)->txn = 0;
         j->epoch = 1;
     }
-    j->nundo = j->npopped = 0;
+    j->nundo = j->npopped = j->ngone = 0;
     if (j->capundo > LOG_KEEP) {
         seg__free(&j->db->alloc, j->undo);
         j->undo = NULL;
@@ -1350,7 +1352,49 @@ static int events_added(seg_db *db, void *state, uint32_t first, uint32_t n)
     return rc;
 }
 
-static const seg__module_ops journey_ops = { "journey", events_added, txn_end };
+/* A customer erased or anonymized: they leave every journey.  Their
+ * records are unlinked from the customer (so an anonymized customer, under
+ * the new id, starts afresh as after a reopen), marked out with their step
+ * count moved on (their timers are stale), and their stored states are
+ * deleted; all undone on rollback. */
+static int customer_gone(seg_db *db, void *state, uint32_t ci, const char *customer_id)
+{
+    seg_journey *j = state;
+    if (ci >= j->nhead || j->head[ci] == SEG__NONE)
+        return SEG_OK;
+    int rc = begin(j);
+    if (rc != SEG_OK)
+        return rc;
+    if (j->ngone + 2 > j->capgone) {
+        size_t c2 = j->capgone * 2 + 16;
+        uint32_t *p = seg__realloc_array(&db->alloc, j->gone, c2, sizeof *p);
+        if (!p)
+            return oom(j);
+        j->gone = p;
+        j->capgone = c2;
+    }
+    bool rec = seg__st_wants_records(db);
+    for (uint32_t ri = j->head[ci]; ri != SEG__NONE; ri = R(j, ri)->next) {
+        if ((rc = touch(j, ri)) != SEG_OK)
+            return rc;
+        seg__jrec *r = R(j, ri);
+        if (rec) {
+            char key[2 * SEG_ID_MAX + 4];
+            snprintf(key, sizeof key, "%s/%s", j->js[r->journey].name, customer_id);
+            if ((rc = seg__st_put_record(db, "journey", key, NULL, 0)) != SEG_OK)
+                return rc;
+        }
+        r->state = SEG__JR_OUT;
+        r->reason = SEG_JOURNEY_EXIT_REMOVED;
+        r->steps++;
+    }
+    j->gone[j->ngone++] = ci;
+    j->gone[j->ngone++] = j->head[ci];
+    j->head[ci] = SEG__NONE;
+    return SEG_OK;
+}
+
+static const seg__module_ops journey_ops = { "journey", events_added, txn_end, customer_gone };
 
 /* ---- advance ---- */
 
@@ -1597,6 +1641,7 @@ static void engine_free(seg_journey *j)
     seg__free(a, j->scratch);
     seg__free(a, j->undo);
     seg__free(a, j->popped);
+    seg__free(a, j->gone);
     seg__free(a, j->stats0);
     seg__free(a, j->js);
     seg_segdef_free(j->cdef);

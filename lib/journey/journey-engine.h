@@ -65,6 +65,8 @@ struct seg_journey {
     size_t nundo, capundo;
     seg__jtimer *popped;         /* timers taken from the side heap */
     size_t npopped, cappopped;
+    uint32_t *gone;              /* customers unlinked (erased): ci, old head pairs */
+    size_t ngone, capgone;
     uint64_t *stats0;            /* the counters at the start */
     size_t mem_peak;             /* the most memory the engine held, at a transaction's end */
     /* the last due time computed (timer_due), valid while tgen is */
