@@ -37,7 +37,10 @@ SEG_BEGIN_DECLS
  * membership of its last seg_segdef_refresh().  Keeps a reference on its
  * seg_db: the db's memory lives until both the caller has closed the db and
  * every definition compiled on it has been freed.  Used by one thread at a
- * time, like its db.
+ * time, like its db.  Between evaluations a definition keeps its work table
+ * of windowed measures (spend(30d) ...: a cache line or less per customer),
+ * so the next evaluation need not map fresh memory; seg_segdef_free()
+ * releases it.
  * @since 1.0
  */
 typedef struct seg_segdef seg_segdef;

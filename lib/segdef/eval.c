@@ -277,9 +277,27 @@ static int scan_events(seg__run *run)
     size_t stride = words <= 8 ? 8 : (words + 7) / 8 * 8;
     if (words <= 4)
         stride = words <= 2 ? (words <= 1 ? 1 : 2) : 4; /* a few per line */
-    run->feat_raw = big_table(a, stride * nc + 8, sizeof(int64_t));
-    if (!run->feat_raw)
+    size_t cells = stride * nc + 8;
+    seg_segdef *dm = run->def;
+    if (cells > SIZE_MAX / sizeof(int64_t))
         return SEG_ENOMEM;
+    if (!dm->feat_cache_busy && dm->feat_cache && dm->feat_cache_bytes >= cells * sizeof(int64_t)) {
+        memset(dm->feat_cache, 0, cells * sizeof(int64_t));
+        run->feat_raw = dm->feat_cache;
+    } else {
+        run->feat_raw = big_table(a, cells, sizeof(int64_t));
+        if (!run->feat_raw)
+            return SEG_ENOMEM;
+        if (!dm->feat_cache_busy) { /* becomes the definition's (a nested run's stays its own) */
+            seg__free(a, dm->feat_cache);
+            dm->feat_cache = run->feat_raw;
+            dm->feat_cache_bytes = cells * sizeof(int64_t);
+        }
+    }
+    if (run->feat_raw == dm->feat_cache) {
+        run->feat_cached = true;
+        dm->feat_cache_busy = true;
+    }
     run->feat_vals = (int64_t *)(((uintptr_t)run->feat_raw + 63) & ~(uintptr_t)63);
     run->feat_stride = stride;
     if (nord && !(run->recount = seg__calloc(a, nc + 1, 1)))
@@ -458,7 +476,10 @@ void seg__run_free(seg__run *run)
     seg__block_free(run);
     seg__free(a, run->feat_cat);
     seg__free(a, run->feat_from);
-    seg__free(a, run->feat_raw);
+    if (run->feat_cached)
+        run->def->feat_cache_busy = false; /* kept by the definition */
+    else
+        seg__free(a, run->feat_raw);
     seg__free(a, run->recount);
     seg__free(a, run->scr_idx);
     seg__free(a, run->scr_key);

@@ -431,6 +431,11 @@ struct seg_segdef {
     int clv_sum_rc;              /* SEG_OK, or SEG_ENOTFOUND: no purchase up to now */
     seg_clv_summary clv_sum;
     bool stale;                  /* the next refresh evaluates everyone (the model changed) */
+    /* the scan's table of windowed measures, kept between evaluations (its
+     * pages stay mapped: a fresh one costs the kernel's zeroing each time) */
+    void *feat_cache;
+    size_t feat_cache_bytes;
+    bool feat_cache_busy;        /* a run is using it */
     /* reusable buffers of single-customer evaluation */
     uint32_t *scratch;           /* 4 * scratch_cap words */
     size_t scratch_cap;
@@ -501,6 +506,7 @@ struct seg__run {
      * whole cache lines (feat_raw is the allocation) */
     int64_t *feat_vals;
     void *feat_raw;
+    bool feat_cached;           /* feat_raw is the definition's feat_cache */
     size_t feat_stride;
     uint8_t *recount;           /* per customer: 1 when order features need a walk */
     uint32_t ncusts;

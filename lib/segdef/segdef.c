@@ -28,6 +28,7 @@ static void def_free(seg_segdef *d)
     seg__free(a, d->scratch);
     seg_rfm_thresholds_free(d->rfm);
     seg_clv_model_free(d->clv);
+    seg__free(a, d->feat_cache);
     seg__free(a, d->clv_scratch.buf);
     seg__free(a, d->state);
     seg__free(a, d->rep_size);
