@@ -123,35 +123,63 @@ static void civil_from_days(int64_t z, int64_t *y, int64_t *m)
     *y = yoe + era * 400 + (*m <= 2);
 }
 
+/* The period (month, quarter or year, UTC) holding ts: [*lo, *hi); returns
+ * when points earned in it expire. */
+static int64_t period_expiry(const seg_loyalty *p, int64_t ts, int64_t *lo, int64_t *hi)
+{
+    int64_t y, m;
+    civil_from_days(seg__day_of(ts), &y, &m);
+    int64_t len = p->expire == SEG__LX_MONTH ? 1 : p->expire == SEG__LX_QUARTER ? 3 : 12;
+    int64_t k0 = y * 12 + (m - 1) / len * len;    /* months since year 0 */
+    int64_t ks[3] = { k0, k0 + len, k0 + len * (1 + p->expire_plus) }, out[3];
+    for (int j = 0; j < 3; j++) {
+        int64_t k = ks[j];
+        int64_t ny = k >= 0 ? k / 12 : -((-k + 11) / 12);
+        out[j] = days_from_civil(ny, k - ny * 12 + 1, 1) * 86400;
+    }
+    *lo = out[0];
+    *hi = out[1];
+    return out[2];
+}
+
 int64_t seg__loyalty_expiry(const seg_loyalty *p, int64_t ts)
 {
     if (p->expire == SEG__LX_NEVER)
         return INT64_MAX;
     if (p->expire == SEG__LX_AFTER)
         return ts + p->expire_after;
-    int64_t y, m;
-    civil_from_days(seg__day_of(ts), &y, &m);
-    int64_t len = p->expire == SEG__LX_MONTH ? 1 : p->expire == SEG__LX_QUARTER ? 3 : 12;
-    int64_t start = (m - 1) / len * len;          /* months since January */
-    int64_t k = y * 12 + start + len * (1 + p->expire_plus);
-    int64_t ny = k >= 0 ? k / 12 : -((-k + 11) / 12);
-    return days_from_civil(ny, k - ny * 12 + 1, 1) * 86400;
+    int64_t lo, hi;
+    return period_expiry(p, ts, &lo, &hi);
 }
 
 /* ---- replay ---- */
 
+#if defined(__GNUC__)
+#  define HOT_INLINE static inline __attribute__((always_inline))
+#else
+#  define HOT_INLINE static inline
+#endif
+
+/* One forward pass over the entries.  The measure's window is two indexes
+ * moving forward only ([jx, jin): entries in the window), lots are drawn
+ * from a head index that moves forward only, each lot's expiry is computed
+ * once, and the points left in all lots are kept as a running sum: the
+ * work per entry is constant except for refunds of an order (a scan of the
+ * entries before them for the order's lines). */
 typedef struct rp {
     const seg_loyalty *p;
     seg__lent *e;
-    size_t n;
     size_t i;                /* entries processed */
     size_t jin, jx;          /* entries in the measure: [jx, jin) */
     size_t head;             /* first lot that may still be drawn from */
     int h;                   /* tier held */
+    int64_t lo, hi;          /* tier h is kept while m >= lo; h + 1 is earned at hi */
     int64_t m;               /* qualifying measure */
     int64_t below;           /* since when the measure is below the held tier (-1) */
     int64_t debt;
     int64_t earned, redeemed, reversed;
+    int64_t lots;            /* points left in all lots, expired or not */
+    int64_t xlo, xhi, xval;  /* period expiry: lots earned in [xlo, xhi) expire at xval */
     uint32_t last_order;
     bool any_order;
     seg__ldraw_cb cb;
@@ -167,59 +195,109 @@ static int earned_tier(const seg_loyalty *p, int64_t m)
     return t;
 }
 
+static inline void hold(rp *r, int t)
+{
+    const seg_loyalty *p = r->p;
+    r->h = t;
+    r->lo = t ? p->tiers[t].from : INT64_MIN;   /* (the base tier is kept at any measure) */
+    r->hi = (uint32_t)t + 1 < p->ntiers ? p->tiers[t + 1].from : INT64_MAX;
+}
+
+static void rp_init(rp *r, const seg_loyalty *p, seg__lent *e)
+{
+    memset(r, 0, sizeof *r);
+    r->p = p;
+    r->e = e;
+    r->below = -1;
+    r->xlo = 1;
+    r->xhi = 0;
+    hold(r, 0);
+}
+
 /* Apply the changes of the measure up to time T (entries enter at ts + 1,
- * leave at ts + window + 1), with upgrades and downgrades on the way. */
-static void advance(rp *r, int64_t T)
+ * leave at ts + window + 1), with upgrades and downgrades on the way:
+ * at each change point c, a downgrade due before c happens first (to the
+ * tier earned then), then the entries entering and leaving at c change the
+ * measure, then the tier held is compared with the tier earned. */
+HOT_INLINE void advance(rp *r, int64_t T)
 {
     const seg_loyalty *p = r->p;
     const seg__lent *e = r->e;
     int64_t W = p->window;
+    size_t i = r->i;
+    if (SEG_LIKELY(r->below < 0) && (r->jx == i || e[r->jx].ts >= T - W)) {
+        /* nothing leaves the window by T and no grace runs: when what
+         * enters adds up without a decrease, the measure only grows, every
+         * change point keeps or raises the tier, and the tier at the end is
+         * the one earned by the final measure */
+        int64_t m = r->m;
+        size_t j = r->jin;
+        for (; j < i && e[j].ts < T; j++) {
+            if (SEG_UNLIKELY(e[j].aux < 0))
+                goto general;
+            m += e[j].aux;
+        }
+        r->jin = j;
+        r->m = m;
+        if (SEG_UNLIKELY(m >= r->hi))
+            hold(r, earned_tier(p, m));
+        return;
+    }
+general:
     for (;;) {
-        int64_t cin = r->jin < r->i && e[r->jin].ts < T ? e[r->jin].ts + 1 : INT64_MAX;
+        int64_t cin = r->jin < i && e[r->jin].ts < T ? e[r->jin].ts + 1 : INT64_MAX;
         int64_t cout = r->jx < r->jin && e[r->jx].ts < T - W ? e[r->jx].ts + W + 1 : INT64_MAX;
         int64_t c = cin < cout ? cin : cout;
         if (c == INT64_MAX)
             break;
         if (r->below >= 0 && r->below + p->grace < c) {
-            r->h = earned_tier(p, r->m);
+            hold(r, earned_tier(p, r->m));
             r->below = -1;
         }
-        while (r->jin < r->i && e[r->jin].ts + 1 == c)
+        while (r->jin < i && e[r->jin].ts + 1 == c)
             r->m += e[r->jin++].aux;
         while (r->jx < r->jin && e[r->jx].ts + W + 1 == c)
             r->m -= e[r->jx++].aux;
-        int et = earned_tier(p, r->m);
-        if (et >= r->h) {
-            r->h = et;
+        if (r->m >= r->lo) {         /* the tier earned is the held one or higher */
+            if (r->m >= r->hi)
+                hold(r, earned_tier(p, r->m));
             r->below = -1;
         } else if (r->below < 0) {
             r->below = c;
         }
     }
     if (r->below >= 0 && r->below + p->grace <= T) {
-        r->h = earned_tier(p, r->m);
+        hold(r, earned_tier(p, r->m));
         r->below = -1;
     }
 }
 
-static inline bool is_live(const rp *r, const seg__lent *x, int64_t t)
+HOT_INLINE int64_t lot_expiry(rp *r, int64_t ts)
 {
-    return seg__loyalty_expiry(r->p, x->ts) > t;
+    const seg_loyalty *p = r->p;
+    if (p->expire == SEG__LX_AFTER)
+        return ts + p->expire_after;
+    if (p->expire == SEG__LX_NEVER)
+        return INT64_MAX;
+    if (ts < r->xlo || ts >= r->xhi)
+        r->xval = period_expiry(p, ts, &r->xlo, &r->xhi);
+    return r->xval;
 }
 
-/* Draw up to `want` points from the oldest live lots at t (skipping lot
- * `skip_order` lots? no: every lot).  Returns what was drawn. */
+/* Draw up to `want` points from the oldest lots alive at t.  Lots expire
+ * in the order they were earned, so once the head is alive every later lot
+ * is.  Returns what was drawn. */
 static int64_t draw(rp *r, int64_t want, int64_t t, uint32_t entry)
 {
     seg__lent *e = r->e;
+    size_t k = r->head, i = r->i;
+    while (k < i && (e[k].rem == 0 || e[k].exp <= t))
+        k++;
+    r->head = k;
     int64_t got = 0;
-    while (r->head < r->i &&
-           (e[r->head].kind != SEG__LE_PURCHASE || e[r->head].rem == 0 ||
-            !is_live(r, &e[r->head], t)))
-        r->head++;
-    for (size_t k = r->head; k < r->i && got < want; k++) {
+    for (; k < i && got < want; k++) {
         seg__lent *x = &e[k];
-        if (x->kind != SEG__LE_PURCHASE || x->rem <= 0)
+        if (x->rem <= 0)
             continue;
         int64_t take = x->rem < want - got ? x->rem : want - got;
         x->rem -= take;
@@ -227,6 +305,7 @@ static int64_t draw(rp *r, int64_t want, int64_t t, uint32_t entry)
         if (r->cb && entry == r->watch)
             r->cb(r->ctx, entry, (uint32_t)k, take);
     }
+    r->lots -= got;
     return got;
 }
 
@@ -258,21 +337,25 @@ static void refund(rp *r, seg__lent *x, int64_t t)
 {
     const seg_loyalty *p = r->p;
     seg__lent *e = r->e;
-    size_t i = r->i;
+    size_t i = r->i, first = i, end = 0;
     int64_t give = -x->amount, target = 0, taken = 0;
     int64_t ordpts = 0, ordamt = 0, before_amt = 0, before_pts = 0;
     bool found = false;
-    if (x->order != SEG__L_NO_ORDER)
+    uint32_t o = x->order;
+    if (o != SEG__L_NO_ORDER)
         for (size_t k = 0; k < i; k++) {
-            if (e[k].order != x->order)
+            if (e[k].order != o)
                 continue;
             if (e[k].kind == SEG__LE_PURCHASE) {
                 ordpts += e[k].points;
                 ordamt += e[k].amount;
+                if (!found)
+                    first = k;
+                end = k + 1;
                 found = true;
             } else if (e[k].kind == SEG__LE_REFUND) {
                 before_amt += -e[k].amount;
-                before_pts += e[k].rem;
+                before_pts += e[k].points;
             }
         }
     if (found) {
@@ -280,8 +363,6 @@ static void refund(rp *r, seg__lent *x, int64_t t)
             int64_t after = before_amt + give;
             if (after > ordamt)
                 after = ordamt;
-            if (before_amt > ordamt)
-                before_amt = ordamt;
             target = reverse_rounded(p, ordpts, after, ordamt) - before_pts;
             if (target < 0)
                 target = 0;
@@ -289,16 +370,17 @@ static void refund(rp *r, seg__lent *x, int64_t t)
         /* what is left in the order's lots: alive first, then expired */
         int64_t left = target;
         for (int pass = 0; pass < 2 && left; pass++)
-            for (size_t k = 0; k < i && left; k++) {
+            for (size_t k = first; k < end && left; k++) {
                 seg__lent *y = &e[k];
-                if (y->kind != SEG__LE_PURCHASE || y->order != x->order || y->rem <= 0 ||
-                    is_live(r, y, t) != (pass == 0))
+                if (y->kind != SEG__LE_PURCHASE || y->order != o || y->rem <= 0 ||
+                    (y->exp > t) != (pass == 0))
                     continue;
                 int64_t take = y->rem < left ? y->rem : left;
                 y->rem -= take;
                 left -= take;
                 taken += take;
             }
+        r->lots -= taken;
         /* the rest was spent: take it back from the balance */
         if (left)
             taken += claw(r, left, t, (uint32_t)i);
@@ -306,82 +388,93 @@ static void refund(rp *r, seg__lent *x, int64_t t)
         target = rate_apply(&p->rates[(size_t)r->h * (p->nbonus + 1)], give, p->rounding);
         taken = claw(r, target, t, (uint32_t)i);
     }
-    x->rem = target;
+    x->points = target;
+    x->rem = 0;
     r->reversed += taken;
     x->aux = p->qualify == SEG__LQ_SPEND ? x->amount : p->qualify == SEG__LQ_POINTS ? -target : 0;
+}
+
+/* Replay entry r->i (its time at or after the entries before it). */
+HOT_INLINE void step(rp *r, seg__lent *x)
+{
+    const seg_loyalty *p = r->p;
+    int64_t t = x->ts;
+    advance(r, t);
+    if (SEG_LIKELY(x->kind == SEG__LE_PURCHASE)) {
+        if (!x->fixed)
+            x->points = points_of(p, x->amount, r->h, x->bonus);
+        int64_t v = x->points;
+        r->earned += v;
+        if (SEG_UNLIKELY(r->debt)) {
+            int64_t s = r->debt < v ? r->debt : v;
+            v -= s;
+            r->debt -= s;
+        }
+        x->rem = v;
+        x->exp = lot_expiry(r, t);
+        r->lots += v;
+        int q = p->qualify;
+        if (q == SEG__LQ_SPEND) {
+            x->aux = x->amount;
+        } else if (q == SEG__LQ_POINTS) {
+            x->aux = x->points;
+        } else {
+            x->aux = x->amount > 0 &&
+                     (x->order == SEG__L_NO_ORDER || !r->any_order || x->order != r->last_order);
+            if (x->aux) {
+                r->last_order = x->order;
+                r->any_order = true;
+            }
+        }
+    } else if (x->kind == SEG__LE_REFUND) {
+        refund(r, x, t);
+    } else { /* redemption */
+        x->rem = 0;
+        x->aux = 0;
+        r->redeemed += draw(r, x->points, t, (uint32_t)r->i);
+    }
+    r->i++;
+}
+
+/* The figures as of `until`, once every entry before it is replayed. */
+static void finish(rp *r, int64_t until, seg__lres *out)
+{
+    const seg_loyalty *p = r->p;
+    const seg__lent *e = r->e;
+    size_t done = r->i;
+    advance(r, until);
+    /* the expired lots are the oldest ones */
+    int64_t dead = 0;
+    for (size_t k = 0; k < done; k++) {
+        if (e[k].kind != SEG__LE_PURCHASE)
+            continue;
+        if (e[k].exp > until)
+            break;
+        dead += e[k].rem;
+    }
+    out->tier = r->h;
+    out->balance = r->lots - dead - r->debt;
+    out->earned = r->earned;
+    out->redeemed = r->redeemed;
+    out->expired = dead;
+    out->reversed = r->reversed;
+    out->measure = r->m;
+    out->downgrade_at = r->below >= 0 ? r->below + p->grace : -1;
+    out->debt = r->debt;
+    out->done = (uint32_t)done;
 }
 
 void seg__loyalty_replay(const seg_loyalty *p, seg__lent *e, size_t n, int64_t until,
                          seg__lres *out, seg__ldraw_cb cb, void *ctx, uint32_t watch)
 {
     rp r;
-    memset(&r, 0, sizeof r);
-    r.p = p;
-    r.e = e;
-    r.n = n;
-    r.below = -1;
+    rp_init(&r, p, e);
     r.cb = cb;
     r.ctx = ctx;
     r.watch = watch;
-    int q = p->qualify;
-    for (; r.i < n && e[r.i].ts < until; r.i++) {
-        seg__lent *x = &e[r.i];
-        int64_t t = x->ts;
-        advance(&r, t);
-        switch (x->kind) {
-        case SEG__LE_PURCHASE: {
-            if (!x->fixed)
-                x->points = points_of(p, x->amount, r.h, x->bonus);
-            x->rem = x->points;
-            r.earned += x->points;
-            if (r.debt) {
-                int64_t s = r.debt < x->rem ? r.debt : x->rem;
-                x->rem -= s;
-                r.debt -= s;
-            }
-            if (q == SEG__LQ_SPEND) {
-                x->aux = x->amount;
-            } else if (q == SEG__LQ_POINTS) {
-                x->aux = x->points;
-            } else {
-                x->aux = x->amount > 0 &&
-                         (x->order == SEG__L_NO_ORDER || !r.any_order || x->order != r.last_order);
-                if (x->aux) {
-                    r.last_order = x->order;
-                    r.any_order = true;
-                }
-            }
-            break;
-        }
-        case SEG__LE_REFUND:
-            refund(&r, x, t);
-            break;
-        default: /* redemption */
-            r.redeemed += draw(&r, x->points, t, (uint32_t)r.i);
-            x->aux = 0;
-            break;
-        }
-    }
-    size_t done = r.i;
-    advance(&r, until);
-    int64_t live = 0, dead = 0;
-    for (size_t k = 0; k < done; k++)
-        if (e[k].kind == SEG__LE_PURCHASE && e[k].rem) {
-            if (is_live(&r, &e[k], until))
-                live += e[k].rem;
-            else
-                dead += e[k].rem;
-        }
-    out->tier = r.h;
-    out->balance = live - r.debt;
-    out->earned = r.earned;
-    out->redeemed = r.redeemed;
-    out->expired = dead;
-    out->reversed = r.reversed;
-    out->measure = r.m;
-    out->downgrade_at = r.below >= 0 ? r.below + p->grace : -1;
-    out->debt = r.debt;
-    out->done = (uint32_t)done;
+    while (r.i < n && e[r.i].ts < until)
+        step(&r, &e[r.i]);
+    finish(&r, until, out);
 }
 
 /* ---- status ---- */
@@ -463,6 +556,36 @@ static int score_fail(seg_loyalty_status *out, size_t *bad_out, size_t index, in
     return code;
 }
 
+/* Bonus masks of the names met in one call, by address (a till passes the
+ * same category and channel strings again and again): two ways per set,
+ * the slot from a multiplicative hash of the address. */
+#define NSETS_CAT 32
+#define NSETS_CHAN 4
+
+typedef struct namecache {
+    const char *key[2 * NSETS_CAT];
+    uint64_t val[2 * NSETS_CAT];
+} namecache;
+
+HOT_INLINE uint64_t cached_mask(const char **key, uint64_t *val, unsigned bits,
+                                const seg__lname *t, uint32_t nt, uint64_t any,
+                                const char *s)
+{
+    if (!s)
+        return any;
+    unsigned k = 2 * (unsigned)(((uint64_t)(uintptr_t)s * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - bits));
+    if (SEG_LIKELY(key[k] == s))
+        return val[k];
+    if (key[k + 1] == s)
+        return val[k + 1];
+    uint64_t v = any | name_mask_c(t, nt, s);
+    key[k + 1] = key[k];
+    val[k + 1] = val[k];
+    key[k] = s;
+    val[k] = v;
+    return v;
+}
+
 SEG_API int seg_loyalty_score(seg_loyalty_status *out, const seg_loyalty *prog,
                               const seg_loyalty_txn *history, size_t n,
                               const seg_loyalty_txn *purchase, int64_t now,
@@ -488,62 +611,64 @@ SEG_API int seg_loyalty_score(seg_loyalty_status *out, const seg_loyalty *prog,
             return score_fail(out, bad_out, (size_t)-1, SEG_ELIMIT);
         e = work;
     }
-    size_t m = 0;
+    rp r;
+    rp_init(&r, prog, e);
+    /* the bonus rule of a purchase matters only when it earns points */
+    int64_t earn_from = prog->min_spend > 1 ? prog->min_spend : 1;
+    bool bonuses = prog->nbonus != 0;
+    namecache cc;
+    const char *hkey[2 * NSETS_CHAN];
+    uint64_t hval[2 * NSETS_CHAN];
+    if (bonuses) {
+        memset(cc.key, 0, sizeof cc.key);
+        memset(hkey, 0, sizeof hkey);
+    }
     int64_t prev = SEG_TIME_MIN;
-    /* names repeat (a till passes the same category strings): the masks of
-     * names seen, by pointer, in a small direct-mapped cache */
-    const char *ckey[16] = { NULL }, *hkey[4] = { NULL };
-    uint64_t cval[16], hval[4];
+    const char *base = (const char *)history;
+    /* validate and replay each entry in one pass (entries at or after now
+     * are checked, then the rest ignored) */
     for (size_t k = 0; k < n; k++) {
-        const seg_loyalty_txn *t = (const seg_loyalty_txn *)((const char *)history + k * tsz);
-        if (t->ts < SEG_TIME_MIN || t->ts > SEG_TIME_MAX)
+        const seg_loyalty_txn *t = (const seg_loyalty_txn *)(base + k * tsz);
+        int64_t ts = t->ts;
+        if (SEG_UNLIKELY(ts < SEG_TIME_MIN || ts > SEG_TIME_MAX))
             return score_fail(out, bad_out, k, SEG_ERANGE);
-        if (t->ts < prev)
+        if (SEG_UNLIKELY(ts < prev))
             return score_fail(out, bad_out, k, SEG_EINVAL);
-        prev = t->ts;
-        if (t->order == UINT32_MAX)
+        prev = ts;
+        if (SEG_UNLIKELY(t->order == UINT32_MAX))
             return score_fail(out, bad_out, k, SEG_EINVAL);
-        seg__lent *x = &e[m];
-        x->ts = t->ts;
+        seg__lent *x = &e[k];
+        x->ts = ts;
         x->amount = t->amount;
         x->fixed = 0;
         x->bonus = 0;
-        x->points = 0;
         x->order = t->order ? t->order : SEG__L_NO_ORDER;
         switch (t->kind) {
         case SEG_LOYALTY_PURCHASE:
-            if (t->amount < 0)
+            if (SEG_UNLIKELY(t->amount < 0))
                 return score_fail(out, bad_out, k, SEG_EINVAL);
-            if (t->amount > SEG_AMOUNT_MAX)
+            if (SEG_UNLIKELY(t->amount > SEG_AMOUNT_MAX))
                 return score_fail(out, bad_out, k, SEG_ERANGE);
             x->kind = SEG__LE_PURCHASE;
-            if (prog->nbonus) {
-                const char *cs = t->category, *hs = t->channel;
-                unsigned ck = (unsigned)((uintptr_t)cs >> 3) & 15, hk = (unsigned)((uintptr_t)hs >> 3) & 3;
-                if (ckey[ck] != cs || !cs) {
-                    ckey[ck] = cs;
-                    cval[ck] = prog->anycat | name_mask_c(prog->cats, prog->ncats, cs);
-                }
-                if (hkey[hk] != hs || !hs) {
-                    hkey[hk] = hs;
-                    hval[hk] = prog->anychan | name_mask_c(prog->chans, prog->nchans, hs);
-                }
-                uint64_t lcm = cval[ck], lhm = hval[hk];
-                uint64_t bm = lcm & lhm;
+            if (bonuses && t->amount >= earn_from && ts < now) {
+                uint64_t bm = cached_mask(cc.key, cc.val, 5, prog->cats, prog->ncats,
+                                          prog->anycat, t->category) &
+                              cached_mask(hkey, hval, 2, prog->chans, prog->nchans,
+                                          prog->anychan, t->channel);
                 x->bonus = bm ? (uint8_t)(__builtin_ctzll(bm) + 1) : 0;
             }
             break;
         case SEG_LOYALTY_REFUND:
-            if (t->amount >= 0)
+            if (SEG_UNLIKELY(t->amount >= 0))
                 return score_fail(out, bad_out, k, SEG_EINVAL);
-            if (t->amount < -SEG_AMOUNT_MAX)
+            if (SEG_UNLIKELY(t->amount < -SEG_AMOUNT_MAX))
                 return score_fail(out, bad_out, k, SEG_ERANGE);
             x->kind = SEG__LE_REFUND;
             break;
         case SEG_LOYALTY_REDEMPTION:
-            if (t->points <= 0)
+            if (SEG_UNLIKELY(t->points <= 0))
                 return score_fail(out, bad_out, k, SEG_EINVAL);
-            if (t->points > SEG_LOYALTY_POINTS_MAX)
+            if (SEG_UNLIKELY(t->points > SEG_LOYALTY_POINTS_MAX))
                 return score_fail(out, bad_out, k, SEG_ERANGE);
             x->kind = SEG__LE_REDEEM;
             x->points = t->points;
@@ -552,9 +677,9 @@ SEG_API int seg_loyalty_score(seg_loyalty_status *out, const seg_loyalty *prog,
         default:
             return score_fail(out, bad_out, k, SEG_EINVAL);
         }
-        if (t->ts >= now)
+        if (ts >= now)
             break; /* (later entries do not count) */
-        m++;
+        step(&r, x);
     }
     int64_t pp = 0;
     if (purchase) {
@@ -565,17 +690,20 @@ SEG_API int seg_loyalty_score(seg_loyalty_status *out, const seg_loyalty *prog,
         if (purchase->amount > SEG_AMOUNT_MAX)
             return score_fail(out, bad_out, (size_t)-1, SEG_ERANGE);
     }
-    seg__lres r;
-    seg__loyalty_replay(prog, e, m, now, &r, NULL, NULL, 0);
+    seg__lres res;
+    finish(&r, now, &res);
     if (purchase) {
-        unsigned b = prog->nbonus ? seg__loyalty_bonus(prog, seg__cstr(purchase->category),
-                                                       seg__cstr(purchase->channel))
-                                  : 0;
-        pp = seg__loyalty_points(prog, purchase->amount, r.tier, b);
+        unsigned b = 0;
+        if (bonuses && purchase->amount >= earn_from) {
+            uint64_t bm = (prog->anycat | name_mask_c(prog->cats, prog->ncats, purchase->category)) &
+                          (prog->anychan | name_mask_c(prog->chans, prog->nchans, purchase->channel));
+            b = bm ? (unsigned)__builtin_ctzll(bm) + 1 : 0;
+        }
+        pp = points_of(prog, purchase->amount, res.tier, b);
     }
     size_t sz = out->struct_size;
     memset((char *)out + sizeof(size_t), 0, sz - sizeof(size_t));
-    seg__loyalty_fill(prog, &r, out);
+    seg__loyalty_fill(prog, &res, out);
     out->purchase_points = pp;
     return SEG_OK;
 }

@@ -127,15 +127,17 @@ int seg__loyalty_build(seg_loyalty **out, const seg__lprog_ast *pa, const seg__a
 /* ---- the engine (engine.c) ---- */
 enum { SEG__LE_PURCHASE = 1, SEG__LE_REFUND = 2, SEG__LE_REDEEM = 3 };
 
-/* One entry as the engine replays it (48 bytes).  In: ts, kind, amount,
+/* One entry as the engine replays it (56 bytes).  In: ts, kind, amount,
  * points (REDEEM: asked; PURCHASE: fixed when `fixed`), order, bonus.
- * Work: the rest. */
+ * Work (set when the entry is replayed): the rest, and the points of a
+ * purchase not fixed or of a refund. */
 typedef struct seg__lent {
     int64_t ts;
     int64_t amount;
-    int64_t points;          /* PURCHASE: earned (computed unless fixed) */
-    int64_t rem;             /* PURCHASE: points left in the lot; REFUND: points reversed (target) */
-    int64_t aux;             /* PURCHASE (order head): amount refunded so far; else qualifying delta */
+    int64_t points;          /* PURCHASE: earned (computed unless fixed); REFUND: points it reverses */
+    int64_t rem;             /* PURCHASE: points left in the lot; else 0 */
+    int64_t aux;             /* the change of the qualifying measure */
+    int64_t exp;             /* PURCHASE: when the lot expires */
     uint32_t order;          /* order key, SEG__L_NO_ORDER: none */
     uint8_t kind;
     uint8_t bonus;           /* PURCHASE: rule + 1, 0: none */
@@ -156,10 +158,8 @@ typedef struct seg__lres {
 } seg__lres;
 
 /* Replay entries e[0..n) (time order) up to `until` (entries with ts <
- * until).  Computes the points of purchases not fixed; `orderscan` extra
- * work per entry: the reversal state of orders is kept in the order's
- * first purchase (aux) and ordext[] (points reversed so far) when not
- * NULL... */
+ * until), in one forward pass.  Computes the points of purchases not
+ * fixed.  cb (when not NULL) is told the lot draws of entry `watch`. */
 void seg__loyalty_replay(const seg_loyalty *p, seg__lent *e, size_t n, int64_t until,
                          seg__lres *out, seg__ldraw_cb cb, void *ctx, uint32_t watch);
 
