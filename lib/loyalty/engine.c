@@ -89,6 +89,138 @@ static uint64_t name_mask_c(const seg__lname *t, uint32_t n, const char *s)
     return 0;
 }
 
+/* the first 4 bytes of a non-empty name, 0 past its end */
+static inline uint32_t key4(const char *s)
+{
+    uint32_t c0 = (unsigned char)s[0], c1 = 0, c2 = 0, c3 = 0;
+    if (c0) {
+        c1 = (unsigned char)s[1];
+        if (c1) {
+            c2 = (unsigned char)s[2];
+            if (c2)
+                c3 = (unsigned char)s[3];
+        }
+    }
+    return c0 | c1 << 8 | c2 << 16 | c3 << 24;
+}
+
+static uint64_t splitmix(uint64_t *x)
+{
+    uint64_t z = (*x += UINT64_C(0x9e3779b97f4a7c15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+static void free_tab(const seg__alloc *a, seg__lntab *tb)
+{
+    seg__free(a, tb->key);
+    seg__free(a, tb->names);
+    memset(tb, 0, sizeof *tb);
+}
+
+/* A collision-free multiplicative hash of the names' first bytes: tables
+ * of 4 to 64 times as many slots as names, multipliers from a fixed
+ * sequence (the same program always gets the same table).  No table (a
+ * scan) when none is found or there are over 64 names. */
+static int index_tab(const seg__alloc *a, seg__lntab *tb, const seg__lname *t, uint32_t n)
+{
+    memset(tb, 0, sizeof *tb);
+    if (n == 0 || n > 64)
+        return SEG_OK;
+    uint32_t keys[64];
+    for (uint32_t k = 0; k < n; k++)
+        keys[k] = key4(t[k].s);
+    unsigned bits0 = 2;
+    while ((UINT32_C(1) << bits0) < n)
+        bits0++;
+    uint64_t seed = 0;
+    for (unsigned bits = bits0 + 2; bits <= bits0 + 6; bits++) {
+        size_t size = (size_t)1 << bits;
+        tb->key = seg__calloc(a, size, sizeof *tb->key);
+        tb->names = seg__calloc(a, size, sizeof *tb->names);
+        if (!tb->key || !tb->names) {
+            free_tab(a, tb);
+            return SEG_ENOMEM;
+        }
+        for (int tries = 0; tries < 32; tries++) {
+            uint64_t mult = splitmix(&seed) | 1;
+            memset(tb->key, 0, size * sizeof *tb->key);
+            memset(tb->names, 0, size * sizeof *tb->names);
+            uint32_t k = 0;
+            for (; k < n; k++) {
+                size_t slot = (size_t)(((uint64_t)keys[k] * mult) >> (64 - bits));
+                if (tb->key[slot] && tb->key[slot] != keys[k])
+                    break;  /* two different first bytes in one slot */
+                tb->key[slot] = keys[k];
+                tb->names[slot] |= UINT64_C(1) << k;
+            }
+            if (k == n) {
+                tb->mult = mult;
+                tb->shift = 64 - bits;
+                return SEG_OK;
+            }
+        }
+        free_tab(a, tb);
+    }
+    return SEG_OK;
+}
+
+int seg__loyalty_index_names(seg_loyalty *p)
+{
+    if (index_tab(&p->alloc, &p->cattab, p->cats, p->ncats) != SEG_OK ||
+        index_tab(&p->alloc, &p->chantab, p->chans, p->nchans) != SEG_OK) {
+        seg__loyalty_free_index(p);
+        return SEG_ENOMEM;
+    }
+    return SEG_OK;
+}
+
+void seg__loyalty_free_index(seg_loyalty *p)
+{
+    free_tab(&p->alloc, &p->cattab);
+    free_tab(&p->alloc, &p->chantab);
+}
+
+/* which of the candidate names c (that start as s does) s is */
+static uint64_t name_verify(const seg__lname *t, uint64_t c, const char *s)
+{
+    do {
+        unsigned k = (unsigned)__builtin_ctzll(c);
+        c &= c - 1;
+        /* (names under 4 bytes matched with their end; longer ones
+         * matched 4 bytes of s that are not its end) */
+        if (t[k].n < 4 || strcmp(t[k].s + 4, s + 4) == 0)
+            return t[k].mask;
+    } while (c);
+    return 0;
+}
+
+/* the bonus rules naming s (NULL or empty: none) */
+static inline __attribute__((always_inline)) uint64_t name_lookup(const seg__lntab *tb, const seg__lname *t, uint32_t n,
+                                   const char *s)
+{
+    if (!s || !*s)
+        return 0;
+    if (SEG_UNLIKELY(!tb->mult))
+        return name_mask_c(t, n, s);
+    uint32_t k = key4(s);
+    size_t slot = (size_t)(((uint64_t)k * tb->mult) >> tb->shift);
+    uint64_t c = tb->names[slot] & -(uint64_t)(tb->key[slot] == k);
+    return c ? name_verify(t, c, s) : 0;
+}
+
+/* the bonus rule + 1 (0: none) of a purchase in category cat, channel
+ * chan; the channel is looked up only when a rule the category allows
+ * filters channels */
+static inline __attribute__((always_inline)) unsigned bonus_of(const seg_loyalty *p, const char *cat, const char *chan)
+{
+    uint64_t m = p->anycat | name_lookup(&p->cattab, p->cats, p->ncats, cat);
+    if (m & ~p->anychan)
+        m &= p->anychan | name_lookup(&p->chantab, p->chans, p->nchans, chan);
+    return (unsigned)__builtin_ffsll((long long)m);
+}
+
 unsigned seg__loyalty_bonus(const seg_loyalty *p, seg__str cat, seg__str chan)
 {
     if (!p->nbonus)
@@ -156,8 +288,10 @@ int64_t seg__loyalty_expiry(const seg_loyalty *p, int64_t ts)
 
 #if defined(__GNUC__)
 #  define HOT_INLINE static inline __attribute__((always_inline))
+#  define COLD static __attribute__((noinline))
 #else
 #  define HOT_INLINE static inline
+#  define COLD static
 #endif
 
 /* One forward pass over the entries.  The measure's window is two indexes
@@ -165,17 +299,28 @@ int64_t seg__loyalty_expiry(const seg_loyalty *p, int64_t ts)
  * from a head index that moves forward only, each lot's expiry is computed
  * once, and the points left in all lots are kept as a running sum: the
  * work per entry is constant except for refunds of an order (a scan of the
- * entries before them for the order's lines). */
+ * entries before them for the order's lines).
+ *
+ * The state is in two parts.  The tier and window state (tw) is used at
+ * every entry: the loops keep it in a local that only inlined code takes
+ * the address of (the general case of advance() takes and returns it by
+ * value), so the compiler keeps it in registers.  The rest (rp) is touched
+ * by purchases and by refunds and redemptions, out of line. */
+typedef struct tw {
+    size_t jin, jx;          /* entries in the measure: [jx, jin) */
+    int64_t m;               /* qualifying measure */
+    int64_t below;           /* since when the measure is below the held tier (-1) */
+    int64_t lo, hi;          /* tier h is kept while m >= lo; h + 1 is earned from hi */
+    const seg__lrate *rt;    /* the rates of tier h (by bonus rule + 1) */
+    int h;                   /* tier held */
+} tw;
+
 typedef struct rp {
     const seg_loyalty *p;
     seg__lent *e;
-    size_t i;                /* entries processed */
-    size_t jin, jx;          /* entries in the measure: [jx, jin) */
+    size_t i;                /* refunds, redemptions: the entry (the lots are e[0..i)) */
+    int h;                   /* ... and the tier held at its time */
     size_t head;             /* first lot that may still be drawn from */
-    int h;                   /* tier held */
-    int64_t lo, hi;          /* tier h is kept while m >= lo; h + 1 is earned at hi */
-    int64_t m;               /* qualifying measure */
-    int64_t below;           /* since when the measure is below the held tier (-1) */
     int64_t debt;
     int64_t earned, redeemed, reversed;
     int64_t lots;            /* points left in all lots, expired or not */
@@ -195,12 +340,12 @@ static int earned_tier(const seg_loyalty *p, int64_t m)
     return t;
 }
 
-static inline void hold(rp *r, int t)
+HOT_INLINE void hold(const seg_loyalty *p, tw *s, int t)
 {
-    const seg_loyalty *p = r->p;
-    r->h = t;
-    r->lo = t ? p->tiers[t].from : INT64_MIN;   /* (the base tier is kept at any measure) */
-    r->hi = (uint32_t)t + 1 < p->ntiers ? p->tiers[t + 1].from : INT64_MAX;
+    s->h = t;
+    s->lo = t ? p->tiers[t].from : INT64_MIN;   /* (the base tier is kept at any measure) */
+    s->hi = (uint32_t)t + 1 < p->ntiers ? p->tiers[t + 1].from : INT64_MAX;
+    s->rt = &p->rates[(size_t)t * (p->nbonus + 1)];
 }
 
 static void rp_init(rp *r, const seg_loyalty *p, seg__lent *e)
@@ -208,68 +353,82 @@ static void rp_init(rp *r, const seg_loyalty *p, seg__lent *e)
     memset(r, 0, sizeof *r);
     r->p = p;
     r->e = e;
-    r->below = -1;
     r->xlo = 1;
     r->xhi = 0;
-    hold(r, 0);
 }
 
-/* Apply the changes of the measure up to time T (entries enter at ts + 1,
- * leave at ts + window + 1), with upgrades and downgrades on the way:
- * at each change point c, a downgrade due before c happens first (to the
- * tier earned then), then the entries entering and leaving at c change the
- * measure, then the tier held is compared with the tier earned. */
-HOT_INLINE void advance(rp *r, int64_t T)
+HOT_INLINE tw tw_init(const seg_loyalty *p)
 {
-    const seg_loyalty *p = r->p;
-    const seg__lent *e = r->e;
+    tw s;
+    s.jin = s.jx = 0;
+    s.m = 0;
+    s.below = -1;
+    hold(p, &s, 0);
+    return s;
+}
+
+/* advance() when the window loses entries, the measure decreases or a
+ * grace period runs: each change point c in turn.  A downgrade due before
+ * c happens first (to the tier earned then), then the entries entering and
+ * leaving at c change the measure, then the tier held is compared with the
+ * tier earned. */
+COLD tw advance_general(const seg_loyalty *p, const seg__lent *e, size_t i, tw s, int64_t T)
+{
     int64_t W = p->window;
-    size_t i = r->i;
-    if (SEG_LIKELY(r->below < 0) && (r->jx == i || e[r->jx].ts >= T - W)) {
+    for (;;) {
+        int64_t cin = s.jin < i && e[s.jin].ts < T ? e[s.jin].ts + 1 : INT64_MAX;
+        int64_t cout = s.jx < s.jin && e[s.jx].ts < T - W ? e[s.jx].ts + W + 1 : INT64_MAX;
+        int64_t c = cin < cout ? cin : cout;
+        if (c == INT64_MAX)
+            break;
+        if (s.below >= 0 && s.below + p->grace < c) {
+            hold(p, &s, earned_tier(p, s.m));
+            s.below = -1;
+        }
+        while (s.jin < i && e[s.jin].ts + 1 == c)
+            s.m += e[s.jin++].aux;
+        while (s.jx < s.jin && e[s.jx].ts + W + 1 == c)
+            s.m -= e[s.jx++].aux;
+        if (s.m >= s.lo) {         /* the tier earned is the held one or higher */
+            if (s.m >= s.hi)
+                hold(p, &s, earned_tier(p, s.m));
+            s.below = -1;
+        } else if (s.below < 0) {
+            s.below = c;
+        }
+    }
+    if (s.below >= 0 && s.below + p->grace <= T) {
+        hold(p, &s, earned_tier(p, s.m));
+        s.below = -1;
+    }
+    return s;
+}
+
+/* Apply the changes of the measure up to time T (the entries e[0..i)
+ * enter at ts + 1 and leave at ts + window + 1), with upgrades and
+ * downgrades on the way. */
+HOT_INLINE void advance(const seg_loyalty *p, const seg__lent *e, size_t i, tw *s, int64_t T)
+{
+    if (SEG_LIKELY(s->below < 0) && (s->jx == i || e[s->jx].ts >= T - p->window)) {
         /* nothing leaves the window by T and no grace runs: when what
          * enters adds up without a decrease, the measure only grows, every
          * change point keeps or raises the tier, and the tier at the end is
          * the one earned by the final measure */
-        int64_t m = r->m;
-        size_t j = r->jin;
+        int64_t m = s->m;
+        size_t j = s->jin;
         for (; j < i && e[j].ts < T; j++) {
             if (SEG_UNLIKELY(e[j].aux < 0))
                 goto general;
             m += e[j].aux;
         }
-        r->jin = j;
-        r->m = m;
-        if (SEG_UNLIKELY(m >= r->hi))
-            hold(r, earned_tier(p, m));
+        s->jin = j;
+        s->m = m;
+        if (SEG_UNLIKELY(m >= s->hi))
+            hold(p, s, earned_tier(p, m));
         return;
     }
 general:
-    for (;;) {
-        int64_t cin = r->jin < i && e[r->jin].ts < T ? e[r->jin].ts + 1 : INT64_MAX;
-        int64_t cout = r->jx < r->jin && e[r->jx].ts < T - W ? e[r->jx].ts + W + 1 : INT64_MAX;
-        int64_t c = cin < cout ? cin : cout;
-        if (c == INT64_MAX)
-            break;
-        if (r->below >= 0 && r->below + p->grace < c) {
-            hold(r, earned_tier(p, r->m));
-            r->below = -1;
-        }
-        while (r->jin < i && e[r->jin].ts + 1 == c)
-            r->m += e[r->jin++].aux;
-        while (r->jx < r->jin && e[r->jx].ts + W + 1 == c)
-            r->m -= e[r->jx++].aux;
-        if (r->m >= r->lo) {         /* the tier earned is the held one or higher */
-            if (r->m >= r->hi)
-                hold(r, earned_tier(p, r->m));
-            r->below = -1;
-        } else if (r->below < 0) {
-            r->below = c;
-        }
-    }
-    if (r->below >= 0 && r->below + p->grace <= T) {
-        hold(r, earned_tier(p, r->m));
-        r->below = -1;
-    }
+    *s = advance_general(p, e, i, *s, T);
 }
 
 HOT_INLINE int64_t lot_expiry(rp *r, int64_t ts)
@@ -333,7 +492,8 @@ static int64_t claw(rp *r, int64_t want, int64_t t, uint32_t entry)
     return got;
 }
 
-static void refund(rp *r, seg__lent *x, int64_t t)
+/* Refund x = e[r->i] at time t, tier r->h. */
+COLD void refund(rp *r, seg__lent *x, int64_t t)
 {
     const seg_loyalty *p = r->p;
     seg__lent *e = r->e;
@@ -394,21 +554,29 @@ static void refund(rp *r, seg__lent *x, int64_t t)
     x->aux = p->qualify == SEG__LQ_SPEND ? x->amount : p->qualify == SEG__LQ_POINTS ? -target : 0;
 }
 
-/* Replay entry r->i (its time at or after the entries before it). */
-HOT_INLINE void step(rp *r, seg__lent *x)
+/* Points of a purchase of `amount` with rates rt (a tier's), bonus b. */
+HOT_INLINE int64_t points_at(const seg_loyalty *p, const seg__lrate *rt, int64_t amount, unsigned b)
+{
+    if (amount <= 0 || amount < p->min_spend)
+        return 0;
+    /* (p->bonus[nbonus] is a rule of no points: no branch on b) */
+    return rate_apply(&rt[b], amount, p->rounding) + p->bonus[b ? b - 1 : p->nbonus].flat;
+}
+
+/* Replay entry x = e[i], its time at or after the entries before it. */
+HOT_INLINE void step(rp *r, tw *s, seg__lent *x, size_t i)
 {
     const seg_loyalty *p = r->p;
     int64_t t = x->ts;
-    advance(r, t);
+    advance(p, r->e, i, s, t);
     if (SEG_LIKELY(x->kind == SEG__LE_PURCHASE)) {
-        if (!x->fixed)
-            x->points = points_of(p, x->amount, r->h, x->bonus);
-        int64_t v = x->points;
+        int64_t v = x->fixed ? x->points : points_at(p, s->rt, x->amount, x->bonus);
+        x->points = v;
         r->earned += v;
         if (SEG_UNLIKELY(r->debt)) {
-            int64_t s = r->debt < v ? r->debt : v;
-            v -= s;
-            r->debt -= s;
+            int64_t d = r->debt < v ? r->debt : v;
+            v -= d;
+            r->debt -= d;
         }
         x->rem = v;
         x->exp = lot_expiry(r, t);
@@ -426,23 +594,27 @@ HOT_INLINE void step(rp *r, seg__lent *x)
                 r->any_order = true;
             }
         }
-    } else if (x->kind == SEG__LE_REFUND) {
-        refund(r, x, t);
-    } else { /* redemption */
-        x->rem = 0;
-        x->aux = 0;
-        r->redeemed += draw(r, x->points, t, (uint32_t)r->i);
+    } else {
+        r->i = i;
+        r->h = s->h;
+        if (x->kind == SEG__LE_REFUND) {
+            refund(r, x, t);
+        } else { /* redemption */
+            x->rem = 0;
+            x->aux = 0;
+            r->redeemed += draw(r, x->points, t, (uint32_t)i);
+        }
     }
-    r->i++;
 }
 
-/* The figures as of `until`, once every entry before it is replayed. */
-static void finish(rp *r, int64_t until, seg__lres *out)
+/* The figures as of `until`, once the `done` entries before it are
+ * replayed. */
+static void finish(rp *r, tw st, size_t done, int64_t until, seg__lres *out)
 {
     const seg_loyalty *p = r->p;
     const seg__lent *e = r->e;
-    size_t done = r->i;
-    advance(r, until);
+    tw *s = &st;
+    advance(p, e, done, s, until);
     /* the expired lots are the oldest ones */
     int64_t dead = 0;
     for (size_t k = 0; k < done; k++) {
@@ -452,14 +624,14 @@ static void finish(rp *r, int64_t until, seg__lres *out)
             break;
         dead += e[k].rem;
     }
-    out->tier = r->h;
+    out->tier = s->h;
     out->balance = r->lots - dead - r->debt;
     out->earned = r->earned;
     out->redeemed = r->redeemed;
     out->expired = dead;
     out->reversed = r->reversed;
-    out->measure = r->m;
-    out->downgrade_at = r->below >= 0 ? r->below + p->grace : -1;
+    out->measure = s->m;
+    out->downgrade_at = s->below >= 0 ? s->below + p->grace : -1;
     out->debt = r->debt;
     out->done = (uint32_t)done;
 }
@@ -469,12 +641,14 @@ void seg__loyalty_replay(const seg_loyalty *p, seg__lent *e, size_t n, int64_t u
 {
     rp r;
     rp_init(&r, p, e);
+    tw s = tw_init(p);
     r.cb = cb;
     r.ctx = ctx;
     r.watch = watch;
-    while (r.i < n && e[r.i].ts < until)
-        step(&r, &e[r.i]);
-    finish(&r, until, out);
+    size_t i = 0;
+    for (; i < n && e[i].ts < until; i++)
+        step(&r, &s, &e[i], i);
+    finish(&r, s, i, until, out);
 }
 
 /* ---- status ---- */
@@ -556,36 +730,6 @@ static int score_fail(seg_loyalty_status *out, size_t *bad_out, size_t index, in
     return code;
 }
 
-/* Bonus masks of the names met in one call, by address (a till passes the
- * same category and channel strings again and again): two ways per set,
- * the slot from a multiplicative hash of the address. */
-#define NSETS_CAT 32
-#define NSETS_CHAN 4
-
-typedef struct namecache {
-    const char *key[2 * NSETS_CAT];
-    uint64_t val[2 * NSETS_CAT];
-} namecache;
-
-HOT_INLINE uint64_t cached_mask(const char **key, uint64_t *val, unsigned bits,
-                                const seg__lname *t, uint32_t nt, uint64_t any,
-                                const char *s)
-{
-    if (!s)
-        return any;
-    unsigned k = 2 * (unsigned)(((uint64_t)(uintptr_t)s * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - bits));
-    if (SEG_LIKELY(key[k] == s))
-        return val[k];
-    if (key[k + 1] == s)
-        return val[k + 1];
-    uint64_t v = any | name_mask_c(t, nt, s);
-    key[k + 1] = key[k];
-    val[k + 1] = val[k];
-    key[k] = s;
-    val[k] = v;
-    return v;
-}
-
 SEG_API int seg_loyalty_score(seg_loyalty_status *out, const seg_loyalty *prog,
                               const seg_loyalty_txn *history, size_t n,
                               const seg_loyalty_txn *purchase, int64_t now,
@@ -613,17 +757,12 @@ SEG_API int seg_loyalty_score(seg_loyalty_status *out, const seg_loyalty *prog,
     }
     rp r;
     rp_init(&r, prog, e);
+    tw st = tw_init(prog);
     /* the bonus rule of a purchase matters only when it earns points */
     int64_t earn_from = prog->min_spend > 1 ? prog->min_spend : 1;
     bool bonuses = prog->nbonus != 0;
-    namecache cc;
-    const char *hkey[2 * NSETS_CHAN];
-    uint64_t hval[2 * NSETS_CHAN];
-    if (bonuses) {
-        memset(cc.key, 0, sizeof cc.key);
-        memset(hkey, 0, sizeof hkey);
-    }
     int64_t prev = SEG_TIME_MIN;
+    size_t done = 0;
     const char *base = (const char *)history;
     /* validate and replay each entry in one pass (entries at or after now
      * are checked, then the rest ignored) */
@@ -650,13 +789,8 @@ SEG_API int seg_loyalty_score(seg_loyalty_status *out, const seg_loyalty *prog,
             if (SEG_UNLIKELY(t->amount > SEG_AMOUNT_MAX))
                 return score_fail(out, bad_out, k, SEG_ERANGE);
             x->kind = SEG__LE_PURCHASE;
-            if (bonuses && t->amount >= earn_from && ts < now) {
-                uint64_t bm = cached_mask(cc.key, cc.val, 5, prog->cats, prog->ncats,
-                                          prog->anycat, t->category) &
-                              cached_mask(hkey, hval, 2, prog->chans, prog->nchans,
-                                          prog->anychan, t->channel);
-                x->bonus = bm ? (uint8_t)(__builtin_ctzll(bm) + 1) : 0;
-            }
+            if (bonuses && t->amount >= earn_from && ts < now)
+                x->bonus = (uint8_t)bonus_of(prog, t->category, t->channel);
             break;
         case SEG_LOYALTY_REFUND:
             if (SEG_UNLIKELY(t->amount >= 0))
@@ -679,7 +813,8 @@ SEG_API int seg_loyalty_score(seg_loyalty_status *out, const seg_loyalty *prog,
         }
         if (ts >= now)
             break; /* (later entries do not count) */
-        step(&r, x);
+        step(&r, &st, x, k);
+        done = k + 1;
     }
     int64_t pp = 0;
     if (purchase) {
@@ -691,14 +826,11 @@ SEG_API int seg_loyalty_score(seg_loyalty_status *out, const seg_loyalty *prog,
             return score_fail(out, bad_out, (size_t)-1, SEG_ERANGE);
     }
     seg__lres res;
-    finish(&r, now, &res);
+    finish(&r, st, done, now, &res);
     if (purchase) {
         unsigned b = 0;
-        if (bonuses && purchase->amount >= earn_from) {
-            uint64_t bm = (prog->anycat | name_mask_c(prog->cats, prog->ncats, purchase->category)) &
-                          (prog->anychan | name_mask_c(prog->chans, prog->nchans, purchase->channel));
-            b = bm ? (unsigned)__builtin_ctzll(bm) + 1 : 0;
-        }
+        if (bonuses && purchase->amount >= earn_from)
+            b = bonus_of(prog, purchase->category, purchase->channel);
         pp = points_of(prog, purchase->amount, res.tier, b);
     }
     size_t sz = out->struct_size;

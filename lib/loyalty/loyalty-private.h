@@ -84,6 +84,17 @@ typedef struct seg__lname {
     uint64_t mask;           /* bonus rules naming it */
 } seg__lname;
 
+/* The names of the bonus filters (up to 64) found by their first 4 bytes:
+ * a hash of those bytes, chosen at compile time so that the names' first
+ * bytes never collide, gives the names that start so (mult 0: no table,
+ * lookups scan the names). */
+typedef struct seg__lntab {
+    uint64_t mult;
+    unsigned shift;          /* 64 - log2 of the size */
+    uint32_t *key;           /* [size]: the first 4 bytes (0 past the end); 0: free */
+    uint64_t *names;         /* [size]: bit k: name k starts with key */
+} seg__lntab;
+
 typedef struct seg__ltier {
     char *name;
     int64_t from;            /* qualifying measure needed */
@@ -116,6 +127,7 @@ struct seg_loyalty {
     seg__lname *cats, *chans;
     uint32_t ncats, nchans;
     uint64_t anycat, anychan;   /* rules without a category / channel filter */
+    seg__lntab cattab, chantab; /* cats and chans by their first bytes */
     seg__lrate *rates;          /* [ntiers * (nbonus + 1)]: bonus 0 = none */
     seg__lrate base;            /* the earn rate alone (reversals without an order) */
 };
@@ -173,6 +185,10 @@ int64_t seg__loyalty_expiry(const seg_loyalty *p, int64_t ts);
 void seg__loyalty_fill(const seg_loyalty *p, const seg__lres *r, seg_loyalty_status *st);
 
 void seg__loyalty_unref(seg_loyalty *p);
+/* Build cattab and chantab once cats and chans are complete (SEG_OK or
+ * SEG_ENOMEM); free them. */
+int seg__loyalty_index_names(seg_loyalty *p);
+void seg__loyalty_free_index(seg_loyalty *p);
 
 /* ---- the ledger (ledger.c) and the segdef values ---- */
 typedef struct seg_loyalty_ledger seg__ledger;

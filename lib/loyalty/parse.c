@@ -504,6 +504,7 @@ static void prog_free(seg_loyalty *p)
         seg__free(a, p->cats[i].s);
     for (uint32_t i = 0; i < p->nchans; i++)
         seg__free(a, p->chans[i].s);
+    seg__loyalty_free_index(p);
     seg__free(a, p->tiers);
     seg__free(a, p->bonus);
     seg__free(a, p->cats);
@@ -686,6 +687,8 @@ static int build(seg_loyalty *p, const seg__lprog_ast *g, seg__sderr *err)
         }
     }
     p->nbonus = r;
+    if (seg__loyalty_index_names(p) != SEG_OK)
+        return lerr(err, g->line, g->col, SEG_ENOMEM, "out of memory");
     /* rates: pts/10^4 points per `per` minor units, times the tier's and
      * the bonus's multipliers; a purchase of the largest amount must stay
      * within SEG_LOYALTY_POINTS_MAX */
