@@ -210,16 +210,25 @@ static inline __attribute__((always_inline)) uint64_t name_lookup(const seg__lnt
     return c ? name_verify(t, c, s) : 0;
 }
 
-/* the bonus rule + 1 (0: none) of a purchase in category cat, channel
- * chan; the channel is looked up only when a rule the category allows
- * filters channels */
-static inline __attribute__((always_inline)) unsigned bonus_of(const seg_loyalty *p, const char *cat, const char *chan)
+/* the bonus rule + 1 (0: none) of a purchase whose category allows the
+ * rules m, in channel chan (looked up only when one of the rules m
+ * filters channels) */
+static inline __attribute__((always_inline)) unsigned bonus_with(const seg_loyalty *p, uint64_t m,
+                                                                 const char *chan)
 {
-    uint64_t m = p->anycat | name_lookup(&p->cattab, p->cats, p->ncats, cat);
     if (m & ~p->anychan)
         m &= p->anychan | name_lookup(&p->chantab, p->chans, p->nchans, chan);
     return (unsigned)__builtin_ffsll((long long)m);
 }
+
+/* the bonus rule + 1 (0: none) of a purchase in category cat, channel chan */
+static inline unsigned bonus_of(const seg_loyalty *p, const char *cat, const char *chan)
+{
+    return bonus_with(p, p->anycat | name_lookup(&p->cattab, p->cats, p->ncats, cat), chan);
+}
+
+#define CAT_BITS 6
+#define CAT_SLOTS (1u << CAT_BITS)
 
 unsigned seg__loyalty_bonus(const seg_loyalty *p, seg__str cat, seg__str chan)
 {
@@ -431,16 +440,24 @@ general:
     *s = advance_general(p, e, i, *s, T);
 }
 
-HOT_INLINE int64_t lot_expiry(rp *r, int64_t ts)
+/* A purchase's lot: its expiry is stored only with period expiry (end of
+ * month, quarter, year); else lot_exp() computes it from the time. */
+HOT_INLINE void set_expiry(rp *r, seg__lent *x)
 {
     const seg_loyalty *p = r->p;
-    if (p->expire == SEG__LX_AFTER)
-        return ts + p->expire_after;
-    if (p->expire == SEG__LX_NEVER)
-        return INT64_MAX;
-    if (ts < r->xlo || ts >= r->xhi)
-        r->xval = period_expiry(p, ts, &r->xlo, &r->xhi);
-    return r->xval;
+    if (p->expire > SEG__LX_AFTER) {
+        int64_t ts = x->ts;
+        if (ts < r->xlo || ts >= r->xhi)
+            r->xval = period_expiry(p, ts, &r->xlo, &r->xhi);
+        x->exp = r->xval;
+    }
+}
+
+static inline int64_t lot_exp(const seg_loyalty *p, const seg__lent *x)
+{
+    return p->expire == SEG__LX_AFTER ? x->ts + p->expire_after
+           : p->expire == SEG__LX_NEVER ? INT64_MAX
+                                        : x->exp;
 }
 
 /* Draw up to `want` points from the oldest lots alive at t.  Lots expire
@@ -450,7 +467,7 @@ static int64_t draw(rp *r, int64_t want, int64_t t, uint32_t entry)
 {
     seg__lent *e = r->e;
     size_t k = r->head, i = r->i;
-    while (k < i && (e[k].rem == 0 || e[k].exp <= t))
+    while (k < i && (e[k].rem == 0 || lot_exp(r->p, &e[k]) <= t))
         k++;
     r->head = k;
     int64_t got = 0;
@@ -533,7 +550,7 @@ COLD void refund(rp *r, seg__lent *x, int64_t t)
             for (size_t k = first; k < end && left; k++) {
                 seg__lent *y = &e[k];
                 if (y->kind != SEG__LE_PURCHASE || y->order != o || y->rem <= 0 ||
-                    (y->exp > t) != (pass == 0))
+                    (lot_exp(p, y) > t) != (pass == 0))
                     continue;
                 int64_t take = y->rem < left ? y->rem : left;
                 y->rem -= take;
@@ -563,6 +580,36 @@ HOT_INLINE int64_t points_at(const seg_loyalty *p, const seg__lrate *rt, int64_t
     return rate_apply(&rt[b], amount, p->rounding) + p->bonus[b ? b - 1 : p->nbonus].flat;
 }
 
+/* Purchase x earns v points (its time reached, its tier's points known):
+ * the lot, the totals, the change of the measure. */
+HOT_INLINE void lot(rp *r, seg__lent *x, int64_t v)
+{
+    const seg_loyalty *p = r->p;
+    x->points = v;
+    r->earned += v;
+    if (SEG_UNLIKELY(r->debt)) {
+        int64_t d = r->debt < v ? r->debt : v;
+        v -= d;
+        r->debt -= d;
+    }
+    x->rem = v;
+    set_expiry(r, x);
+    r->lots += v;
+    int q = p->qualify;
+    if (q == SEG__LQ_SPEND) {
+        x->aux = x->amount;
+    } else if (q == SEG__LQ_POINTS) {
+        x->aux = x->points;
+    } else {
+        x->aux = x->amount > 0 &&
+                 (x->order == SEG__L_NO_ORDER || !r->any_order || x->order != r->last_order);
+        if (x->aux) {
+            r->last_order = x->order;
+            r->any_order = true;
+        }
+    }
+}
+
 /* Replay entry x = e[i], its time at or after the entries before it. */
 HOT_INLINE void step(rp *r, tw *s, seg__lent *x, size_t i)
 {
@@ -570,30 +617,7 @@ HOT_INLINE void step(rp *r, tw *s, seg__lent *x, size_t i)
     int64_t t = x->ts;
     advance(p, r->e, i, s, t);
     if (SEG_LIKELY(x->kind == SEG__LE_PURCHASE)) {
-        int64_t v = x->fixed ? x->points : points_at(p, s->rt, x->amount, x->bonus);
-        x->points = v;
-        r->earned += v;
-        if (SEG_UNLIKELY(r->debt)) {
-            int64_t d = r->debt < v ? r->debt : v;
-            v -= d;
-            r->debt -= d;
-        }
-        x->rem = v;
-        x->exp = lot_expiry(r, t);
-        r->lots += v;
-        int q = p->qualify;
-        if (q == SEG__LQ_SPEND) {
-            x->aux = x->amount;
-        } else if (q == SEG__LQ_POINTS) {
-            x->aux = x->points;
-        } else {
-            x->aux = x->amount > 0 &&
-                     (x->order == SEG__L_NO_ORDER || !r->any_order || x->order != r->last_order);
-            if (x->aux) {
-                r->last_order = x->order;
-                r->any_order = true;
-            }
-        }
+        lot(r, x, x->fixed ? x->points : points_at(p, s->rt, x->amount, x->bonus));
     } else {
         r->i = i;
         r->h = s->h;
@@ -620,7 +644,7 @@ static void finish(rp *r, tw st, size_t done, int64_t until, seg__lres *out)
     for (size_t k = 0; k < done; k++) {
         if (e[k].kind != SEG__LE_PURCHASE)
             continue;
-        if (e[k].exp > until)
+        if (lot_exp(p, &e[k]) > until)
             break;
         dead += e[k].rem;
     }
@@ -761,6 +785,12 @@ SEG_API int seg_loyalty_score(seg_loyalty_status *out, const seg_loyalty *prog,
     /* the bonus rule of a purchase matters only when it earns points */
     int64_t earn_from = prog->min_spend > 1 ? prog->min_spend : 1;
     bool bonuses = prog->nbonus != 0;
+    /* category masks by the name's address: a till passes the same
+     * strings again and again */
+    const char *ckey[CAT_SLOTS];
+    uint64_t cval[CAT_SLOTS];
+    if (bonuses)
+        memset(ckey, 0, sizeof ckey);
     int64_t prev = SEG_TIME_MIN;
     size_t done = 0;
     const char *base = (const char *)history;
@@ -769,6 +799,40 @@ SEG_API int seg_loyalty_score(seg_loyalty_status *out, const seg_loyalty *prog,
     for (size_t k = 0; k < n; k++) {
         const seg_loyalty_txn *t = (const seg_loyalty_txn *)(base + k * tsz);
         int64_t ts = t->ts;
+        int64_t amount = t->amount;
+        uint32_t order = t->order;
+        if (SEG_LIKELY(t->kind == SEG_LOYALTY_PURCHASE && ts >= prev && ts < now &&
+                       (uint64_t)amount <= (uint64_t)SEG_AMOUNT_MAX && order != UINT32_MAX)) {
+            /* a purchase before now (prev <= ts < now <= SEG_TIME_MAX: in
+             * range), the common case, straight */
+            seg__lent *x = &e[k];
+            prev = ts;
+            x->ts = ts;
+            x->amount = amount;
+            x->order = order ? order : SEG__L_NO_ORDER;
+            x->kind = SEG__LE_PURCHASE;
+            advance(prog, e, k, &st, ts);
+            unsigned b = 0;
+            if (bonuses && amount >= earn_from) {
+                const char *cat = t->category;
+                uint64_t cm = 0;
+                if (cat) {
+                    unsigned slot = (unsigned)(((uint64_t)(uintptr_t)cat * UINT64_C(0x9E3779B97F4A7C15)) >>
+                                               (64 - CAT_BITS));
+                    if (SEG_LIKELY(ckey[slot] == cat)) {
+                        cm = cval[slot];
+                    } else {
+                        cm = name_lookup(&prog->cattab, prog->cats, prog->ncats, cat);
+                        ckey[slot] = cat;
+                        cval[slot] = cm;
+                    }
+                }
+                b = bonus_with(prog, prog->anycat | cm, t->channel);
+            }
+            lot(&r, x, points_at(prog, st.rt, amount, b));
+            done = k + 1;
+            continue;
+        }
         if (SEG_UNLIKELY(ts < SEG_TIME_MIN || ts > SEG_TIME_MAX))
             return score_fail(out, bad_out, k, SEG_ERANGE);
         if (SEG_UNLIKELY(ts < prev))
