@@ -28,27 +28,21 @@
 
 /* ---- points ---- */
 
-static inline int64_t rate_apply(const seg__lrate *r, int64_t amount, int rounding)
+/* amount * r->n / r->d rounded as the program rounds: (x + bias) / d
+ * rounded down, the division by a multiplication */
+static inline int64_t rate_apply(const seg__lrate *r, int64_t amount)
 {
-    uint64_t x, q, rm, d = (uint64_t)r->d;
-    if (SEG_LIKELY(!__builtin_mul_overflow((uint64_t)amount, (uint64_t)r->n, &x))) {
-        /* x / d as x * (2^64-1)/d / 2^64, at most 2 short: corrected */
-        q = (uint64_t)(((unsigned __int128)x * r->m) >> 64);
-        rm = x - q * d;
-        while (rm >= d) {
-            q++;
-            rm -= d;
-        }
-    } else {
-        unsigned __int128 w = (unsigned __int128)(uint64_t)amount * (uint64_t)r->n;
-        q = (uint64_t)(w / d);
-        rm = (uint64_t)(w % d);
+    uint64_t x, d = (uint64_t)r->d;
+    if (SEG_LIKELY(!__builtin_mul_overflow((uint64_t)amount, (uint64_t)r->n, &x) &&
+                   !__builtin_add_overflow(x, r->bias, &x))) {
+        /* m = floor((2^64 - 1) / d), so x / d - 1 < x * m / 2^64 <= x / d:
+         * the estimate is the quotient or one short */
+        uint64_t q = (uint64_t)(((unsigned __int128)x * r->m) >> 64);
+        q += x - q * d >= d;
+        return (int64_t)q;
     }
-    if (rounding == SEG__LR_NEAREST)
-        q += rm >= d - rm; /* half up */
-    else if (rounding == SEG__LR_UP)
-        q += rm != 0;
-    return (int64_t)q;
+    unsigned __int128 w = (unsigned __int128)(uint64_t)amount * (uint64_t)r->n + r->bias;
+    return (int64_t)(uint64_t)(w / d);
 }
 
 static inline int64_t points_of(const seg_loyalty *p, int64_t amount, int tier, unsigned bonus)
@@ -56,10 +50,7 @@ static inline int64_t points_of(const seg_loyalty *p, int64_t amount, int tier, 
     if (amount <= 0 || amount < p->min_spend)
         return 0;
     const seg__lrate *r = &p->rates[(size_t)tier * (p->nbonus + 1) + bonus];
-    int64_t v = rate_apply(r, amount, p->rounding);
-    if (bonus)
-        v += p->bonus[bonus - 1].flat;
-    return v;
+    return rate_apply(r, amount) + r->flat;
 }
 
 int64_t seg__loyalty_points(const seg_loyalty *p, int64_t amount, int tier, unsigned bonus)
@@ -317,6 +308,8 @@ int64_t seg__loyalty_expiry(const seg_loyalty *p, int64_t ts)
  * by purchases and by refunds and redemptions, out of line. */
 typedef struct tw {
     size_t jin, jx;          /* entries in the measure: [jx, jin) */
+    int64_t last;            /* the time of the entries replayed last ... */
+    int64_t pend;            /* ... the sum of their changes (e[jin..i), all at that time) */
     int64_t m;               /* qualifying measure */
     int64_t below;           /* since when the measure is below the held tier (-1) */
     int64_t lo, hi;          /* tier h is kept while m >= lo; h + 1 is earned from hi */
@@ -324,9 +317,12 @@ typedef struct tw {
     int h;                   /* tier held */
 } tw;
 
+#define ORDER_BITS 6
+
 typedef struct rp {
     const seg_loyalty *p;
     seg__lent *e;
+    uint32_t *ohead;         /* [1 << ORDER_BITS]: the last entry of an order hash chain, + 1 */
     size_t i;                /* refunds, redemptions: the entry (the lots are e[0..i)) */
     int h;                   /* ... and the tier held at its time */
     size_t head;             /* first lot that may still be drawn from */
@@ -357,11 +353,13 @@ HOT_INLINE void hold(const seg_loyalty *p, tw *s, int t)
     s->rt = &p->rates[(size_t)t * (p->nbonus + 1)];
 }
 
-static void rp_init(rp *r, const seg_loyalty *p, seg__lent *e)
+static void rp_init(rp *r, const seg_loyalty *p, seg__lent *e, uint32_t *ohead)
 {
     memset(r, 0, sizeof *r);
+    memset(ohead, 0, sizeof(uint32_t) << ORDER_BITS);
     r->p = p;
     r->e = e;
+    r->ohead = ohead;
     r->xlo = 1;
     r->xhi = 0;
 }
@@ -370,6 +368,8 @@ HOT_INLINE tw tw_init(const seg_loyalty *p)
 {
     tw s;
     s.jin = s.jx = 0;
+    s.last = INT64_MIN;
+    s.pend = 0;
     s.m = 0;
     s.below = -1;
     hold(p, &s, 0);
@@ -415,29 +415,36 @@ COLD tw advance_general(const seg_loyalty *p, const seg__lent *e, size_t i, tw s
 
 /* Apply the changes of the measure up to time T (the entries e[0..i)
  * enter at ts + 1 and leave at ts + window + 1), with upgrades and
- * downgrades on the way. */
+ * downgrades on the way; T is at or after the last entry's time. */
 HOT_INLINE void advance(const seg_loyalty *p, const seg__lent *e, size_t i, tw *s, int64_t T)
 {
     if (SEG_LIKELY(s->below < 0) && (s->jx == i || e[s->jx].ts >= T - p->window)) {
-        /* nothing leaves the window by T and no grace runs: when what
-         * enters adds up without a decrease, the measure only grows, every
-         * change point keeps or raises the tier, and the tier at the end is
-         * the one earned by the final measure */
-        int64_t m = s->m;
-        size_t j = s->jin;
-        for (; j < i && e[j].ts < T; j++) {
-            if (SEG_UNLIKELY(e[j].aux < 0))
-                goto general;
-            m += e[j].aux;
+        /* no grace runs and nothing leaves the window by T: at most one
+         * change point, last + 1, when the entries of the last time (all
+         * that have not entered) enter */
+        if (T > s->last) {
+            if (s->jin < i) {
+                s->jin = i;
+                s->m += s->pend;
+                if (SEG_LIKELY(s->m >= s->lo)) {
+                    if (SEG_UNLIKELY(s->m >= s->hi))
+                        hold(p, s, earned_tier(p, s->m));
+                } else {
+                    s->below = s->last + 1;
+                    if (s->below + p->grace <= T) {
+                        hold(p, s, earned_tier(p, s->m));
+                        s->below = -1;
+                    }
+                }
+            }
+            s->pend = 0;
         }
-        s->jin = j;
-        s->m = m;
-        if (SEG_UNLIKELY(m >= s->hi))
-            hold(p, s, earned_tier(p, m));
-        return;
+    } else {
+        *s = advance_general(p, e, i, *s, T);
+        if (T > s->last)
+            s->pend = 0;         /* (all entered) */
     }
-general:
-    *s = advance_general(p, e, i, *s, T);
+    s->last = T;
 }
 
 /* A purchase's lot: its expiry is stored only with period expiry (end of
@@ -509,6 +516,21 @@ static int64_t claw(rp *r, int64_t want, int64_t t, uint32_t entry)
     return got;
 }
 
+static inline unsigned order_hash(uint32_t o)
+{
+    return (o * UINT32_C(0x9E3779B1)) >> (32 - ORDER_BITS);
+}
+
+/* Entry x = e[k] (a purchase or a refund) joins its order's chain. */
+HOT_INLINE void link_order(rp *r, seg__lent *x, size_t k)
+{
+    if (x->order != SEG__L_NO_ORDER) {
+        uint32_t *h = &r->ohead[order_hash(x->order)];
+        x->olink = *h;
+        *h = (uint32_t)k + 1;
+    }
+}
+
 /* Refund x = e[r->i] at time t, tier r->h. */
 COLD void refund(rp *r, seg__lent *x, int64_t t)
 {
@@ -519,16 +541,18 @@ COLD void refund(rp *r, seg__lent *x, int64_t t)
     int64_t ordpts = 0, ordamt = 0, before_amt = 0, before_pts = 0;
     bool found = false;
     uint32_t o = x->order;
+    /* the purchases and refunds of the order before it, latest first */
     if (o != SEG__L_NO_ORDER)
-        for (size_t k = 0; k < i; k++) {
+        for (uint32_t k1 = r->ohead[order_hash(o)]; k1; k1 = e[k1 - 1].olink) {
+            size_t k = k1 - 1;
             if (e[k].order != o)
                 continue;
             if (e[k].kind == SEG__LE_PURCHASE) {
                 ordpts += e[k].points;
                 ordamt += e[k].amount;
                 if (!found)
-                    first = k;
-                end = k + 1;
+                    end = k + 1;
+                first = k;
                 found = true;
             } else if (e[k].kind == SEG__LE_REFUND) {
                 before_amt += -e[k].amount;
@@ -562,7 +586,7 @@ COLD void refund(rp *r, seg__lent *x, int64_t t)
         if (left)
             taken += claw(r, left, t, (uint32_t)i);
     } else {
-        target = rate_apply(&p->rates[(size_t)r->h * (p->nbonus + 1)], give, p->rounding);
+        target = rate_apply(&p->rates[(size_t)r->h * (p->nbonus + 1)], give);
         taken = claw(r, target, t, (uint32_t)i);
     }
     x->points = target;
@@ -576,13 +600,12 @@ HOT_INLINE int64_t points_at(const seg_loyalty *p, const seg__lrate *rt, int64_t
 {
     if (amount <= 0 || amount < p->min_spend)
         return 0;
-    /* (p->bonus[nbonus] is a rule of no points: no branch on b) */
-    return rate_apply(&rt[b], amount, p->rounding) + p->bonus[b ? b - 1 : p->nbonus].flat;
+    return rate_apply(&rt[b], amount) + rt[b].flat;
 }
 
 /* Purchase x earns v points (its time reached, its tier's points known):
  * the lot, the totals, the change of the measure. */
-HOT_INLINE void lot(rp *r, seg__lent *x, int64_t v)
+HOT_INLINE void lot(rp *r, tw *s, seg__lent *x, int64_t v)
 {
     const seg_loyalty *p = r->p;
     x->points = v;
@@ -608,6 +631,7 @@ HOT_INLINE void lot(rp *r, seg__lent *x, int64_t v)
             r->any_order = true;
         }
     }
+    s->pend += x->aux;
 }
 
 /* Replay entry x = e[i], its time at or after the entries before it. */
@@ -617,12 +641,15 @@ HOT_INLINE void step(rp *r, tw *s, seg__lent *x, size_t i)
     int64_t t = x->ts;
     advance(p, r->e, i, s, t);
     if (SEG_LIKELY(x->kind == SEG__LE_PURCHASE)) {
-        lot(r, x, x->fixed ? x->points : points_at(p, s->rt, x->amount, x->bonus));
+        lot(r, s, x, x->fixed ? x->points : points_at(p, s->rt, x->amount, x->bonus));
+        link_order(r, x, i);
     } else {
         r->i = i;
         r->h = s->h;
         if (x->kind == SEG__LE_REFUND) {
             refund(r, x, t);
+            link_order(r, x, i);
+            s->pend += x->aux;
         } else { /* redemption */
             x->rem = 0;
             x->aux = 0;
@@ -664,7 +691,8 @@ void seg__loyalty_replay(const seg_loyalty *p, seg__lent *e, size_t n, int64_t u
                          seg__lres *out, seg__ldraw_cb cb, void *ctx, uint32_t watch)
 {
     rp r;
-    rp_init(&r, p, e);
+    uint32_t ohead[1u << ORDER_BITS];
+    rp_init(&r, p, e, ohead);
     tw s = tw_init(p);
     r.cb = cb;
     r.ctx = ctx;
@@ -780,7 +808,8 @@ SEG_API int seg_loyalty_score(seg_loyalty_status *out, const seg_loyalty *prog,
         e = work;
     }
     rp r;
-    rp_init(&r, prog, e);
+    uint32_t ohead[1u << ORDER_BITS];
+    rp_init(&r, prog, e, ohead);
     tw st = tw_init(prog);
     /* the bonus rule of a purchase matters only when it earns points */
     int64_t earn_from = prog->min_spend > 1 ? prog->min_spend : 1;
@@ -829,7 +858,8 @@ SEG_API int seg_loyalty_score(seg_loyalty_status *out, const seg_loyalty *prog,
                 }
                 b = bonus_with(prog, prog->anycat | cm, t->channel);
             }
-            lot(&r, x, points_at(prog, st.rt, amount, b));
+            lot(&r, &st, x, points_at(prog, st.rt, amount, b));
+            link_order(&r, x, k);
             done = k + 1;
             continue;
         }

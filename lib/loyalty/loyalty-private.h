@@ -76,6 +76,8 @@ typedef struct seg__lprog_ast {
 typedef struct seg__lrate {
     int64_t n, d;            /* points = amount * n / d, rounded */
     uint64_t m;              /* UINT64_MAX / d: division by a multiplication */
+    uint64_t bias;           /* rounding: (amount * n + bias) / d rounded down */
+    int64_t flat;            /* the bonus rule's points (0: none) */
 } seg__lrate;
 
 typedef struct seg__lname {
@@ -139,7 +141,7 @@ int seg__loyalty_build(seg_loyalty **out, const seg__lprog_ast *pa, const seg__a
 /* ---- the engine (engine.c) ---- */
 enum { SEG__LE_PURCHASE = 1, SEG__LE_REFUND = 2, SEG__LE_REDEEM = 3 };
 
-/* One entry as the engine replays it (56 bytes).  In: ts, kind, amount,
+/* One entry as the engine replays it (64 bytes).  In: ts, kind, amount,
  * points (REDEEM: asked; PURCHASE: fixed when `fixed`), order, bonus.
  * Work (set when the entry is replayed): the rest, and the points of a
  * purchase not fixed or of a refund. */
@@ -151,6 +153,7 @@ typedef struct seg__lent {
     int64_t aux;             /* the change of the qualifying measure */
     int64_t exp;             /* PURCHASE: when the lot expires */
     uint32_t order;          /* order key, SEG__L_NO_ORDER: none */
+    uint32_t olink;          /* the entry before it in its order's hash chain, + 1 (0: none) */
     uint8_t kind;
     uint8_t bonus;           /* PURCHASE: rule + 1, 0: none */
     uint8_t fixed;

@@ -720,9 +720,15 @@ static int build(seg_loyalty *p, const seg__lprog_ast *g, seg__sderr *err)
                             "would earn more than %lld points", p->tiers[t].name,
                             b ? " and a bonus" : "", (long long)SEG_LOYALTY_POINTS_MAX);
             }
-            p->rates[(size_t)t * (p->nbonus + 1) + b].n = (int64_t)n;
-            p->rates[(size_t)t * (p->nbonus + 1) + b].d = (int64_t)d;
-            p->rates[(size_t)t * (p->nbonus + 1) + b].m = UINT64_MAX / (uint64_t)d;
+            seg__lrate *o = &p->rates[(size_t)t * (p->nbonus + 1) + b];
+            o->n = (int64_t)n;
+            o->d = (int64_t)d;
+            o->m = UINT64_MAX / (uint64_t)d;
+            /* down: + 0; up: + d - 1; nearest (half up): + d / 2 */
+            o->bias = p->rounding == SEG__LR_UP        ? (uint64_t)d - 1
+                      : p->rounding == SEG__LR_NEAREST ? (uint64_t)d / 2
+                                                       : 0;
+            o->flat = b ? p->bonus[b - 1].flat : 0;
         }
     return SEG_OK;
 }
