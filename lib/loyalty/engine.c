@@ -218,8 +218,14 @@ static inline unsigned bonus_of(const seg_loyalty *p, const char *cat, const cha
     return bonus_with(p, p->anycat | name_lookup(&p->cattab, p->cats, p->ncats, cat), chan);
 }
 
-#define CAT_BITS 6
+#define CAT_BITS 7
 #define CAT_SLOTS (1u << CAT_BITS)
+#define CAT_FILL (CAT_SLOTS / 2)
+
+static inline unsigned cat_slot(const char *s)
+{
+    return (unsigned)(((uint64_t)(uintptr_t)s * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - CAT_BITS));
+}
 
 unsigned seg__loyalty_bonus(const seg_loyalty *p, seg__str cat, seg__str chan)
 {
@@ -814,12 +820,6 @@ SEG_API int seg_loyalty_score(seg_loyalty_status *out, const seg_loyalty *prog,
     /* the bonus rule of a purchase matters only when it earns points */
     int64_t earn_from = prog->min_spend > 1 ? prog->min_spend : 1;
     bool bonuses = prog->nbonus != 0;
-    /* category masks by the name's address: a till passes the same
-     * strings again and again */
-    const char *ckey[CAT_SLOTS];
-    uint64_t cval[CAT_SLOTS];
-    if (bonuses)
-        memset(ckey, 0, sizeof ckey);
     int64_t prev = SEG_TIME_MIN;
     size_t done = 0;
     const char *base = (const char *)history;
@@ -843,19 +843,7 @@ SEG_API int seg_loyalty_score(seg_loyalty_status *out, const seg_loyalty *prog,
             advance(prog, e, k, &st, ts);
             unsigned b = 0;
             if (bonuses && amount >= earn_from) {
-                const char *cat = t->category;
-                uint64_t cm = 0;
-                if (cat) {
-                    unsigned slot = (unsigned)(((uint64_t)(uintptr_t)cat * UINT64_C(0x9E3779B97F4A7C15)) >>
-                                               (64 - CAT_BITS));
-                    if (SEG_LIKELY(ckey[slot] == cat)) {
-                        cm = cval[slot];
-                    } else {
-                        cm = name_lookup(&prog->cattab, prog->cats, prog->ncats, cat);
-                        ckey[slot] = cat;
-                        cval[slot] = cm;
-                    }
-                }
+                uint64_t cm = name_lookup(&prog->cattab, prog->cats, prog->ncats, t->category);
                 b = bonus_with(prog, prog->anycat | cm, t->channel);
             }
             lot(&r, &st, x, points_at(prog, st.rt, amount, b));
