@@ -820,6 +820,12 @@ SEG_API int seg_loyalty_score(seg_loyalty_status *out, const seg_loyalty *prog,
     /* the bonus rule of a purchase matters only when it earns points */
     int64_t earn_from = prog->min_spend > 1 ? prog->min_spend : 1;
     bool bonuses = prog->nbonus != 0;
+    const char *ckey[CAT_SLOTS];
+    uint64_t cval[CAT_SLOTS];
+    if (bonuses) {
+        memset(ckey, 0, sizeof ckey);
+        cval[cat_slot(NULL)] = 0;   /* (NULL: no category) */
+    }
     int64_t prev = SEG_TIME_MIN;
     size_t done = 0;
     const char *base = (const char *)history;
@@ -843,7 +849,16 @@ SEG_API int seg_loyalty_score(seg_loyalty_status *out, const seg_loyalty *prog,
             advance(prog, e, k, &st, ts);
             unsigned b = 0;
             if (bonuses && amount >= earn_from) {
-                uint64_t cm = name_lookup(&prog->cattab, prog->cats, prog->ncats, t->category);
+                const char *cat = t->category;
+                unsigned slot = cat_slot(cat);
+                uint64_t cm;
+                if (SEG_LIKELY(ckey[slot] == cat)) {
+                    cm = cval[slot];
+                } else {
+                    cm = name_lookup(&prog->cattab, prog->cats, prog->ncats, cat);
+                    ckey[slot] = cat;
+                    cval[slot] = cm;
+                }
                 b = bonus_with(prog, prog->anycat | cm, t->channel);
             }
             lot(&r, &st, x, points_at(prog, st.rt, amount, b));
