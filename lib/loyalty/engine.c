@@ -329,6 +329,7 @@ typedef struct rp {
     const seg_loyalty *p;
     seg__lent *e;
     uint32_t *ohead;         /* [1 << ORDER_BITS]: the last entry of an order hash chain, + 1 */
+    bool chained;            /* the chains are kept (from the first refund of an order on) */
     size_t i;                /* refunds, redemptions: the entry (the lots are e[0..i)) */
     int h;                   /* ... and the tier held at its time */
     size_t head;             /* first lot that may still be drawn from */
@@ -362,7 +363,6 @@ HOT_INLINE void hold(const seg_loyalty *p, tw *s, int t)
 static void rp_init(rp *r, const seg_loyalty *p, seg__lent *e, uint32_t *ohead)
 {
     memset(r, 0, sizeof *r);
-    memset(ohead, 0, sizeof(uint32_t) << ORDER_BITS);
     r->p = p;
     r->e = e;
     r->ohead = ohead;
@@ -422,28 +422,28 @@ COLD tw advance_general(const seg_loyalty *p, const seg__lent *e, size_t i, tw s
 /* Apply the changes of the measure up to time T (the entries e[0..i)
  * enter at ts + 1 and leave at ts + window + 1), with upgrades and
  * downgrades on the way; T is at or after the last entry's time. */
-HOT_INLINE void advance(const seg_loyalty *p, const seg__lent *e, size_t i, tw *s, int64_t T)
+HOT_INLINE void advance(const seg_loyalty *p, const seg__lent *e, size_t i, tw *s, int64_t T,
+                        bool cur)
 {
-    if (SEG_LIKELY(s->below < 0) && (s->jx == i || e[s->jx].ts >= T - p->window)) {
+    /* (cur: e[i], the entry being replayed, is at T: when the window is
+     * empty, jx == i, its time says that nothing leaves) */
+    if (SEG_LIKELY(s->below < 0) && ((!cur && s->jx == i) || e[s->jx].ts >= T - p->window)) {
         /* no grace runs and nothing leaves the window by T: at most one
          * change point, last + 1, when the entries of the last time (all
-         * that have not entered) enter */
+         * that have not entered, their changes summed in pend) enter */
         if (T > s->last) {
-            if (s->jin < i) {
-                s->jin = i;
-                s->m += s->pend;
-                if (SEG_LIKELY(s->m >= s->lo)) {
-                    if (SEG_UNLIKELY(s->m >= s->hi))
-                        hold(p, s, earned_tier(p, s->m));
-                } else {
-                    s->below = s->last + 1;
-                    if (s->below + p->grace <= T) {
-                        hold(p, s, earned_tier(p, s->m));
-                        s->below = -1;
-                    }
-                }
-            }
+            s->jin = i;
+            s->m += s->pend;
             s->pend = 0;
+            if (SEG_UNLIKELY(s->m < s->lo)) {
+                s->below = s->last + 1;
+                if (s->below + p->grace <= T) {
+                    hold(p, s, earned_tier(p, s->m));
+                    s->below = -1;
+                }
+            } else if (SEG_UNLIKELY(s->m >= s->hi)) {
+                hold(p, s, earned_tier(p, s->m));
+            }
         }
     } else {
         *s = advance_general(p, e, i, *s, T);
@@ -527,14 +527,21 @@ static inline unsigned order_hash(uint32_t o)
     return (o * UINT32_C(0x9E3779B1)) >> (32 - ORDER_BITS);
 }
 
-/* Entry x = e[k] (a purchase or a refund) joins its order's chain. */
-HOT_INLINE void link_order(rp *r, seg__lent *x, size_t k)
+static inline void link_one(rp *r, seg__lent *x, size_t k)
 {
-    if (x->order != SEG__L_NO_ORDER) {
+    if (x->order != SEG__L_NO_ORDER && x->kind != SEG__LE_REDEEM) {
         uint32_t *h = &r->ohead[order_hash(x->order)];
         x->olink = *h;
         *h = (uint32_t)k + 1;
     }
+}
+
+/* Entry x = e[k] (a purchase or a refund) joins its order's chain, once
+ * there are chains: they are built at the first refund of an order. */
+HOT_INLINE void link_order(rp *r, seg__lent *x, size_t k)
+{
+    if (SEG_UNLIKELY(r->chained))
+        link_one(r, x, k);
 }
 
 /* Refund x = e[r->i] at time t, tier r->h. */
@@ -548,6 +555,12 @@ COLD void refund(rp *r, seg__lent *x, int64_t t)
     bool found = false;
     uint32_t o = x->order;
     /* the purchases and refunds of the order before it, latest first */
+    if (o != SEG__L_NO_ORDER && !r->chained) {
+        memset(r->ohead, 0, sizeof(uint32_t) << ORDER_BITS);
+        for (size_t k = 0; k < i; k++)
+            link_one(r, &e[k], k);
+        r->chained = true;
+    }
     if (o != SEG__L_NO_ORDER)
         for (uint32_t k1 = r->ohead[order_hash(o)]; k1; k1 = e[k1 - 1].olink) {
             size_t k = k1 - 1;
@@ -645,7 +658,7 @@ HOT_INLINE void step(rp *r, tw *s, seg__lent *x, size_t i)
 {
     const seg_loyalty *p = r->p;
     int64_t t = x->ts;
-    advance(p, r->e, i, s, t);
+    advance(p, r->e, i, s, t, true);
     if (SEG_LIKELY(x->kind == SEG__LE_PURCHASE)) {
         lot(r, s, x, x->fixed ? x->points : points_at(p, s->rt, x->amount, x->bonus));
         link_order(r, x, i);
@@ -671,7 +684,7 @@ static void finish(rp *r, tw st, size_t done, int64_t until, seg__lres *out)
     const seg_loyalty *p = r->p;
     const seg__lent *e = r->e;
     tw *s = &st;
-    advance(p, e, done, s, until);
+    advance(p, e, done, s, until, false);
     /* the expired lots are the oldest ones */
     int64_t dead = 0;
     for (size_t k = 0; k < done; k++) {
@@ -846,7 +859,7 @@ SEG_API int seg_loyalty_score(seg_loyalty_status *out, const seg_loyalty *prog,
             x->amount = amount;
             x->order = order ? order : SEG__L_NO_ORDER;
             x->kind = SEG__LE_PURCHASE;
-            advance(prog, e, k, &st, ts);
+            advance(prog, e, k, &st, ts, true);
             unsigned b = 0;
             if (bonuses && amount >= earn_from) {
                 const char *cat = t->category;
