@@ -227,6 +227,14 @@ static inline unsigned cat_slot(const char *s)
     return (unsigned)(((uint64_t)(uintptr_t)s * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - CAT_BITS));
 }
 
+#define CHAN_BITS 4
+#define CHAN_SLOTS (1u << CHAN_BITS)
+
+static inline unsigned chan_slot(const char *s)
+{
+    return (unsigned)(((uint64_t)(uintptr_t)s * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - CHAN_BITS));
+}
+
 unsigned seg__loyalty_bonus(const seg_loyalty *p, seg__str cat, seg__str chan)
 {
     if (!p->nbonus)
@@ -833,11 +841,13 @@ SEG_API int seg_loyalty_score(seg_loyalty_status *out, const seg_loyalty *prog,
     /* the bonus rule of a purchase matters only when it earns points */
     int64_t earn_from = prog->min_spend > 1 ? prog->min_spend : 1;
     bool bonuses = prog->nbonus != 0;
-    const char *ckey[CAT_SLOTS];
-    uint64_t cval[CAT_SLOTS];
+    const char *ckey[CAT_SLOTS], *hkey[CHAN_SLOTS];
+    uint64_t cval[CAT_SLOTS], hval[CHAN_SLOTS];
     if (bonuses) {
         memset(ckey, 0, sizeof ckey);
-        cval[cat_slot(NULL)] = 0;   /* (NULL: no category) */
+        memset(hkey, 0, sizeof hkey);
+        cval[cat_slot(NULL)] = 0;   /* (NULL: none) */
+        hval[chan_slot(NULL)] = 0;
     }
     int64_t prev = SEG_TIME_MIN;
     size_t done = 0;
@@ -872,7 +882,19 @@ SEG_API int seg_loyalty_score(seg_loyalty_status *out, const seg_loyalty *prog,
                     ckey[slot] = cat;
                     cval[slot] = cm;
                 }
-                b = bonus_with(prog, prog->anycat | cm, t->channel);
+                /* (the channel mask is taken whether a rule needs it or
+                 * not: m & ~anychan == 0 leaves m as it is) */
+                const char *chan = t->channel;
+                unsigned hs = chan_slot(chan);
+                uint64_t hm;
+                if (SEG_LIKELY(hkey[hs] == chan)) {
+                    hm = hval[hs];
+                } else {
+                    hm = name_lookup(&prog->chantab, prog->chans, prog->nchans, chan);
+                    hkey[hs] = chan;
+                    hval[hs] = hm;
+                }
+                b = (unsigned)__builtin_ffsll((long long)((prog->anycat | cm) & (prog->anychan | hm)));
             }
             lot(&r, &st, x, points_at(prog, st.rt, amount, b));
             link_order(&r, x, k);
