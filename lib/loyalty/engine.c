@@ -23,6 +23,20 @@
  *   tier; the next one at the new); a downgrade only after the measure has
  *   stayed below the held tier's threshold for the grace period, to the
  *   tier earned then.
+ *
+ * Speed (the stateless score of a 100-entry history is meant to take
+ * about a microsecond): one forward pass, constant work per entry but for
+ * refunds of an order (which follow a hash chain of the order's entries,
+ * built at the first such refund).  The window is two indexes moving
+ * forward; lots are drawn from a head index moving forward; the points
+ * left in lots are a running sum; each lot's expiry is computed once
+ * (stored only for period expiry).  Points are integer multiplications
+ * (no division, no branch on the rounding).  Bonus names are found by a
+ * hash of their first 4 bytes chosen at compile time to be collision-free,
+ * and the score caches the masks of the category and channel strings it
+ * meets by address.  tests/check_loyalty.c compares the score with a
+ * straightforward reference implementation on random programs and
+ * histories.
  */
 #include "loyalty/loyalty-private.h"
 
@@ -463,9 +477,8 @@ HOT_INLINE void advance(const seg_loyalty *p, const seg__lent *e, size_t i, tw *
 
 /* A purchase's lot: its expiry is stored only with period expiry (end of
  * month, quarter, year); else lot_exp() computes it from the time. */
-HOT_INLINE void set_expiry(rp *r, seg__lent *x)
+HOT_INLINE void set_expiry(const seg_loyalty *p, rp *r, seg__lent *x)
 {
-    const seg_loyalty *p = r->p;
     if (p->expire > SEG__LX_AFTER) {
         int64_t ts = x->ts;
         if (ts < r->xlo || ts >= r->xhi)
@@ -632,9 +645,8 @@ HOT_INLINE int64_t points_at(const seg_loyalty *p, const seg__lrate *rt, int64_t
 
 /* Purchase x earns v points (its time reached, its tier's points known):
  * the lot, the totals, the change of the measure. */
-HOT_INLINE void lot(rp *r, tw *s, seg__lent *x, int64_t v)
+HOT_INLINE void lot(const seg_loyalty *p, rp *r, tw *s, seg__lent *x, int64_t v)
 {
-    const seg_loyalty *p = r->p;
     x->points = v;
     r->earned += v;
     if (SEG_UNLIKELY(r->debt)) {
@@ -643,7 +655,7 @@ HOT_INLINE void lot(rp *r, tw *s, seg__lent *x, int64_t v)
         r->debt -= d;
     }
     x->rem = v;
-    set_expiry(r, x);
+    set_expiry(p, r, x);
     r->lots += v;
     int q = p->qualify;
     if (q == SEG__LQ_SPEND) {
@@ -668,7 +680,7 @@ HOT_INLINE void step(rp *r, tw *s, seg__lent *x, size_t i)
     int64_t t = x->ts;
     advance(p, r->e, i, s, t, true);
     if (SEG_LIKELY(x->kind == SEG__LE_PURCHASE)) {
-        lot(r, s, x, x->fixed ? x->points : points_at(p, s->rt, x->amount, x->bonus));
+        lot(p, r, s, x, x->fixed ? x->points : points_at(p, s->rt, x->amount, x->bonus));
         link_order(r, x, i);
     } else {
         r->i = i;
@@ -896,7 +908,7 @@ SEG_API int seg_loyalty_score(seg_loyalty_status *out, const seg_loyalty *prog,
                 }
                 b = (unsigned)__builtin_ffsll((long long)((prog->anycat | cm) & (prog->anychan | hm)));
             }
-            lot(&r, &st, x, points_at(prog, st.rt, amount, b));
+            lot(prog, &r, &st, x, points_at(prog, st.rt, amount, b));
             link_order(&r, x, k);
             done = k + 1;
             continue;
