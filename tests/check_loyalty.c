@@ -277,6 +277,7 @@ START_TEST(points_rounding_minimum_bonus)
     char *src = read_file(SEG_SRCDIR "/examples/definitions/loyalty.seg");
     seg_loyalty *p = compile_ok(src);
     free(src);
+    ck_assert_uint_ne(p->cattab.mult, 0);         /* names found by their first bytes */
     ck_assert_int_eq(price(p, 499, NULL, NULL), 0);
     ck_assert_int_eq(price(p, 500, NULL, NULL), 5);
     ck_assert_int_eq(price(p, 10099, "electronics", "store"), 201);   /* 100.99 * 2 = 201.98 */
@@ -285,6 +286,22 @@ START_TEST(points_rounding_minimum_bonus)
     ck_assert_int_eq(price(p, 1000, "home", "web"), 10);
     ck_assert_int_eq(price(p, 1000, "garden", "app"), 10);
     ck_assert_int_eq(price(p, 400, "home", "app"), 0);              /* below the minimum */
+    seg_loyalty_free(p);
+    /* over 64 names in the bonus filters: found by a scan, not the
+     * compiled first-bytes table */
+    char many[2048];
+    size_t len = (size_t)snprintf(many, sizeof many, "program p {\n  earn 1 point per 1.00;\n"
+                                                      "  bonus category ");
+    for (int k = 0; k < 70; k++)
+        len += (size_t)snprintf(many + len, sizeof many - len, "%s\"c%d\"", k ? ", " : "", k);
+    snprintf(many + len, sizeof many - len, " multiplier 2;\n  tier a;\n}");
+    p = compile_ok(many);
+    ck_assert_uint_gt(p->ncats, 64);
+    ck_assert_uint_eq(p->cattab.mult, 0);
+    ck_assert_int_eq(price(p, 1000, "c0", NULL), 20);
+    ck_assert_int_eq(price(p, 1000, "c69", NULL), 20);
+    ck_assert_int_eq(price(p, 1000, "c70", NULL), 10);
+    ck_assert_int_eq(price(p, 1000, "c", NULL), 10);
     seg_loyalty_free(p);
     /* decimal rate and a huge amount (the 128-bit path) */
     p = compile_ok("program p {\n  earn 2.5 points per 0.10;\n  tier a;\n}");
@@ -925,7 +942,11 @@ static seg_loyalty_status ref_score(const ref_prog *g, const seg_loyalty *p,
     return st;
 }
 
-static const char *const ref_cats[] = { "books", "toys", "music", "garden", "food", "" };
+/* names sharing their first bytes ("book", "books"; "toys", "toysrus")
+ * exercise the compiled name lookup past its first 4 bytes */
+#define REF_NCATS 10
+static const char *const ref_cats[REF_NCATS] = { "books", "toys", "music", "garden", "food", "",
+                                                 "book", "toysrus", "mus", "boo" };
 static const char *const ref_chans[] = { "app", "web", "store", "" };
 
 /* a random program of the shapes ref_prog describes */
@@ -957,6 +978,8 @@ static void ref_random_prog(ref_prog *g, uint64_t *rnd, bool coarse)
     for (int b = 0; b < g->nbonus; b++) {
         ref_bonus *x = &g->bonus[b];
         x->cats[0] = ref_cats[b];
+        if (b == 1)
+            x->cats[1] = ref_cats[6];      /* "toys", "book" */
         if (b == 2)
             x->cats[1] = ref_cats[3];
         if (tu_rand(rnd) % 2)
@@ -973,7 +996,7 @@ static void ref_random_prog(ref_prog *g, uint64_t *rnd, bool coarse)
 }
 
 /* copies of the names at other addresses: matched by content */
-static char ref_copies[6][16];
+static char ref_copies[REF_NCATS][16];
 
 static const char *ref_name(const char *const *names, size_t n, uint64_t *rnd, bool copy)
 {
@@ -1039,13 +1062,13 @@ START_TEST(score_matches_reference)
                     uint32_t o = w < 6 ? ++norders : w < 8 && norders ? norders : 0;
                     int64_t amt = tu_rand(&rnd) % 10 == 0 ? (int64_t)(tu_rand(&rnd) % 3)
                                                           : (int64_t)(tu_rand(&rnd) % 30000) / aq * aq;
-                    h[k] = buy(t, amt, ref_name(ref_cats, 6, &rnd, tu_rand(&rnd) % 2),
+                    h[k] = buy(t, amt, ref_name(ref_cats, REF_NCATS, &rnd, tu_rand(&rnd) % 2),
                                ref_name(ref_chans, 4, &rnd, false), o);
                     line_amt[o] = amt;
                 }
             }
             seg_loyalty_txn basket = buy(0, (int64_t)(tu_rand(&rnd) % 20000),
-                                         ref_name(ref_cats, 6, &rnd, true),
+                                         ref_name(ref_cats, REF_NCATS, &rnd, true),
                                          ref_name(ref_chans, 4, &rnd, false), 0);
             for (int w = 0; w < 4; w++) {
                 /* now: before, inside or after the history, or far after */
