@@ -326,14 +326,12 @@ int64_t seg__loyalty_expiry(const seg_loyalty *p, int64_t ts)
  * moving forward only ([jx, jin): entries in the window), lots are drawn
  * from a head index that moves forward only, each lot's expiry is computed
  * once, and the points left in all lots are kept as a running sum: the
- * work per entry is constant except for refunds of an order (a scan of the
- * entries before them for the order's lines).
+ * work per entry is constant except for refunds of an order (which follow
+ * the order's hash chain).
  *
- * The state is in two parts.  The tier and window state (tw) is used at
- * every entry: the loops keep it in a local that only inlined code takes
- * the address of (the general case of advance() takes and returns it by
- * value), so the compiler keeps it in registers.  The rest (rp) is touched
- * by purchases and by refunds and redemptions, out of line. */
+ * The state is in two parts: the tier and window state (tw), used at every
+ * entry, and the rest (rp), touched by purchases and by refunds and
+ * redemptions, out of line. */
 typedef struct tw {
     size_t jin, jx;          /* entries in the measure: [jx, jin) */
     int64_t last;            /* the time of the entries replayed last ... */
@@ -408,9 +406,11 @@ HOT_INLINE tw tw_init(const seg_loyalty *p)
  * grace period runs: each change point c in turn.  A downgrade due before
  * c happens first (to the tier earned then), then the entries entering and
  * leaving at c change the measure, then the tier held is compared with the
- * tier earned. */
-COLD tw advance_general(const seg_loyalty *p, const seg__lent *e, size_t i, tw s, int64_t T)
+ * tier earned.  (The state is copied to a local: the compiler keeps it in
+ * registers in the loop.) */
+COLD void advance_general(const seg_loyalty *p, const seg__lent *e, size_t i, tw *sp, int64_t T)
 {
+    tw s = *sp;
     int64_t W = p->window;
     for (;;) {
         int64_t cin = s.jin < i && e[s.jin].ts < T ? e[s.jin].ts + 1 : INT64_MAX;
@@ -438,7 +438,7 @@ COLD tw advance_general(const seg_loyalty *p, const seg__lent *e, size_t i, tw s
         hold(p, &s, earned_tier(p, s.m));
         s.below = -1;
     }
-    return s;
+    *sp = s;
 }
 
 /* Apply the changes of the measure up to time T (the entries e[0..i)
@@ -468,7 +468,7 @@ HOT_INLINE void advance(const seg_loyalty *p, const seg__lent *e, size_t i, tw *
             }
         }
     } else {
-        *s = advance_general(p, e, i, *s, T);
+        advance_general(p, e, i, s, T);
         if (T > s->last)
             s->pend = 0;         /* (all entered) */
     }
