@@ -40,6 +40,14 @@
  */
 #include "loyalty/loyalty-private.h"
 
+#if defined(__GNUC__)
+#  define HOT_INLINE static inline __attribute__((always_inline))
+#  define COLD static __attribute__((noinline))
+#else
+#  define HOT_INLINE static inline
+#  define COLD static
+#endif
+
 /* ---- points ---- */
 
 /* amount * r->n / r->d rounded as the program rounds: (x + bias) / d
@@ -202,8 +210,8 @@ static uint64_t name_verify(const seg__lname *t, uint64_t c, const char *s)
 }
 
 /* the bonus rules naming s (NULL or empty: none) */
-static inline __attribute__((always_inline)) uint64_t name_lookup(const seg__lntab *tb, const seg__lname *t, uint32_t n,
-                                   const char *s)
+HOT_INLINE uint64_t name_lookup(const seg__lntab *tb, const seg__lname *t, uint32_t n,
+                                const char *s)
 {
     if (!s || !*s)
         return 0;
@@ -218,8 +226,7 @@ static inline __attribute__((always_inline)) uint64_t name_lookup(const seg__lnt
 /* the bonus rule + 1 (0: none) of a purchase whose category allows the
  * rules m, in channel chan (looked up only when one of the rules m
  * filters channels) */
-static inline __attribute__((always_inline)) unsigned bonus_with(const seg_loyalty *p, uint64_t m,
-                                                                 const char *chan)
+HOT_INLINE unsigned bonus_with(const seg_loyalty *p, uint64_t m, const char *chan)
 {
     if (m & ~p->anychan)
         m &= p->anychan | name_lookup(&p->chantab, p->chans, p->nchans, chan);
@@ -232,9 +239,9 @@ static inline unsigned bonus_of(const seg_loyalty *p, const char *cat, const cha
     return bonus_with(p, p->anycat | name_lookup(&p->cattab, p->cats, p->ncats, cat), chan);
 }
 
+/* the score's caches of masks by address */
 #define CAT_BITS 7
 #define CAT_SLOTS (1u << CAT_BITS)
-#define CAT_FILL (CAT_SLOTS / 2)
 
 static inline unsigned cat_slot(const char *s)
 {
@@ -313,14 +320,6 @@ int64_t seg__loyalty_expiry(const seg_loyalty *p, int64_t ts)
 }
 
 /* ---- replay ---- */
-
-#if defined(__GNUC__)
-#  define HOT_INLINE static inline __attribute__((always_inline))
-#  define COLD static __attribute__((noinline))
-#else
-#  define HOT_INLINE static inline
-#  define COLD static
-#endif
 
 /* One forward pass over the entries.  The measure's window is two indexes
  * moving forward only ([jx, jin): entries in the window), lots are drawn
