@@ -277,6 +277,7 @@ START_TEST(points_rounding_minimum_bonus)
     char *src = read_file(SEG_SRCDIR "/examples/definitions/loyalty.seg");
     seg_loyalty *p = compile_ok(src);
     free(src);
+    ck_assert_uint_ne(p->cattab.mult, 0);         /* names found by their first bytes */
     ck_assert_int_eq(price(p, 499, NULL, NULL), 0);
     ck_assert_int_eq(price(p, 500, NULL, NULL), 5);
     ck_assert_int_eq(price(p, 10099, "electronics", "store"), 201);   /* 100.99 * 2 = 201.98 */
@@ -285,6 +286,22 @@ START_TEST(points_rounding_minimum_bonus)
     ck_assert_int_eq(price(p, 1000, "home", "web"), 10);
     ck_assert_int_eq(price(p, 1000, "garden", "app"), 10);
     ck_assert_int_eq(price(p, 400, "home", "app"), 0);              /* below the minimum */
+    seg_loyalty_free(p);
+    /* over 64 names in the bonus filters: found by a scan, not the
+     * compiled first-bytes table */
+    char many[2048];
+    size_t len = (size_t)snprintf(many, sizeof many, "program p {\n  earn 1 point per 1.00;\n"
+                                                      "  bonus category ");
+    for (int k = 0; k < 70; k++)
+        len += (size_t)snprintf(many + len, sizeof many - len, "%s\"c%d\"", k ? ", " : "", k);
+    snprintf(many + len, sizeof many - len, " multiplier 2;\n  tier a;\n}");
+    p = compile_ok(many);
+    ck_assert_uint_gt(p->ncats, 64);
+    ck_assert_uint_eq(p->cattab.mult, 0);
+    ck_assert_int_eq(price(p, 1000, "c0", NULL), 20);
+    ck_assert_int_eq(price(p, 1000, "c69", NULL), 20);
+    ck_assert_int_eq(price(p, 1000, "c70", NULL), 10);
+    ck_assert_int_eq(price(p, 1000, "c", NULL), 10);
     seg_loyalty_free(p);
     /* decimal rate and a huge amount (the 128-bit path) */
     p = compile_ok("program p {\n  earn 2.5 points per 0.10;\n  tier a;\n}");
@@ -540,6 +557,564 @@ START_TEST(score_allocates_nothing)
         ck_assert_int_eq(ta.live_blocks, 0);
     }
     free(src);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* A straightforward reference of the stateless score, written from
+ * doc/loyalty.md without the engine's shortcuts (no window pointers, no
+ * lot head, no precomputed rates): the tier at a time is simulated from
+ * scratch over every change of the measure, the measure at a time is
+ * summed over the whole history, points are computed from the rules as
+ * written.  Random programs and histories must give the same figures as
+ * seg_loyalty_score(). */
+
+typedef struct ref_bonus {
+    const char *cats[2], *chans[2];  /* NULL-terminated lists; none: any */
+    int64_t mult;                    /* x 10^4 */
+    int64_t flat;
+} ref_bonus;
+
+typedef struct ref_prog {
+    int64_t pts4;            /* points earned x 10^4 ... */
+    int64_t per;             /* ... per this many minor units */
+    int rounding;            /* 0 down, 1 nearest, 2 up */
+    int64_t min_spend;
+    int expire;              /* 0 never, 1 after, 2 month, 3 quarter, 4 year */
+    int64_t expire_after;
+    int expire_plus;
+    int qualify;             /* 0 spend, 1 points, 2 orders */
+    int64_t window, grace;
+    bool negative;
+    int nbonus;
+    ref_bonus bonus[3];
+    int ntiers;
+    int64_t from[4], tmult[4];
+} ref_prog;
+
+static const char *const ref_rounding[] = { "down", "nearest", "up" };
+static const char *const ref_period[] = { "", "", "month", "quarter", "year" };
+static const char *const ref_qualify[] = { "spend", "points", "orders" };
+
+static void ref_text(const ref_prog *g, char *s, size_t cap)
+{
+    size_t n = 0;
+#define REF_PUT(...) (n += (size_t)snprintf(s + n, cap - n, __VA_ARGS__))
+    REF_PUT("program r {\n  earn %lld.%04lld points per %lld.%02lld;\n  rounding %s;\n",
+            (long long)(g->pts4 / 10000), (long long)(g->pts4 % 10000),
+            (long long)(g->per / 100), (long long)(g->per % 100), ref_rounding[g->rounding]);
+    if (g->min_spend)
+        REF_PUT("  minimum_spend %lld.%02lld;\n", (long long)(g->min_spend / 100),
+                (long long)(g->min_spend % 100));
+    if (g->expire == 1)
+        REF_PUT("  expire after %llds;\n", (long long)g->expire_after);
+    else if (g->expire >= 2)
+        REF_PUT("  expire end of %s + %d;\n", ref_period[g->expire], g->expire_plus);
+    REF_PUT("  qualify %s over %llds;\n", ref_qualify[g->qualify], (long long)g->window);
+    if (g->grace)
+        REF_PUT("  grace %llds;\n", (long long)g->grace);
+    REF_PUT("  negative_balance %s;\n", g->negative ? "allowed" : "forbidden");
+    for (int b = 0; b < g->nbonus; b++) {
+        const ref_bonus *x = &g->bonus[b];
+        REF_PUT("  bonus");
+        for (int k = 0; k < 2 && x->cats[k]; k++)
+            REF_PUT("%s \"%s\"", k ? "," : " category", x->cats[k]);
+        for (int k = 0; k < 2 && x->chans[k]; k++)
+            REF_PUT("%s \"%s\"", k ? "," : " channel", x->chans[k]);
+        if (x->mult != 10000)
+            REF_PUT(" multiplier %lld.%04lld", (long long)(x->mult / 10000),
+                    (long long)(x->mult % 10000));
+        if (x->flat || x->mult == 10000)
+            REF_PUT(" points %lld", (long long)x->flat);
+        REF_PUT(";\n");
+    }
+    for (int t = 0; t < g->ntiers; t++) {
+        REF_PUT("  tier t%d", t);
+        if (t)
+            REF_PUT(" from %lld%s", g->qualify == 0 ? (long long)(g->from[t] / 100)
+                                                    : (long long)g->from[t],
+                    g->qualify == 0 ? "" : "");
+        if (t && g->qualify == 0)
+            REF_PUT(".%02lld", (long long)(g->from[t] % 100));
+        REF_PUT(" multiplier %lld.%04lld;\n", (long long)(g->tmult[t] / 10000),
+                (long long)(g->tmult[t] % 10000));
+    }
+    REF_PUT("}\n");
+#undef REF_PUT
+}
+
+static bool ref_in(const char *const *list, const char *s)
+{
+    if (!list[0])
+        return true;                  /* no filter */
+    if (!s || !*s)
+        return false;
+    for (int k = 0; k < 2 && list[k]; k++)
+        if (strcmp(list[k], s) == 0)
+            return true;
+    return false;
+}
+
+/* the bonus rule (index, -1: none) of a purchase */
+static int ref_bonus_of(const ref_prog *g, const char *cat, const char *chan)
+{
+    for (int b = 0; b < g->nbonus; b++)
+        if (ref_in(g->bonus[b].cats, cat) && ref_in(g->bonus[b].chans, chan))
+            return b;
+    return -1;
+}
+
+/* amount x the rate at tier t with bonus b, rounded as the program says */
+static int64_t ref_rate(const ref_prog *g, int64_t amount, int t, int b)
+{
+    unsigned __int128 num = (unsigned __int128)(uint64_t)amount * (uint64_t)g->pts4 *
+                            (uint64_t)g->tmult[t] * (uint64_t)(b >= 0 ? g->bonus[b].mult : 10000);
+    unsigned __int128 den = (unsigned __int128)(uint64_t)g->per * 1000000000000u;
+    unsigned __int128 q = num / den, r = num % den;
+    if (g->rounding == 1 && 2 * r >= den)
+        q++;
+    else if (g->rounding == 2 && r)
+        q++;
+    return (int64_t)q;
+}
+
+static int64_t ref_points(const ref_prog *g, int64_t amount, int t, int b)
+{
+    if (amount <= 0 || amount < g->min_spend)
+        return 0;
+    return ref_rate(g, amount, t, b) + (b >= 0 ? g->bonus[b].flat : 0);
+}
+
+typedef struct ref_ent {
+    int64_t pts;     /* purchase: earned; refund: points to reverse */
+    int64_t rem;     /* purchase: left in the lot */
+    int64_t delta;   /* change of the qualifying measure */
+    int64_t exp;
+} ref_ent;
+
+typedef struct ref_run {
+    const ref_prog *g;
+    const seg_loyalty *p;        /* (for the period expiry dates only) */
+    const seg_loyalty_txn *h;
+    ref_ent *e;
+    size_t n;                    /* entries processed */
+    int64_t debt;
+} ref_run;
+
+static int ref_earned(const ref_prog *g, int64_t m)
+{
+    int t = 0;
+    for (int k = 1; k < g->ntiers; k++)
+        if (m >= g->from[k])
+            t = k;
+    return t;
+}
+
+/* the measure at time c: the entries with c - window <= ts < c */
+static int64_t ref_measure(const ref_run *r, int64_t c)
+{
+    int64_t m = 0;
+    for (size_t k = 0; k < r->n; k++)
+        if (r->h[k].ts < c && r->h[k].ts >= c - r->g->window)
+            m += r->e[k].delta;
+    return m;
+}
+
+/* the tier held at T, simulated from the start; *below_out: grace start */
+static int ref_tier(const ref_run *r, int64_t T, int64_t *below_out, int64_t *m_out)
+{
+    const ref_prog *g = r->g;
+    int h = 0;
+    int64_t below = -1, last = INT64_MIN;
+    for (;;) {
+        /* the next change point after `last`, at most T */
+        int64_t c = INT64_MAX;
+        for (size_t k = 0; k < r->n; k++) {
+            int64_t a = r->h[k].ts + 1, b = r->h[k].ts + g->window + 1;
+            if (a > last && a <= T && a < c)
+                c = a;
+            if (b > last && b <= T && b < c)
+                c = b;
+        }
+        if (c == INT64_MAX)
+            break;
+        if (below >= 0 && below + g->grace < c) {
+            h = ref_earned(g, ref_measure(r, below + g->grace));
+            below = -1;
+        }
+        int et = ref_earned(g, ref_measure(r, c));
+        if (et >= h) {
+            h = et;
+            below = -1;
+        } else if (below < 0) {
+            below = c;
+        }
+        last = c;
+    }
+    if (below >= 0 && below + g->grace <= T) {
+        h = ref_earned(g, ref_measure(r, T));
+        below = -1;
+    }
+    if (below_out)
+        *below_out = below;
+    if (m_out)
+        *m_out = ref_measure(r, T);
+    return h;
+}
+
+/* take up to `want` points from the lots alive at t, oldest first */
+static int64_t ref_draw(ref_run *r, int64_t want, int64_t t)
+{
+    int64_t got = 0;
+    for (size_t k = 0; k < r->n && got < want; k++) {
+        ref_ent *x = &r->e[k];
+        if (r->h[k].kind != SEG_LOYALTY_PURCHASE || x->rem <= 0 || x->exp <= t)
+            continue;
+        int64_t take = x->rem < want - got ? x->rem : want - got;
+        x->rem -= take;
+        got += take;
+    }
+    return got;
+}
+
+static int64_t ref_claw(ref_run *r, int64_t want, int64_t t)
+{
+    int64_t got = ref_draw(r, want, t);
+    if (got < want && r->g->negative) {
+        r->debt += want - got;
+        got = want;
+    }
+    return got;
+}
+
+static int64_t ref_expiry(const ref_run *r, int64_t ts)
+{
+    if (r->g->expire == 0)
+        return INT64_MAX;
+    if (r->g->expire == 1)
+        return ts + r->g->expire_after;
+    return seg__loyalty_expiry(r->p, ts);    /* (tested on its own above) */
+}
+
+/* smallest spend, at least max(1, minimum spend), earning `need` points at
+ * tier t without a bonus: a binary search over the amounts */
+static int64_t ref_spend_for(const ref_prog *g, int t, int64_t need)
+{
+    int64_t lo = g->min_spend > 1 ? g->min_spend : 1, hi = SEG_AMOUNT_MAX;
+    if (ref_points(g, hi, t, -1) < need)
+        return -1;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (ref_points(g, mid, t, -1) >= need)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+static seg_loyalty_status ref_score(const ref_prog *g, const seg_loyalty *p,
+                                    const seg_loyalty_txn *h, size_t n,
+                                    const seg_loyalty_txn *purchase, int64_t now)
+{
+    seg_loyalty_status st = SEG_LOYALTY_STATUS_INIT;
+    ref_ent *e = calloc(n + 1, sizeof *e);
+    ref_run r = { g, p, h, e, 0, 0 };
+    int64_t earned = 0, redeemed = 0, reversed = 0;
+    bool counted_any = false;
+    uint32_t counted_last = 0;
+    for (size_t i = 0; i < n && h[i].ts < now; i++) {
+        const seg_loyalty_txn *x = &h[i];
+        int64_t t = x->ts;
+        ref_ent *y = &e[i];
+        r.n = i;                                  /* the entries before it */
+        if (x->kind == SEG_LOYALTY_PURCHASE) {
+            int tier = ref_tier(&r, t, NULL, NULL);
+            y->pts = ref_points(g, x->amount, tier, ref_bonus_of(g, x->category, x->channel));
+            y->rem = y->pts;
+            y->exp = ref_expiry(&r, t);
+            earned += y->pts;
+            int64_t s = r.debt < y->rem ? r.debt : y->rem;
+            y->rem -= s;
+            r.debt -= s;
+            if (g->qualify == 0) {
+                y->delta = x->amount;
+            } else if (g->qualify == 1) {
+                y->delta = y->pts;
+            } else {
+                /* a new order: no order number, or not the last one counted */
+                y->delta = x->amount > 0 &&
+                           (x->order == 0 || !counted_any || x->order != counted_last);
+                if (y->delta) {
+                    counted_any = true;
+                    counted_last = x->order;
+                }
+            }
+        } else if (x->kind == SEG_LOYALTY_REFUND) {
+            int64_t give = -x->amount, ordpts = 0, ordamt = 0, bamt = 0, bpts = 0, taken = 0;
+            bool found = false;
+            for (size_t k = 0; x->order && k < i; k++) {
+                if (h[k].order != x->order)
+                    continue;
+                if (h[k].kind == SEG_LOYALTY_PURCHASE) {
+                    found = true;
+                    ordpts += e[k].pts;
+                    ordamt += h[k].amount;
+                } else if (h[k].kind == SEG_LOYALTY_REFUND) {
+                    bamt += -h[k].amount;
+                    bpts += e[k].pts;
+                }
+            }
+            if (found) {
+                y->pts = 0;
+                if (ordamt > 0) {
+                    int64_t after = bamt + give < ordamt ? bamt + give : ordamt;
+                    unsigned __int128 num = (unsigned __int128)(uint64_t)ordpts * (uint64_t)after;
+                    int64_t q = (int64_t)(num / (uint64_t)ordamt);
+                    uint64_t rm = (uint64_t)(num % (uint64_t)ordamt);
+                    if (g->rounding == 1 && 2 * (unsigned __int128)rm >= (uint64_t)ordamt)
+                        q++;
+                    else if (g->rounding == 2 && rm)
+                        q++;
+                    y->pts = q - bpts > 0 ? q - bpts : 0;
+                }
+                /* the order's own lots: alive ones, then expired ones */
+                int64_t left = y->pts;
+                for (int pass = 0; pass < 2; pass++)
+                    for (size_t k = 0; k < i && left; k++) {
+                        if (h[k].kind != SEG_LOYALTY_PURCHASE || h[k].order != x->order ||
+                            e[k].rem <= 0 || (e[k].exp > t) != (pass == 0))
+                            continue;
+                        int64_t take = e[k].rem < left ? e[k].rem : left;
+                        e[k].rem -= take;
+                        left -= take;
+                        taken += take;
+                    }
+                if (left)
+                    taken += ref_claw(&r, left, t);
+            } else {
+                y->pts = ref_rate(g, give, ref_tier(&r, t, NULL, NULL), -1);
+                taken = ref_claw(&r, y->pts, t);
+            }
+            reversed += taken;
+            y->delta = g->qualify == 0 ? x->amount : g->qualify == 1 ? -y->pts : 0;
+        } else {
+            redeemed += ref_draw(&r, x->points, t);
+        }
+        r.n = i + 1;
+    }
+    int64_t below, m;
+    int tier = ref_tier(&r, now, &below, &m);
+    int64_t live = 0, dead = 0;
+    for (size_t k = 0; k < r.n; k++)
+        if (h[k].kind == SEG_LOYALTY_PURCHASE) {
+            if (e[k].exp > now)
+                live += e[k].rem;
+            else
+                dead += e[k].rem;
+        }
+    st.tier = tier;
+    st.tier_name = seg_loyalty_tier_name(p, tier);
+    st.points = live - r.debt;
+    st.earned = earned;
+    st.redeemed = redeemed;
+    st.expired = dead;
+    st.reversed = reversed;
+    st.qualifying = m;
+    st.downgrade_at = below >= 0 ? below + g->grace : -1;
+    if (tier + 1 < g->ntiers) {
+        st.next_tier = tier + 1;
+        st.next_tier_name = seg_loyalty_tier_name(p, tier + 1);
+        int64_t need = g->from[tier + 1] - (m > 0 ? m : 0);
+        st.to_next_tier = need < 1 ? 1 : need;
+        st.spend_to_next_tier = g->qualify == 0   ? st.to_next_tier
+                                : g->qualify == 1 ? ref_spend_for(g, tier, st.to_next_tier)
+                                                  : -1;
+    } else {
+        st.next_tier = -1;
+        st.to_next_tier = -1;
+        st.spend_to_next_tier = -1;
+    }
+    if (purchase)
+        st.purchase_points = ref_points(g, purchase->amount, tier,
+                                        ref_bonus_of(g, purchase->category, purchase->channel));
+    free(e);
+    return st;
+}
+
+/* names sharing their first bytes ("book", "books"; "toys", "toysrus")
+ * exercise the compiled name lookup past its first 4 bytes */
+#define REF_NCATS 10
+static const char *const ref_cats[REF_NCATS] = { "books", "toys", "music", "garden", "food", "",
+                                                 "book", "toysrus", "mus", "boo" };
+static const char *const ref_chans[] = { "app", "web", "store", "" };
+
+/* a random program of the shapes ref_prog describes */
+static void ref_random_prog(ref_prog *g, uint64_t *rnd, bool coarse)
+{
+    static const int64_t pts4[] = { 10000, 20000, 25000, 5000, 12345, 30000 };
+    static const int64_t pers[] = { 100, 1000, 500, 300, 250 };
+    static const int64_t mults[] = { 10000, 12500, 15000, 20000, 30000, 11111 };
+    memset(g, 0, sizeof *g);
+    g->pts4 = pts4[tu_rand(rnd) % 6];
+    g->per = pers[tu_rand(rnd) % 5];
+    g->rounding = (int)(tu_rand(rnd) % 3);
+    g->min_spend = tu_rand(rnd) % 2 ? 0 : (int64_t)(tu_rand(rnd) % 1000);
+    g->expire = (int)(tu_rand(rnd) % 5);
+    g->expire_after = (int64_t)(1 + tu_rand(rnd) % (90 * D));
+    g->expire_plus = (int)(tu_rand(rnd) % 3);
+    g->qualify = (int)(tu_rand(rnd) % 3);
+    g->window = (int64_t)(1 + tu_rand(rnd) % (60 * D));
+    g->grace = tu_rand(rnd) % 3 ? (int64_t)(tu_rand(rnd) % (30 * D)) : 0;
+    if (coarse) {
+        /* whole days: grace ends and window edges meet change points */
+        g->expire_after = (g->expire_after / D + 1) * D;
+        g->window = (g->window / D + 1) * D;
+        g->grace = g->grace / D * D;
+    }
+    g->negative = tu_rand(rnd) % 2;
+    /* bonus rules on disjoint categories: no two can overlap */
+    g->nbonus = (int)(tu_rand(rnd) % 4);
+    for (int b = 0; b < g->nbonus; b++) {
+        ref_bonus *x = &g->bonus[b];
+        x->cats[0] = ref_cats[b];
+        if (b == 1)
+            x->cats[1] = ref_cats[6];      /* "toys", "book" */
+        if (b == 2)
+            x->cats[1] = ref_cats[3];
+        if (tu_rand(rnd) % 2)
+            x->chans[0] = ref_chans[tu_rand(rnd) % 3];
+        x->mult = mults[tu_rand(rnd) % 6];
+        x->flat = tu_rand(rnd) % 2 ? 0 : (int64_t)(tu_rand(rnd) % 50);
+    }
+    g->ntiers = 1 + (int)(tu_rand(rnd) % 4);
+    int64_t step = g->qualify == 0 ? 5000 : g->qualify == 1 ? 60 : 3;
+    for (int t = 0; t < g->ntiers; t++) {
+        g->from[t] = t ? g->from[t - 1] + 1 + (int64_t)(tu_rand(rnd) % (uint64_t)step) : 0;
+        g->tmult[t] = mults[tu_rand(rnd) % 6];
+    }
+}
+
+/* copies of the names at other addresses: matched by content */
+static char ref_copies[REF_NCATS][16];
+
+static const char *ref_name(const char *const *names, size_t n, uint64_t *rnd, bool copy)
+{
+    size_t k = tu_rand(rnd) % (n + 1);
+    if (k == n)
+        return NULL;
+    if (copy && names == ref_cats) {
+        snprintf(ref_copies[k], sizeof ref_copies[k], "%s", names[k]);
+        return ref_copies[k];
+    }
+    return names[k];
+}
+
+START_TEST(score_matches_reference)
+{
+    uint64_t rnd = 0x5eed0000u + (uint64_t)_i;
+    size_t cap = 300;
+    seg_loyalty_txn *h = calloc(cap, sizeof *h);
+    void *work = malloc(seg_loyalty_work_size(cap));
+    char text[2048];
+    for (int prog_no = 0; prog_no < 40; prog_no++) {
+        /* coarse: times in whole days and amounts in whole units, so
+         * that ties (grace ending at a change, exact halves) happen */
+        bool coarse = prog_no % 2;
+        int64_t tq = coarse ? D : 1, aq = coarse ? 100 : 1;
+        ref_prog g;
+        ref_random_prog(&g, &rnd, coarse);
+        ref_text(&g, text, sizeof text);
+        seg_loyalty *p = compile_ok(text);
+        for (int hist_no = 0; hist_no < 12; hist_no++) {
+            size_t n = tu_rand(&rnd) % 8 == 0 ? 0 : tu_rand(&rnd) % 60;
+            if (prog_no == 0 && hist_no == 0)
+                n = cap;                     /* one long history: the work buffer */
+            /* gaps from 0 (several entries at one time) to over the window */
+            int64_t t = TU_D0 + (int64_t)(tu_rand(&rnd) % 400) * D, spread = g.window / 4 + 1;
+            uint32_t norders = 0;
+            static int64_t line_amt[301];   /* [order]: the amount of its last line */
+            for (size_t k = 0; k < n; k++) {
+                uint64_t r = tu_rand(&rnd) % 100;
+                if (r < 25)
+                    t += 0;
+                else if (r < 90)
+                    t += (int64_t)(tu_rand(&rnd) % (uint64_t)spread) / tq * tq;
+                else
+                    t += (int64_t)(tu_rand(&rnd) % (uint64_t)(2 * g.window + 1)) / tq * tq;
+                uint64_t kind = tu_rand(&rnd) % 100;
+                if (k > 0 && kind < 18) {
+                    /* a refund: of a known order, of none, of an unknown one */
+                    uint64_t w = tu_rand(&rnd) % 10;
+                    uint32_t o = w < 7 && norders ? 1 + (uint32_t)(tu_rand(&rnd) % norders)
+                                 : w < 9 ? 0 : 1000 + (uint32_t)(tu_rand(&rnd) % 5);
+                    int64_t amt = 1 + (int64_t)(tu_rand(&rnd) % 15000) / aq * aq;
+                    if (o && o <= norders && line_amt[o] > 1 && tu_rand(&rnd) % 3 == 0)
+                        amt = line_amt[o] / 2;       /* half an order: exact halves */
+                    h[k] = ret(t, -amt, o);
+                } else if (k > 0 && kind < 32) {
+                    h[k] = redeem(t, 1 + (int64_t)(tu_rand(&rnd) % 400));
+                    if (tu_rand(&rnd) % 4 == 0)
+                        h[k].order = 1 + (uint32_t)(tu_rand(&rnd) % (norders + 1));
+                } else {
+                    /* a line of a new order, of the previous one, or of none */
+                    uint64_t w = tu_rand(&rnd) % 10;
+                    uint32_t o = w < 6 ? ++norders : w < 8 && norders ? norders : 0;
+                    int64_t amt = tu_rand(&rnd) % 10 == 0 ? (int64_t)(tu_rand(&rnd) % 3)
+                                                          : (int64_t)(tu_rand(&rnd) % 30000) / aq * aq;
+                    h[k] = buy(t, amt, ref_name(ref_cats, REF_NCATS, &rnd, tu_rand(&rnd) % 2),
+                               ref_name(ref_chans, 4, &rnd, false), o);
+                    line_amt[o] = amt;
+                }
+            }
+            seg_loyalty_txn basket = buy(0, (int64_t)(tu_rand(&rnd) % 20000),
+                                         ref_name(ref_cats, REF_NCATS, &rnd, true),
+                                         ref_name(ref_chans, 4, &rnd, false), 0);
+            for (int w = 0; w < 4; w++) {
+                /* now: before, inside or after the history, or far after */
+                int64_t last = n ? h[n - 1].ts : TU_D0;
+                int64_t now = w == 0   ? last + 1
+                              : w == 1 ? (n ? h[tu_rand(&rnd) % n].ts : TU_D0) + (int64_t)(tu_rand(&rnd) % 3)
+                              : w == 2 ? last + 1 + (int64_t)(tu_rand(&rnd) % (uint64_t)(2 * g.window + g.grace + 1)) / tq * tq
+                                       : last + (int64_t)(tu_rand(&rnd) % (400 * D));
+                basket.ts = now;
+                seg_loyalty_txn *bp = w == 3 ? NULL : &basket;
+                seg_loyalty_status a = SEG_LOYALTY_STATUS_INIT;
+                size_t bad = 0;
+                ck_assert_int_eq(seg_loyalty_score(&a, p, h, n, bp, now, work,
+                                                   seg_loyalty_work_size(cap), &bad), SEG_OK);
+                seg_loyalty_status b = ref_score(&g, p, h, n, bp, now);
+                ck_assert_msg(a.tier == b.tier && a.points == b.points && a.earned == b.earned &&
+                                  a.redeemed == b.redeemed && a.expired == b.expired &&
+                                  a.reversed == b.reversed && a.qualifying == b.qualifying &&
+                                  a.downgrade_at == b.downgrade_at &&
+                                  a.next_tier == b.next_tier &&
+                                  a.to_next_tier == b.to_next_tier &&
+                                  a.spend_to_next_tier == b.spend_to_next_tier &&
+                                  a.purchase_points == b.purchase_points &&
+                                  a.tier_name == b.tier_name &&
+                                  a.next_tier_name == b.next_tier_name,
+                              "program %d, history %d (%zu entries), now %d:\n%s"
+                              "score:     tier %d points %lld earned %lld redeemed %lld expired %lld "
+                              "reversed %lld measure %lld downgrade %lld next %lld/%lld pp %lld\n"
+                              "reference: tier %d points %lld earned %lld redeemed %lld expired %lld "
+                              "reversed %lld measure %lld downgrade %lld next %lld/%lld pp %lld",
+                              prog_no, hist_no, n, w, text, a.tier, (long long)a.points,
+                              (long long)a.earned, (long long)a.redeemed, (long long)a.expired,
+                              (long long)a.reversed, (long long)a.qualifying,
+                              (long long)a.downgrade_at, (long long)a.to_next_tier,
+                              (long long)a.spend_to_next_tier, (long long)a.purchase_points,
+                              b.tier, (long long)b.points, (long long)b.earned,
+                              (long long)b.redeemed, (long long)b.expired, (long long)b.reversed,
+                              (long long)b.qualifying, (long long)b.downgrade_at,
+                              (long long)b.to_next_tier, (long long)b.spend_to_next_tier,
+                              (long long)b.purchase_points);
+            }
+        }
+        seg_loyalty_free(p);
+    }
+    free(work);
+    free(h);
 }
 END_TEST
 
@@ -971,6 +1546,7 @@ Suite *loyalty_suite(void)
     tcase_add_test(tc, tiers_window_upgrade_grace);
     tcase_add_test(tc, score_errors_and_work);
     tcase_add_test(tc, score_allocates_nothing);
+    tcase_add_loop_test(tc, score_matches_reference, 0, 4);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("ledger");

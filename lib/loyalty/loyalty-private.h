@@ -76,6 +76,8 @@ typedef struct seg__lprog_ast {
 typedef struct seg__lrate {
     int64_t n, d;            /* points = amount * n / d, rounded */
     uint64_t m;              /* UINT64_MAX / d: division by a multiplication */
+    uint64_t bias;           /* rounding: (amount * n + bias) / d rounded down */
+    int64_t flat;            /* the bonus rule's points (0: none) */
 } seg__lrate;
 
 typedef struct seg__lname {
@@ -83,6 +85,17 @@ typedef struct seg__lname {
     size_t n;
     uint64_t mask;           /* bonus rules naming it */
 } seg__lname;
+
+/* The names of the bonus filters (up to 64) found by their first 4 bytes:
+ * a hash of those bytes, chosen at compile time so that the names' first
+ * bytes never collide, gives the names that start so (mult 0: no table,
+ * lookups scan the names). */
+typedef struct seg__lntab {
+    uint64_t mult;
+    unsigned shift;          /* 64 - log2 of the size */
+    uint32_t *key;           /* [size]: the first 4 bytes (0 past the end); 0: free */
+    uint64_t *names;         /* [size]: bit k: name k starts with key */
+} seg__lntab;
 
 typedef struct seg__ltier {
     char *name;
@@ -116,6 +129,7 @@ struct seg_loyalty {
     seg__lname *cats, *chans;
     uint32_t ncats, nchans;
     uint64_t anycat, anychan;   /* rules without a category / channel filter */
+    seg__lntab cattab, chantab; /* cats and chans by their first bytes */
     seg__lrate *rates;          /* [ntiers * (nbonus + 1)]: bonus 0 = none */
     seg__lrate base;            /* the earn rate alone (reversals without an order) */
 };
@@ -127,16 +141,19 @@ int seg__loyalty_build(seg_loyalty **out, const seg__lprog_ast *pa, const seg__a
 /* ---- the engine (engine.c) ---- */
 enum { SEG__LE_PURCHASE = 1, SEG__LE_REFUND = 2, SEG__LE_REDEEM = 3 };
 
-/* One entry as the engine replays it (48 bytes).  In: ts, kind, amount,
+/* One entry as the engine replays it (64 bytes).  In: ts, kind, amount,
  * points (REDEEM: asked; PURCHASE: fixed when `fixed`), order, bonus.
- * Work: the rest. */
+ * Work (set when the entry is replayed): the rest, and the points of a
+ * purchase not fixed or of a refund. */
 typedef struct seg__lent {
     int64_t ts;
     int64_t amount;
-    int64_t points;          /* PURCHASE: earned (computed unless fixed) */
-    int64_t rem;             /* PURCHASE: points left in the lot; REFUND: points reversed (target) */
-    int64_t aux;             /* PURCHASE (order head): amount refunded so far; else qualifying delta */
+    int64_t points;          /* PURCHASE: earned (computed unless fixed); REFUND: points it reverses */
+    int64_t rem;             /* PURCHASE: points left in the lot; else 0 */
+    int64_t aux;             /* the change of the qualifying measure */
+    int64_t exp;             /* PURCHASE: when the lot expires */
     uint32_t order;          /* order key, SEG__L_NO_ORDER: none */
+    uint32_t olink;          /* the entry before it in its order's hash chain, + 1 (0: none) */
     uint8_t kind;
     uint8_t bonus;           /* PURCHASE: rule + 1, 0: none */
     uint8_t fixed;
@@ -156,10 +173,8 @@ typedef struct seg__lres {
 } seg__lres;
 
 /* Replay entries e[0..n) (time order) up to `until` (entries with ts <
- * until).  Computes the points of purchases not fixed; `orderscan` extra
- * work per entry: the reversal state of orders is kept in the order's
- * first purchase (aux) and ordext[] (points reversed so far) when not
- * NULL... */
+ * until), in one forward pass.  Computes the points of purchases not
+ * fixed.  cb (when not NULL) is told the lot draws of entry `watch`. */
 void seg__loyalty_replay(const seg_loyalty *p, seg__lent *e, size_t n, int64_t until,
                          seg__lres *out, seg__ldraw_cb cb, void *ctx, uint32_t watch);
 
@@ -173,6 +188,10 @@ int64_t seg__loyalty_expiry(const seg_loyalty *p, int64_t ts);
 void seg__loyalty_fill(const seg_loyalty *p, const seg__lres *r, seg_loyalty_status *st);
 
 void seg__loyalty_unref(seg_loyalty *p);
+/* Build cattab and chantab once cats and chans are complete (SEG_OK or
+ * SEG_ENOMEM); free them. */
+int seg__loyalty_index_names(seg_loyalty *p);
+void seg__loyalty_free_index(seg_loyalty *p);
 
 /* ---- the ledger (ledger.c) and the segdef values ---- */
 typedef struct seg_loyalty_ledger seg__ledger;

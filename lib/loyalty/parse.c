@@ -504,6 +504,7 @@ static void prog_free(seg_loyalty *p)
         seg__free(a, p->cats[i].s);
     for (uint32_t i = 0; i < p->nchans; i++)
         seg__free(a, p->chans[i].s);
+    seg__loyalty_free_index(p);
     seg__free(a, p->tiers);
     seg__free(a, p->bonus);
     seg__free(a, p->cats);
@@ -686,6 +687,8 @@ static int build(seg_loyalty *p, const seg__lprog_ast *g, seg__sderr *err)
         }
     }
     p->nbonus = r;
+    if (seg__loyalty_index_names(p) != SEG_OK)
+        return lerr(err, g->line, g->col, SEG_ENOMEM, "out of memory");
     /* rates: pts/10^4 points per `per` minor units, times the tier's and
      * the bonus's multipliers; a purchase of the largest amount must stay
      * within SEG_LOYALTY_POINTS_MAX */
@@ -717,9 +720,15 @@ static int build(seg_loyalty *p, const seg__lprog_ast *g, seg__sderr *err)
                             "would earn more than %lld points", p->tiers[t].name,
                             b ? " and a bonus" : "", (long long)SEG_LOYALTY_POINTS_MAX);
             }
-            p->rates[(size_t)t * (p->nbonus + 1) + b].n = (int64_t)n;
-            p->rates[(size_t)t * (p->nbonus + 1) + b].d = (int64_t)d;
-            p->rates[(size_t)t * (p->nbonus + 1) + b].m = UINT64_MAX / (uint64_t)d;
+            seg__lrate *o = &p->rates[(size_t)t * (p->nbonus + 1) + b];
+            o->n = (int64_t)n;
+            o->d = (int64_t)d;
+            o->m = UINT64_MAX / (uint64_t)d;
+            /* down: + 0; up: + d - 1; nearest (half up): + d / 2 */
+            o->bias = p->rounding == SEG__LR_UP        ? (uint64_t)d - 1
+                      : p->rounding == SEG__LR_NEAREST ? (uint64_t)d / 2
+                                                       : 0;
+            o->flat = b ? p->bonus[b - 1].flat : 0;
         }
     return SEG_OK;
 }
