@@ -738,6 +738,16 @@ START_TEST(allocator_seg_free_of_anonymized_id)
                   "seg_free did not release the id through the host allocator");
     seg_db_close(d);
     ck_assert_int_eq(a.live_blocks, 0);
+    /* and after the handle is closed: the memory still goes back to it */
+    d = NULL;
+    ck_assert_int_eq(seg_db_open(&d, ":memory:", &o), SEG_OK);
+    e = tu_purchase("p2", "other", TU_D0, 100, NULL);
+    TU_OK(d, seg_event_ingest(d, &e));
+    TU_OK(d, seg_customer_anonymize(d, "other", &id));
+    seg_db_close(d);
+    ck_assert_int_eq(a.live_blocks, 1);
+    seg_free(id);
+    ck_assert_int_eq(a.live_blocks, 0);
 }
 END_TEST
 

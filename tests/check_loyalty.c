@@ -1433,6 +1433,59 @@ static int dump_cb(const seg_loyalty_status *s, void *payload)
     return 0;
 }
 
+/* Erased: the ledger goes, from memory and the file.  Anonymized: the
+ * ledger follows the events to the new id. */
+START_TEST(sqlite_erase)
+{
+    seg_loyalty *p = compile_ok(P0 "  qualify spend over 30d;\n" TIERS3 "}");
+    seg_db *d = sq_open();
+    seg_loyalty_ledger *l = NULL;
+    TU_OK(d, seg_loyalty_attach(&l, d, p));
+    seg_event e[3] = {
+        tu_purchase("x1", "ann", TU_DAYN(0), 15000, "xo1"),
+        tu_purchase("x2", "bob", TU_DAYN(0), 1000, "xo2"),
+        tu_purchase("x3", "cy", TU_DAYN(0), 2000, "xo3"),
+    };
+    TU_OK(d, seg_event_ingest_batch(d, e, 3, NULL, NULL));
+    TU_OK(d, seg_loyalty_redeem(l, "ann", 20, TU_DAYN(1)));
+    TU_OK(d, seg_customer_erase(d, "ann"));
+    seg_loyalty_status st = SEG_LOYALTY_STATUS_INIT;
+    ck_assert_int_ne(seg_loyalty_status_get(&st, l, "ann", TU_DAYN(2)), SEG_OK);
+    char *nid = NULL;
+    TU_OK(d, seg_customer_anonymize(d, "bob", &nid));
+    char want[1024] = "", got[1024] = "";
+    TU_OK(d, seg_loyalty_foreach(l, TU_DAYN(2), SEG_LOYALTY_SORTED, dump_cb, want));
+    char expect[256];
+    snprintf(expect, sizeof expect, "%s,silver,10,10,0,0;cy,silver,20,20,0,0;", nid);
+    ck_assert_str_eq(want, expect);
+    seg_loyalty_ledger_free(l);
+    seg_db_close(d);
+    /* the file holds neither ann's ledger nor bob's old one */
+    char path[PATH_MAX + 8];
+    snprintf(path, sizeof path, "%s/l.db", tmpdir);
+    sqlite3 *h = NULL;
+    ck_assert_int_eq(sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *q = NULL;
+    ck_assert_int_eq(sqlite3_prepare_v2(h, "SELECT group_concat(key) FROM (SELECT key FROM "
+                                           "seg_records WHERE tbl LIKE 'loyalty:%' ORDER BY key)",
+                                        -1, &q, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+    snprintf(expect, sizeof expect, "%s,cy", nid);
+    ck_assert_str_eq((const char *)sqlite3_column_text(q, 0), expect);
+    sqlite3_finalize(q);
+    sqlite3_close(h);
+    /* and after a reopen, the same ledgers */
+    d = sq_open();
+    TU_OK(d, seg_loyalty_attach(&l, d, p));
+    TU_OK(d, seg_loyalty_foreach(l, TU_DAYN(2), SEG_LOYALTY_SORTED, dump_cb, got));
+    ck_assert_str_eq(got, want);
+    seg_loyalty_ledger_free(l);
+    seg_db_close(d);
+    seg_free(nid);
+    seg_loyalty_free(p);
+}
+END_TEST
+
 START_TEST(sqlite_reopen)
 {
     seg_loyalty *p = compile_ok(P0 "  qualify spend over 30d;\n" TIERS3 "}");
@@ -1561,6 +1614,7 @@ Suite *loyalty_suite(void)
     tc = tcase_create("sqlite");
     tcase_add_checked_fixture(tc, sq_setup, sq_teardown);
     tcase_add_test(tc, sqlite_reopen);
+    tcase_add_test(tc, sqlite_erase);
     suite_add_tcase(s, tc);
 #endif
     return s;

@@ -189,7 +189,9 @@ SEG_API const char *seg_errmsg(const seg_db *db);
 
 /**
  * Free memory the library handed to the caller (for example the id returned
- * by seg_customer_anonymize()).  NULL is a no-op.
+ * by seg_customer_anonymize()).  NULL is a no-op.  It may be called after
+ * the handle the memory came from was closed (the memory goes back to that
+ * handle's allocator, whose user data must still be valid).
  * @since 1.0
  */
 SEG_API void seg_free(void *ptr);

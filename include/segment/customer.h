@@ -190,9 +190,10 @@ SEG_API int seg_customer_erase(seg_db *db, const char *customer_id);
  * Anonymize: keep the customer's events for aggregate statistics under a new
  * random id ("anon-" and 32 hex digits, from the system's random source),
  * drop every attribute and consent.  Derived event ids change with the id.
- * What modules keep about the old identity goes as with
- * seg_customer_erase() (outbox entries and cap counters, and the state of
- * attached journeys and loyalty programs): the new id starts afresh there.
+ * Queued actions and cap counters of the old identity leave the outbox and
+ * it leaves every journey of the open journey set, as with
+ * seg_customer_erase() (the new id is a new customer there); the ledger of
+ * an attached loyalty program follows the events to the new id.
  * @param new_id_out NULL, or receives the new id (free with seg_free()).
  * @return SEG_OK, SEG_ENOTFOUND, SEG_EINVAL, SEG_ENOMEM, SEG_ESTORAGE,
  *         SEG_EREADONLY, SEG_ERROR (no random source).

@@ -42,12 +42,13 @@ void seg__free(const seg__alloc *a, void *p)
         a->free(p, a->ud);
 }
 
-/* Memory handed to the caller starts with a header that remembers the
- * allocator, so seg_free() needs no handle.  The header is 16 bytes to keep
- * the user part aligned for any type. */
+/* Memory handed to the caller starts with a header that holds a copy of
+ * the allocator, so seg_free() needs no handle, also after the handle it
+ * came from is closed.  The header is two max_align_t long (32 bytes on
+ * common platforms) to keep the user part aligned for any type. */
 typedef union user_hdr {
-    const seg__alloc *a;
-    max_align_t align;
+    seg__alloc a;        /* a copy: the memory may outlive the handle it came from */
+    max_align_t align[2];
 } user_hdr;
 
 void *seg__malloc_user(const seg__alloc *a, size_t n)
@@ -57,7 +58,7 @@ void *seg__malloc_user(const seg__alloc *a, size_t n)
     user_hdr *h = seg__malloc(a, sizeof(user_hdr) + n);
     if (!h)
         return NULL;
-    h->a = a;
+    h->a = *a;
     return h + 1;
 }
 
@@ -76,5 +77,6 @@ SEG_API void seg_free(void *ptr)
     if (!ptr)
         return;
     user_hdr *h = (user_hdr *)ptr - 1;
-    seg__free(h->a, h);
+    seg__alloc a = h->a;
+    seg__free(&a, h);
 }

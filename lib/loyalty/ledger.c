@@ -77,6 +77,9 @@ struct seg_loyalty_ledger {
     int rec_err;
     char *buf;               /* JSON text */
     size_t buflen, bufcap;
+    /* customers erased in the transaction: their ledgers as they were */
+    struct lgone { uint32_t ci; lcust c; } *gone;
+    size_t ngone, capgone;
 };
 
 static void ldraws_free(const seg__alloc *a, ldraws *d)
@@ -449,6 +452,18 @@ static int write_touched(seg__ledger *l)
 /* End of a transaction: keep or drop the entries added in it. */
 static void end_txn(seg__ledger *l, bool committed)
 {
+    /* erased customers: their old ledgers freed, or put back */
+    for (size_t k = l->ngone; k-- > 0;) {
+        struct lgone *g = &l->gone[k];
+        if (committed) {
+            for (uint32_t r = 0; r < g->c.n; r++)
+                entry_free(&l->db->alloc, &g->c.e[r]);
+            seg__free(&l->db->alloc, g->c.e);
+        } else {
+            l->cust[g->ci] = g->c;
+        }
+    }
+    l->ngone = 0;
     for (size_t k = 0; k < l->ntouched; k++) {
         lcust *c = &l->cust[l->touched[k]];
         if (!committed) {
@@ -493,7 +508,45 @@ static void hook_txn_end(seg_db *db, void *state, bool committed)
     end_txn(state, committed);
 }
 
-static const seg__module_ops ledger_ops = { "loyalty", hook_events, hook_txn_end };
+/* A customer erased: their ledger goes (from memory and the records), put
+ * back if the transaction rolls back.  Anonymized (the store already holds
+ * the new id): the ledger follows the events to the new id, its record is
+ * stored under that id. */
+static int hook_customer_gone(seg_db *db, void *state, uint32_t ci, const char *customer_id)
+{
+    seg__ledger *l = state;
+    if (ci >= l->ncust || (!l->cust[ci].n && !l->cust[ci].next_seq))
+        return SEG_OK;
+    seg__str now_id = seg__cust_id(&db->store, ci);
+    if (!seg__str_eq(now_id, customer_id, strlen(customer_id))) {
+        if (!seg__st_wants_records(db))
+            return SEG_OK;
+        int rc = seg__st_put_record(db, l->table, customer_id, NULL, 0);
+        return rc == SEG_OK ? write_customer(l, ci) : rc;
+    }
+    if (l->ngone == l->capgone) {
+        size_t cap = l->capgone ? l->capgone * 2 : 8;
+        struct lgone *g = seg__realloc_array(&db->alloc, l->gone, cap, sizeof *g);
+        if (!g)
+            return seg__error(db, SEG_ENOMEM, "out of memory");
+        l->gone = g;
+        l->capgone = cap;
+    }
+    if (seg__st_wants_records(db)) {
+        int rc = seg__st_put_record(db, l->table, customer_id, NULL, 0);
+        if (rc != SEG_OK)
+            return rc;
+    }
+    l->gone[l->ngone].ci = ci;
+    l->gone[l->ngone].c = l->cust[ci];
+    l->ngone++;
+    memset(&l->cust[ci], 0, sizeof l->cust[ci]);
+    l->gen++;
+    return SEG_OK;
+}
+
+static const seg__module_ops ledger_ops = { "loyalty", hook_events, hook_txn_end,
+                                            hook_customer_gone };
 
 /* ---- restoring records ---- */
 
@@ -887,6 +940,7 @@ static void ledger_destroy(seg__ledger *l)
     seg__free(a, l->touched);
     seg__free(a, l->work);
     seg__free(a, l->buf);
+    seg__free(a, l->gone);
     seg__free(a, l->table);
     seg_db *db = l->db;
     seg__loyalty_unref(l->prog);
