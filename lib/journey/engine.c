@@ -842,6 +842,7 @@ static int emit(seg_journey *j, uint32_t ri, int64_t t, uint32_t a0, uint32_t na
         act.params = a->params;
         act.variant = J->ast->nvariants || J->ast->has_holdout ? J->variant_names[r->variant]
                                                                : NULL;
+        act.cust_index = r->ci + 1;
         int outcome = SEG_JOURNEY_HELD_OUT;
         if (!held) {
             int rc = j->outbox_emit(j->db, &act, &outcome, NULL);

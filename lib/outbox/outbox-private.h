@@ -23,6 +23,9 @@ typedef struct seg__action {
     const char *channel;     /* channel for caps and windows, NULL = none */
     const char *params;      /* canonical "key=value;key=value" text ("" = none) */
     const char *variant;     /* A/B variant name, NULL = none */
+    uint32_t cust_index;     /* the store's index of customer_id + 1 when the caller
+                                knows it (checked, a wrong one is ignored: it only
+                                saves a lookup), 0 = unknown */
 } seg__action;
 
 enum { SEG__EMIT_QUEUED = 0, SEG__EMIT_DUPLICATE = 1, SEG__EMIT_SUPPRESSED = 2 };
