@@ -56,6 +56,7 @@ typedef struct ob_tuple {
 typedef struct ob_tcache {
     const char *p[F_N];
     uint32_t tup;            /* 0: empty slot */
+    bool stable;             /* put by an emit with stable_names */
 } ob_tcache;
 
 typedef struct ob_ring {     /* due times of the counted actions of a customer on a channel */
@@ -329,15 +330,17 @@ static unsigned tc_slot(const char *const p[F_N])
 }
 
 /* The tuple cached for p whose strings are still those of the tuple (the
- * caller may have rewritten a buffer since), or 0. */
-static uint32_t tc_find(const seg__outbox *ob, const char *const p[F_N])
+ * caller may have rewritten a buffer since, unless the text is stable: put
+ * and asked for with stable_names), or 0. */
+static uint32_t tc_find(const seg__outbox *ob, const char *const p[F_N], bool stable)
 {
     const ob_tcache *c = &ob->tcache[tc_slot(p)];
     if (!c->tup)
         return 0;
-    for (int f = 0; f < F_N; f++)
-        if (c->p[f] != p[f])
-            return 0;
+    if (memcmp(c->p, p, sizeof c->p) != 0)
+        return 0;
+    if (stable && c->stable)
+        return c->tup;
     const ob_tuple *t = &ob->tups[c->tup];
     for (int f = 0; f < F_N; f++) {
         const char *s = str_of(ob, t->f[f]);
@@ -347,11 +350,12 @@ static uint32_t tc_find(const seg__outbox *ob, const char *const p[F_N])
     return c->tup;
 }
 
-static void tc_put(seg__outbox *ob, const char *const p[F_N], uint32_t tup)
+static void tc_put(seg__outbox *ob, const char *const p[F_N], uint32_t tup, bool stable)
 {
     ob_tcache *c = &ob->tcache[tc_slot(p)];
     memcpy(c->p, p, sizeof c->p);
     c->tup = tup;
+    c->stable = stable;
 }
 
 /* ------------------------------------------------------------- customers */
@@ -426,11 +430,6 @@ static size_t set_slot(const seg__outbox *ob, uint64_t key)
     return k;
 }
 
-static bool set_has(const seg__outbox *ob, uint64_t key)
-{
-    return ob->setcap && ob->set[set_slot(ob, key)] == key;
-}
-
 /* Room for `more` keys (SEG_OK or SEG_ENOMEM). */
 static int set_reserve(seg__outbox *ob, size_t more)
 {
@@ -484,15 +483,16 @@ static void set_del(seg__outbox *ob, uint64_t key)
 }
 
 /* The identity of an action: customer, journey, run, step. */
-static uint64_t identity(const char *cust, const char *journey, uint64_t run, const char *step)
+static uint64_t identity(const char *cust, size_t ncust, const char *journey, uint64_t run,
+                         const char *step, size_t nstep)
 {
-    uint8_t r[8];
-    for (int k = 0; k < 8; k++)
-        r[k] = (uint8_t)(run >> (8 * k));
-    uint64_t h = hash_str(cust, UINT64_C(0x6f7574626f78));
+    uint8_t r[8] = { (uint8_t)run,         (uint8_t)(run >> 8),  (uint8_t)(run >> 16),
+                     (uint8_t)(run >> 24), (uint8_t)(run >> 32), (uint8_t)(run >> 40),
+                     (uint8_t)(run >> 48), (uint8_t)(run >> 56) };
+    uint64_t h = seg__hash(cust, ncust, UINT64_C(0x6f7574626f78));
     h = hash_str(journey, h);
     h = seg__hash(r, 8, h);
-    h = hash_str(step, h);
+    h = seg__hash(step, nstep, h);
     return h ? h : 1;
 }
 
@@ -917,6 +917,13 @@ static void ob_destroy(seg__outbox *ob)
     seg__free(a, ob);
 }
 
+void seg__outbox_forget_names(seg_db *db)
+{
+    seg__outbox *ob = db ? ob_find(db) : NULL;
+    if (ob)
+        memset(ob->tcache, 0, sizeof ob->tcache);
+}
+
 void seg__outbox_free(seg_db *db)
 {
     seg__outbox *ob = ob_find(db);
@@ -1320,12 +1327,16 @@ static int check_text(seg_db *db, const char *what, const char *s, bool required
             return seg__error(db, SEG_EINVAL, "outbox: action %s: NULL", what);
         return SEG_OK;
     }
-    size_t n = strlen(s);
+    /* the length, and whether every byte is ASCII (then valid UTF-8) */
+    size_t n = 0;
+    unsigned char bits = 0;
+    for (; s[n]; n++)
+        bits |= (unsigned char)s[n];
     if (required && n == 0)
         return seg__error(db, SEG_EINVAL, "outbox: action %s: empty", what);
     if (n > max)
         return seg__error(db, SEG_EINVAL, "outbox: action %s: longer than %zu bytes", what, max);
-    if (!seg__utf8_valid(s, n))
+    if (bits >= 0x80 && !seg__utf8_valid(s, n))
         return seg__error(db, SEG_EINVAL, "outbox: action %s: not valid UTF-8", what);
     return SEG_OK;
 }
@@ -1446,7 +1457,46 @@ static size_t set_home(const seg__outbox *ob, uint64_t key)
     return (size_t)(key ^ (key >> 29)) & (ob->setcap - 1);
 }
 
+static int emit_one(seg_db *db, const seg__action *a, int *outcome, uint64_t *seq_out,
+                    uint64_t key);
+
 int seg__outbox_emit(seg_db *db, const seg__action *a, int *outcome, uint64_t *seq_out)
+{
+    return emit_one(db, a, outcome, seq_out, 0);
+}
+
+#define OB_AHEAD 32 /* identities computed (their slots fetched) ahead */
+
+int seg__outbox_emit_many(seg_db *db, const seg__action *a, size_t n, int *outcomes,
+                          size_t *done)
+{
+    *done = 0;
+    uint64_t keys[OB_AHEAD];
+    for (size_t k0 = 0; k0 < n; k0 += OB_AHEAD) {
+        size_t m = n - k0 < OB_AHEAD ? n - k0 : OB_AHEAD;
+        const seg__outbox *ob = db ? ob_find(db) : NULL;
+        for (size_t k = 0; k < m; k++) {
+            const seg__action *x = &a[k0 + k];
+            keys[k] = 0;
+            if (ob && ob->setcap && x->customer_id && x->journey && x->step) {
+                keys[k] = identity(x->customer_id, strlen(x->customer_id), x->journey, x->run,
+                                   x->step, strlen(x->step));
+                __builtin_prefetch(&ob->set[set_home(ob, keys[k])]);
+            }
+        }
+        for (size_t k = 0; k < m; k++) {
+            int rc = emit_one(db, &a[k0 + k], &outcomes[k0 + k], NULL, keys[k]);
+            if (rc != SEG_OK)
+                return rc;
+            ++*done;
+        }
+    }
+    return SEG_OK;
+}
+
+/* key: the action's identity when the caller computed it, else 0 */
+static int emit_one(seg_db *db, const seg__action *a, int *outcome, uint64_t *seq_out,
+                    uint64_t key)
 {
     if (seq_out)
         *seq_out = 0;
@@ -1462,9 +1512,10 @@ int seg__outbox_emit(seg_db *db, const seg__action *a, int *outcome, uint64_t *s
     seg__outbox *ob = ob_find(db);
     /* the identity first, so that its slot of the key set (a cache miss in
      * a large outbox) is on its way while the action is checked */
-    uint64_t key = 0;
-    if (ob && ob->setcap && a->customer_id && a->journey && a->step) {
-        key = identity(a->customer_id, a->journey, a->run, a->step);
+    size_t ncust = a->customer_id ? strlen(a->customer_id) : 0;
+    size_t nstep = a->step ? strlen(a->step) : 0;
+    if (!key && ob && ob->setcap && a->customer_id && a->journey && a->step) {
+        key = identity(a->customer_id, ncust, a->journey, a->run, a->step, nstep);
         __builtin_prefetch(&ob->set[set_home(ob, key)]);
     }
     /* the names: a tuple of the cache (checked when it was made), or
@@ -1474,9 +1525,9 @@ int seg__outbox_emit(seg_db *db, const seg__action *a, int *outcome, uint64_t *s
                                a->params ? a->params : "", a->variant };
     uint32_t tup = 0, ci = SEG__NONE;
     if (ob) {
-        tup = tc_find(ob, names);
+        tup = tc_find(ob, names, a->stable_names);
         if (a->cust_index && a->customer_id &&
-            store_has(ob, a->cust_index - 1, a->customer_id, strlen(a->customer_id)))
+            store_has(ob, a->cust_index - 1, a->customer_id, ncust))
             ci = a->cust_index - 1;
     }
     rc = tup ? check_rest(db, a, ci != SEG__NONE) : check_action(db, a);
@@ -1485,17 +1536,19 @@ int seg__outbox_emit(seg_db *db, const seg__action *a, int *outcome, uint64_t *s
     if (!ob && (rc = ob_get(db, &ob)) != SEG_OK)
         return rc;
     if (!key)
-        key = identity(a->customer_id, a->journey, a->run, a->step);
-    if (set_has(ob, key)) {
+        key = identity(a->customer_id, ncust, a->journey, a->run, a->step, nstep);
+    size_t slot = ob->setcap ? set_slot(ob, key) : 0;
+    if (ob->setcap && ob->set[slot] == key) {
         *outcome = SEG__EMIT_DUPLICATE; /* (*seq_out stays 0: no index by identity) */
         return SEG_OK;
     }
+    const uint64_t *set_before = ob->set;
     if (ci == SEG__NONE)
         ci = store_find(ob, a->customer_id);
     if (!tup) {
         if (names_intern(ob, names, &tup) != SEG_OK)
             return seg__error(db, SEG_ENOMEM, "out of memory");
-        tc_put(ob, names, tup);
+        tc_put(ob, names, tup, a->stable_names);
     }
     ob_entry x;
     memset(&x, 0, sizeof x);
@@ -1629,7 +1682,10 @@ int seg__outbox_emit(seg_db *db, const seg__action *a, int *outcome, uint64_t *s
     }
     ob->e[ob->n++] = x;
     ob->next_seq++;
-    set_add(ob, key);
+    if (ob->set != set_before) /* (set_reserve made a new table) */
+        slot = set_slot(ob, key);
+    ob->set[slot] = key;
+    ob->setn++;
     *outcome = x.status == ST_SUPPRESSED ? SEG__EMIT_SUPPRESSED : SEG__EMIT_QUEUED;
     if (seq_out)
         *seq_out = x.seq;
