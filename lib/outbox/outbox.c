@@ -167,6 +167,21 @@ static int grow(const seg__alloc *a, void **p, size_t *cap, size_t need, size_t 
     return SEG_OK;
 }
 
+/* Room for one more entry: by half again when large (less slack than
+ * doubling; a large block's realloc moves no bytes with most allocators). */
+static int grow_entries(seg__outbox *ob)
+{
+    if (ob->n < ob->cap)
+        return SEG_OK;
+    size_t c = ob->cap < 1024 ? (ob->cap ? ob->cap * 2 : 16) : ob->cap + ob->cap / 2;
+    ob_entry *e = seg__realloc_array(ob->a, ob->e, c, sizeof *e);
+    if (!e)
+        return SEG_ENOMEM;
+    ob->e = e;
+    ob->cap = c;
+    return SEG_OK;
+}
+
 static int grow32(const seg__alloc *a, void **p, uint32_t *cap, size_t need, size_t size)
 {
     size_t c = *cap;
@@ -971,7 +986,7 @@ static int load_entry(load_ctx *c, const char *key, jfield *f)
                                                          : ST_GONE;
     if (status == ST_GONE)
         return load_bad(c, key, "bad status");
-    if (grow(ob->a, (void **)&ob->e, &ob->cap, ob->n + 1, sizeof *ob->e) ||
+    if (grow_entries(ob) ||
         set_reserve(ob, 1))
         return seg__error(c->db, SEG_ENOMEM, "out of memory");
     ob_entry x;
@@ -1581,7 +1596,7 @@ static int emit_one(seg_db *db, const seg__action *a, int *outcome, uint64_t *se
     uint32_t nn = 0;
     int64_t *undo = NULL;
     jbuf b = { ob->a, NULL, 0, 0, false }, cb = { ob->a, NULL, 0, 0, false };
-    rc = !grow(ob->a, (void **)&ob->e, &ob->cap, ob->n + 1, sizeof *ob->e) &&
+    rc = !grow_entries(ob) &&
                  !set_reserve(ob, 1)
              ? SEG_OK
              : SEG_ENOMEM;
