@@ -15,7 +15,7 @@
  * transaction, undo logs included), and the process's peak RSS for
  * reference.  Times are wall clock and the process's cpu time.
  *
- * The actions go to seg__outbox_emit (the outbox: deduplication, caps,
+ * The actions go to seg__outbox_emit_many (the outbox: deduplication, caps,
  * send windows, the queue; with the memory backend).  With `engine` as
  * third argument they
  * go to a counter instead (a white-box swap of the engine's emit function),
@@ -80,14 +80,15 @@ static double cpu(void)
 
 /* the engine-only outbox: counts the actions and reads their identity */
 static size_t nemitted, idbytes;
-static int count_emit(seg_db *db, const seg__action *a, int *outcome, uint64_t *seq_out)
+static int count_emit(seg_db *db, const seg__action *a, size_t n, int *outcomes, size_t *done)
 {
     (void)db;
-    nemitted++;
-    idbytes += strlen(a->customer_id) + strlen(a->step) + strlen(a->params);
-    *outcome = SEG__EMIT_QUEUED;
-    if (seq_out)
-        *seq_out = nemitted;
+    for (size_t k = 0; k < n; k++) {
+        nemitted++;
+        idbytes += strlen(a[k].customer_id) + strlen(a[k].step) + strlen(a[k].params);
+        outcomes[k] = SEG__EMIT_QUEUED;
+    }
+    *done = n;
     return SEG_OK;
 }
 

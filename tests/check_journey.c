@@ -460,6 +460,102 @@ static int count_variant(const seg_journey_row *row, void *payload)
     return 0;
 }
 
+/* what the action callback saw */
+typedef struct seen {
+    size_t n, held;
+    char line[1024][96];
+    int outcome[1024];
+} seen;
+
+static void seen_cb(const seg_journey_action *a, void *payload)
+{
+    seen *s = payload;
+    ck_assert_uint_lt(s->n, 1024);
+    ck_assert_uint_eq(a->struct_size, sizeof *a);
+    snprintf(s->line[s->n], sizeof s->line[s->n], "%s %s %s %s %s", a->customer_id, a->journey,
+             a->state && a->state[0] ? a->state : "-", a->action,
+             a->variant ? a->variant : "-");
+    s->outcome[s->n++] = a->outcome;
+    s->held += a->outcome == SEG_JOURNEY_HELD_OUT;
+}
+
+/* the callback sees every action, in the order the outbox numbered them
+ * (the held-out ones in between), also when a batch or an advance makes
+ * many (the engine hands them over in groups) */
+static void check_seen(const seen *sn, size_t from)
+{
+    acts a;
+    collect_actions(&a);
+    size_t i = 0;
+    while (i < a.n && a.seq[i] <= from)
+        i++;
+    for (size_t k = 0; k < sn->n; k++) {
+        if (sn->outcome[k] == SEG_JOURNEY_HELD_OUT) {
+            ck_assert_ptr_nonnull(strstr(sn->line[k], " holdout"));
+            continue;
+        }
+        ck_assert_int_eq(sn->outcome[k], SEG_JOURNEY_QUEUED);
+        ck_assert_uint_lt(i, a.n);
+        /* the outbox line: "WHEN CUSTOMER JOURNEY STATE ACTION PARAMS VARIANT" */
+        char c[32], j[32], st[32], ac[32], pa[64], v[32], w[32];
+        ck_assert_int_eq(sscanf(a.line[i], "%31s %31s %31s %31s %31s %63s %31s", w, c, j, st, ac,
+                                pa, v), 7);
+        char want[192];
+        snprintf(want, sizeof want, "%s %s %s %s %s", c, j, st, ac, v);
+        ck_assert_str_eq(sn->line[k], want);
+        i++;
+    }
+    ck_assert_uint_eq(i, a.n);
+}
+
+START_TEST(action_callback_order)
+{
+    open_journeys("journey ab {\n"
+                  "  enter when orders >= 1;\n"
+                  "  variant a 50;\n"
+                  "  variant b 30;\n"
+                  "  holdout 20;\n"
+                  "  state offer { do \"email:offer\" for a; do \"sms:offer\" for b; "
+                  "after 10d -> last do \"email:last\"; }\n"
+                  "  state last { after 1d -> exit; }\n"
+                  "}\n");
+    static seen sn;
+    memset(&sn, 0, sizeof sn);
+    OK(db, seg_journey_set_action_cb(jr, seen_cb, &sn));
+    /* one batch of 120 customers: 120 actions in one transaction */
+    enum { N = 120 };
+    static seg_event ev[N];
+    static char ids[N][16];
+    for (int c = 0; c < N; c++) {
+        snprintf(ids[c], sizeof ids[c], "c%03d", c);
+        seg_event e = SEG_EVENT_INIT;
+        e.kind = SEG_EVENT_PURCHASE;
+        e.event_id = ids[c];
+        e.customer_id = ids[c];
+        e.order_id = ids[c];
+        e.ts = T0 + c;
+        e.amount = 100;
+        ev[c] = e;
+    }
+    seg_ingest_options o = SEG_INGEST_OPTIONS_INIT;
+    OK(db, seg_event_ingest_batch(db, ev, N, &o, NULL));
+    ck_assert_uint_gt(sn.n, 64); /* (more than the engine's queue holds) */
+    check_seen(&sn, 0);
+    uint64_t before;
+    OK(db, seg_outbox_count(&before, db, SEG_OUTBOX_PENDING | SEG_OUTBOX_SUPPRESSED));
+    /* an advance: every customer takes the timer */
+    memset(&sn, 0, sizeof sn);
+    OK(db, seg_journey_advance(jr, T0 + 11 * DAY));
+    ck_assert_uint_eq(sn.n, N); /* (the holdout's held out) */
+    ck_assert_uint_gt(sn.held, 0);
+    check_seen(&sn, before);
+    /* the same advance again: nothing */
+    memset(&sn, 0, sizeof sn);
+    OK(db, seg_journey_advance(jr, T0 + 11 * DAY));
+    ck_assert_uint_eq(sn.n, 0);
+}
+END_TEST
+
 START_TEST(split_holdout_and_conversions)
 {
     open_journeys("journey ab {\n"
@@ -1090,6 +1186,7 @@ static Suite *journey_suite(void)
     tcase_add_test(tc, time_only_condition_fires_when_true);
     tcase_add_test(tc, entry_on_time_and_exit_rules);
     tcase_add_test(tc, split_holdout_and_conversions);
+    tcase_add_test(tc, action_callback_order);
     tcase_add_test(tc, journey_state_value);
     tcase_add_test(tc, failures_change_nothing);
     suite_add_tcase(s, tc);

@@ -743,6 +743,162 @@ END_TEST
 
 /* Erasing or anonymizing a customer takes their queued actions and cap
  * counters with them, on disk too; their identities stay known. */
+/* emits in one transaction through seg__outbox_emit_many; *done checked */
+static int emit_many_txn(seg_db *d, const seg__action *a, size_t n, int *outcomes, size_t *done)
+{
+    int rc = seg__st_begin(d);
+    if (rc == SEG_OK)
+        rc = seg__outbox_emit_many(d, a, n, outcomes, done);
+    if (rc == SEG_OK)
+        rc = seg__st_commit(d);
+    if (rc != SEG_OK)
+        seg__st_rollback(d);
+    seg__modules_txn_end(d, rc == SEG_OK);
+    return rc;
+}
+
+static uint32_t ci_of(seg_db *d, const char *id)
+{
+    return seg__cust_find(&d->store, seg__cstr(id));
+}
+
+/* entries keep the store's customer or their own copy of the id; the
+ * caller's index is a hint (a wrong one changes nothing); names given in a
+ * rewritten buffer, or stable ones the outbox was told to forget, are read
+ * again */
+START_TEST(customers_and_names)
+{
+    open_mem();
+    const char *custs[3] = { "alice", "bob", "a-customer-id-longer-than-ten" };
+    for (int k = 0; k < 3; k++) {
+        seg_event e = tu_engagement(NULL, custs[k], TU_DAYN(0), "email_open");
+        TU_OK(db, seg_event_ingest(db, &e));
+    }
+    uint32_t alice = ci_of(db, "alice"), bob = ci_of(db, "bob");
+    ck_assert_uint_ne(alice, SEG__NONE);
+    ck_assert_uint_ne(bob, SEG__NONE);
+    char state[32];
+    seg__action a[6];
+    a[0] = act("alice", "j", 1, "s0", TU_DAYN(1), "email");
+    a[0].cust_index = alice + 1;                     /* right */
+    a[1] = act("alice", "j", 1, "s1", TU_DAYN(1), "email");
+    a[1].cust_index = bob + 1;                       /* wrong: ignored */
+    a[2] = act("zed", "j", 1, "s2", TU_DAYN(1), "email");
+    a[2].cust_index = 1u << 30;                      /* out of range, not a customer */
+    a[3] = act("a-customer-id-longer-than-ten", "j", 1, "s3", TU_DAYN(1), NULL);
+    a[4] = act("bob", "j", 1, "s4", TU_DAYN(1), NULL);
+    a[4].cust_index = bob + 1;
+    a[5] = act("zed", "j", 1, "s5", TU_DAYN(1), NULL);
+    int o[6];
+    for (int k = 0; k < 6; k++) {
+        snprintf(state, sizeof state, "state%d", k);
+        a[k].state = state; /* one buffer, new text each time */
+        TU_OK(db, emit1(db, a[k], &o[k], NULL));
+        ck_assert_int_eq(o[k], SEG__EMIT_QUEUED);
+    }
+    char *d = dump(db);
+    const char *want[6] = { "1|P|", "2|P|", "3|P|", "4|P|", "5|P|", "6|P|" };
+    for (int k = 0; k < 6; k++) {
+        char line[256];
+        snprintf(line, sizeof line, "%s%lld|%lld|%s|j|1|state%d|email:discount_5|", want[k],
+                 (long long)TU_DAYN(1), (long long)TU_DAYN(1), a[k].customer_id, k);
+        ck_assert_msg(strstr(d, line), "no line '%s' in:\n%s", line, d);
+    }
+    free(d);
+    /* the same identities again: duplicates whatever the hint */
+    a[2].cust_index = alice + 1;
+    TU_OK(db, emit1(db, a[2], &o[2], NULL));
+    ck_assert_int_eq(o[2], SEG__EMIT_DUPLICATE);
+    /* stable names: known by address until forgotten */
+    seg__action b = act("zed", "j", 1, "t1", TU_DAYN(1), NULL);
+    b.stable_names = true;
+    snprintf(state, sizeof state, "before");
+    b.state = state;
+    TU_OK(db, emit1(db, b, &o[0], NULL));
+    seg__outbox_forget_names(db);
+    snprintf(state, sizeof state, "after");
+    b.step = "t2";
+    uint64_t seq;
+    TU_OK(db, emit1(db, b, &o[0], &seq));
+    seg_outbox_item it = { sizeof it, 0, 0, 0, 0, NULL, NULL, 0, NULL, NULL, NULL, NULL, NULL };
+    TU_OK(db, seg_outbox_get(&it, db, seq));
+    ck_assert_str_eq(it.state, "after");
+    ck_assert_str_eq(it.customer_id, "zed");
+    TU_OK(db, seg_outbox_get(&it, db, 1));
+    ck_assert_str_eq(it.state, "state0");
+    ck_assert_str_eq(it.customer_id, "alice");
+    /* acknowledging most entries compacts the queue: the rest stay whole */
+    uint64_t first7[7] = { 1, 2, 3, 4, 5, 6, 7 };
+    size_t acked;
+    TU_OK(db, seg_outbox_ack(&acked, db, first7, 7));
+    ck_assert_uint_eq(acked, 7);
+    TU_OK(db, seg_outbox_get(&it, db, seq));
+    ck_assert_str_eq(it.customer_id, "zed");
+    ck_assert_str_eq(it.state, "after");
+}
+END_TEST
+
+/* seg__outbox_emit_many does what one seg__outbox_emit after the other
+ * does, duplicates inside the batch included, and stops at a bad action */
+START_TEST(emit_many)
+{
+    enum { N = 300 };
+    static seg__action a[N];
+    static char ids[N][16], steps[N][16];
+    static int o1[N], o2[N];
+    seg_db *other = NULL;
+    open_mem();
+    ck_assert_int_eq(seg_db_open(&other, ":memory:", NULL), SEG_OK);
+    for (int k = 0; k < 40; k++) {
+        char id[16];
+        snprintf(id, sizeof id, "c%d", k);
+        seg_event e = tu_engagement(NULL, id, TU_DAYN(0), "email_open");
+        TU_OK(db, seg_event_ingest(db, &e));
+        TU_OK(other, seg_event_ingest(other, &e));
+    }
+    TU_OK(db, seg_outbox_set_cap(db, "sms", 2, TU_DAY));
+    TU_OK(other, seg_outbox_set_cap(other, "sms", 2, TU_DAY));
+    for (int k = 0; k < N; k++) {
+        /* 40 customers, 20 not; the last 50 repeat identities of the first */
+        snprintf(ids[k], sizeof ids[k], "c%d", (k % 250) % 60);
+        snprintf(steps[k], sizeof steps[k], "s%d", k % 250);
+        a[k] = act(ids[k], k % 250 % 2 ? "j" : "k", 1, steps[k], TU_DAYN(1) + k,
+                   k % 3 ? "email" : "sms");
+        a[k].stable_names = true;
+        uint32_t ci = ci_of(db, ids[k]);
+        a[k].cust_index = ci == SEG__NONE ? 0 : ci + 1;
+    }
+    TU_OK(db, emit_n(db, a, N, o1, NULL));
+    size_t done = 0;
+    TU_OK(other, emit_many_txn(other, a, N, o2, &done));
+    ck_assert_uint_eq(done, N);
+    int dups = 0;
+    for (int k = 0; k < N; k++) {
+        ck_assert_int_eq(o1[k], o2[k]);
+        dups += o1[k] == SEG__EMIT_DUPLICATE;
+    }
+    ck_assert_int_eq(dups, 50);
+    char *d1 = dump(db), *d2 = dump(other);
+    ck_assert_str_eq(d1, d2);
+    free(d1);
+    free(d2);
+    /* a bad action in the middle: the ones before are emitted, then rolled
+     * back with the transaction */
+    for (int k = 0; k < 10; k++)
+        snprintf(steps[k], sizeof steps[k], "n%d", k);
+    a[6].run = 0;
+    d2 = dump(other);
+    ck_assert_int_eq(emit_many_txn(other, a, 10, o2, &done), SEG_EINVAL);
+    ck_assert_uint_eq(done, 6);
+    ck_assert_ptr_nonnull(strstr(seg_errmsg(other), "run"));
+    char *d3 = dump(other);
+    ck_assert_str_eq(d2, d3);
+    free(d2);
+    free(d3);
+    seg_db_close(other);
+}
+END_TEST
+
 START_TEST(customer_erased)
 {
     const char *path = P("erase.db");
@@ -1951,6 +2107,8 @@ static Suite *core_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, emit_fetch_ack);
     tcase_add_test(tc, dedupe);
+    tcase_add_test(tc, customers_and_names);
+    tcase_add_test(tc, emit_many);
     tcase_add_test(tc, rollback_discards);
     tcase_add_test(tc, bad_input);
     tcase_add_test(tc, ack_inside_fetch);

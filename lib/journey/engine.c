@@ -794,6 +794,67 @@ static inline char *put_u32(char *p, uint32_t v)
     return p;
 }
 
+/* Give the queued actions to the outbox, then to the callback, in order.
+ * An outbox error stops the outbox there (the callback has seen the
+ * actions before it) and is returned; the queue is empty after. */
+static int flush(seg_journey *j)
+{
+    int rc = SEG_OK;
+    uint32_t k = 0, n = j->nq;
+    while (k < n && rc == SEG_OK) {
+        uint32_t e = k;
+        while (e < n && !j->qheld[e])
+            e++;
+        size_t done = e - k;
+        if (e > k)
+            rc = j->outbox_emit(j->db, &j->q[k], e - k, &j->qout[k], &done);
+        uint32_t end = rc == SEG_OK ? e + (e < n) : k + (uint32_t)done;
+        for (uint32_t x = k; x < end; x++) {
+            if (j->qheld[x])
+                j->qout[x] = SEG_JOURNEY_HELD_OUT;
+            if (!j->cb)
+                continue;
+            const seg__action *act = &j->q[x];
+            seg_journey_action ja;
+            ja.struct_size = sizeof ja;
+            ja.time = act->time;
+            ja.customer_id = act->customer_id;
+            ja.journey = act->journey;
+            ja.run = act->run;
+            ja.step = act->step;
+            ja.state = act->state;
+            ja.action = act->action;
+            ja.channel = act->channel;
+            ja.params = act->params;
+            ja.variant = act->variant;
+            ja.outcome = j->qout[x];
+            j->cb(&ja, j->cb_payload);
+        }
+        k = end;
+    }
+    j->nq = 0;
+    j->nqtext = 0;
+    return rc;
+}
+
+/* flush() at the end of a batch or an advance whose work returned rc: the
+ * outbox's error if any (it happened first), else rc with its message */
+static int flush_end(seg_journey *j, int rc)
+{
+    if (!j->nq)
+        return rc;
+    char msg[512];
+    msg[0] = '\0';
+    if (rc != SEG_OK)
+        snprintf(msg, sizeof msg, "%s", seg_errmsg(j->db));
+    int rf = flush(j);
+    if (rf != SEG_OK)
+        return rf;
+    if (rc != SEG_OK)
+        seg__error(j->db, rc, "%s", msg);
+    return rc;
+}
+
 /* The actions [a0, a0 + na) of a step of record ri at t, from state `from`
  * to state `to` (SEG__JR_OUT: from outside, to the exit); *k counts the
  * step's actions. */
@@ -805,7 +866,7 @@ static int emit(seg_journey *j, uint32_t ri, int64_t t, uint32_t a0, uint32_t na
     seg__jrec *r = R(j, ri);
     const seg__jrj *J = &j->js[r->journey];
     bool held = J->ast->has_holdout && r->variant == J->ast->nvariants;
-    char step[2 * SEG_ID_MAX + 48];
+    char step[SEG__JR_STEP_MAX];
     char *sp = NULL; /* the step's text up to '#', made at its first action */
     for (uint32_t q = 0; q < na; q++) {
         const seg__jract *a = &J->acts[a0 + q];
@@ -831,41 +892,37 @@ static int emit(seg_journey *j, uint32_t ri, int64_t t, uint32_t a0, uint32_t na
             *sp++ = '#';
             cust_id(j, r->ci);
         }
-        *put_u32(sp, (*k)++) = '\0';
-        seg__action act;
-        act.time = t;
-        act.customer_id = j->idbuf;
-        act.journey = J->name;
-        act.run = r->run;
-        act.step = step;
-        act.state = r->state == SEG__JR_OUT ? "" : J->state_names[r->state];
-        act.action = a->name;
-        act.channel = a->channel;
-        act.params = a->params;
-        act.variant = J->ast->nvariants || J->ast->has_holdout ? J->variant_names[r->variant]
-                                                               : NULL;
-        int outcome = SEG_JOURNEY_HELD_OUT;
-        if (!held) {
-            int rc = j->outbox_emit(j->db, &act, &outcome, NULL);
+        char *end = put_u32(sp, (*k)++);
+        *end = '\0';
+        if (held && !j->cb)
+            continue;
+        /* queued (see flush) */
+        size_t nid = strlen(j->idbuf), nstep = (size_t)(end - step) + 1;
+        if (j->nq == SEG__JR_QUEUE || SEG__JR_QTEXT - j->nqtext < nid + 1 + nstep) {
+            int rc = flush(j);
             if (rc != SEG_OK)
                 return rc;
         }
-        if (j->cb) {
-            seg_journey_action ja;
-            ja.struct_size = sizeof ja;
-            ja.time = act.time;
-            ja.customer_id = act.customer_id;
-            ja.journey = act.journey;
-            ja.run = act.run;
-            ja.step = act.step;
-            ja.state = act.state;
-            ja.action = act.action;
-            ja.channel = act.channel;
-            ja.params = act.params;
-            ja.variant = act.variant;
-            ja.outcome = outcome;
-            j->cb(&ja, j->cb_payload);
-        }
+        char *qid = j->qtext + j->nqtext;
+        memcpy(qid, j->idbuf, nid + 1);
+        char *qstep = qid + nid + 1;
+        memcpy(qstep, step, nstep);
+        j->nqtext += nid + 1 + nstep;
+        seg__action *act = &j->q[j->nq];
+        act->time = t;
+        act->customer_id = qid;
+        act->journey = J->name;
+        act->run = r->run;
+        act->step = qstep;
+        act->state = r->state == SEG__JR_OUT ? "" : J->state_names[r->state];
+        act->action = a->name;
+        act->channel = a->channel;
+        act->params = a->params;
+        act->variant = J->ast->nvariants || J->ast->has_holdout ? J->variant_names[r->variant]
+                                                                : NULL;
+        act->cust_index = r->ci + 1;
+        act->stable_names = true; /* (freed in engine_free, which tells the outbox) */
+        j->qheld[j->nq++] = held;
     }
     return SEG_OK;
 }
@@ -1345,6 +1402,7 @@ static int events_added(seg_db *db, void *state, uint32_t first, uint32_t n)
         for (uint32_t jx = 0; jx < j->nj && rc == SEG_OK; jx++)
             rc = on_event(j, jx, ci, e, seg__ev_ts(s, e));
     }
+    rc = flush_end(j, rc);
     run_done(j);
     seg__free(&db->alloc, order);
     if (rc == SEG_OK)
@@ -1500,6 +1558,7 @@ static int advance_work(seg_journey *j, int64_t now)
     }
     if (rc == SEG_OK && j->eval_err)
         rc = oom(j);
+    rc = flush_end(j, rc);
     run_done(j);
     if (rc == SEG_OK) {
         j->clock = now;
@@ -1602,6 +1661,7 @@ static bool node_tdep(const seg_segdef *d, const seg__node *n, int depth)
 static void engine_free(seg_journey *j)
 {
     const seg__alloc *a = &j->db->alloc;
+    seg__outbox_forget_names(j->db);
     for (uint32_t x = 0; x < j->nj; x++) {
         seg__jrj *J = &j->js[x];
         seg__free(a, J->name);
@@ -1845,7 +1905,7 @@ SEG_API int seg_journey_open(seg_journey **out, seg_segdef *def)
     j->db = db;
     seg__db_ref(db);
     j->attr_gen = db->attr_gen;
-    j->outbox_emit = seg__outbox_emit;
+    j->outbox_emit = seg__outbox_emit_many;
     j->tgen = 1; /* the cache of timer_due starts invalid */
     j->epoch = 1;
     size_t n;

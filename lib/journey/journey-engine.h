@@ -12,6 +12,9 @@
 
 #define SEG__JR_CHUNK_BITS 16
 #define SEG__JR_CHUNK (1u << SEG__JR_CHUNK_BITS)
+#define SEG__JR_QUEUE 64        /* actions queued for the outbox */
+#define SEG__JR_QTEXT 16384     /* their customer ids and steps */
+#define SEG__JR_STEP_MAX (2 * SEG_ID_MAX + 48) /* a step's text, NUL included */
 #define SEG__JW_BITS 16          /* a timer bucket: 65536 s (about 18 h) */
 
 /* The timers due in one bucket of time (unsorted until loaded). */
@@ -79,9 +82,22 @@ struct seg_journey {
     /* actions */
     seg_journey_action_cb cb;
     void *cb_payload;
-    /* seg__outbox_emit; bench_journey swaps in a counter to time the engine alone */
-    int (*outbox_emit)(seg_db *db, const seg__action *a, int *outcome, uint64_t *seq_out);
+    /* seg__outbox_emit_many; bench_journey swaps in a counter to time the
+     * engine alone */
+    int (*outbox_emit)(seg_db *db, const seg__action *a, size_t n, int *outcomes,
+                       size_t *done);
     char idbuf[SEG_ID_MAX + 1];
+    /* the actions made and not yet given to the outbox (and to the callback):
+     * given, in order, when the queue is full and before the records are
+     * written at the end of a batch or advance (the callback may not call
+     * into the database, so it sees no difference); their customer ids
+     * and steps in qtext */
+    seg__action q[SEG__JR_QUEUE];
+    int qout[SEG__JR_QUEUE];     /* outcomes */
+    bool qheld[SEG__JR_QUEUE];   /* held out: not for the outbox */
+    uint32_t nq;
+    size_t nqtext;
+    char qtext[SEG__JR_QTEXT];
 };
 
 /* persist.c: write the records changed in the open transaction (and the

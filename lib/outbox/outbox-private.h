@@ -23,6 +23,13 @@ typedef struct seg__action {
     const char *channel;     /* channel for caps and windows, NULL = none */
     const char *params;      /* canonical "key=value;key=value" text ("" = none) */
     const char *variant;     /* A/B variant name, NULL = none */
+    uint32_t cust_index;     /* the store's index of customer_id + 1 when the caller
+                                knows it (checked, a wrong one is ignored: it only
+                                saves a lookup), 0 = unknown */
+    bool stable_names;       /* journey, state, action, channel, params and variant
+                                point to text that stays unchanged until
+                                seg__outbox_forget_names(): the outbox may then
+                                know them by address, without comparing text */
 } seg__action;
 
 enum { SEG__EMIT_QUEUED = 0, SEG__EMIT_DUPLICATE = 1, SEG__EMIT_SUPPRESSED = 2 };
@@ -45,6 +52,18 @@ enum { SEG__EMIT_QUEUED = 0, SEG__EMIT_DUPLICATE = 1, SEG__EMIT_SUPPRESSED = 2 }
  * SEG_EREADONLY / SEG_ENOMEM / SEG_ESTORAGE with the db's message set, and
  * then nothing was staged. */
 int seg__outbox_emit(seg_db *db, const seg__action *a, int *outcome, uint64_t *seq_out);
+
+/* a[0..n) as n calls of seg__outbox_emit in order (outcomes[k] each), but
+ * faster: the identities are hashed ahead and their slots of the key set
+ * fetched while the earlier ones are staged.  Stops at the first error
+ * (returned, with the db's message); *done (required) tells how many were
+ * emitted, all of them on SEG_OK. */
+int seg__outbox_emit_many(seg_db *db, const seg__action *a, size_t n, int *outcomes,
+                          size_t *done);
+
+/* The text that emits with stable_names pointed to may change from now on
+ * (its owner frees it): the outbox forgets those addresses. */
+void seg__outbox_forget_names(seg_db *db);
 
 /* Free the outbox's state of db (seg_db_close). */
 void seg__outbox_free(seg_db *db);

@@ -29,16 +29,35 @@
 
 enum { ST_GONE = 0, ST_PENDING = 1, ST_SUPPRESSED = 2 };
 
+/* An entry's customer: the store's customer index, or OB_XID | an index
+ * into the outbox's own copies of ids that were not the store's customers
+ * when emitted. */
+#define OB_XID 0x80000000u
+
 typedef struct ob_entry {
     uint64_t seq;
     int64_t due, time;
     uint64_t run;
     uint64_t key;            /* identity hash */
-    char *cust;
-    uint32_t journey, state, action, channel, params, variant; /* interned; 0 = NULL */
+    uint32_t cust;           /* store index, or OB_XID | xid index */
+    uint32_t tup;            /* the entry's names: an index into tups */
     uint8_t status;          /* ST_* */
     uint8_t ack_staged;
 } ob_entry;
+
+/* journey, state, action, channel, params, variant: interned (0 = NULL) */
+enum { F_JOURNEY, F_STATE, F_ACTION, F_CHANNEL, F_PARAMS, F_VARIANT, F_N };
+typedef struct ob_tuple {
+    uint32_t f[F_N];
+} ob_tuple;
+
+/* the tuple cache: the pointers an emit passed, and the tuple they had */
+#define OB_TCACHE 64
+typedef struct ob_tcache {
+    const char *p[F_N];
+    uint32_t tup;            /* 0: empty slot */
+    bool stable;             /* put by an emit with stable_names */
+} ob_tcache;
 
 typedef struct ob_ring {     /* due times of the counted actions of a customer on a channel */
     char *cust;
@@ -72,15 +91,26 @@ typedef struct ob_zone {
 
 typedef struct seg__outbox {
     const seg__alloc *a;
+    const seg__store *store; /* the db's customers (read only) */
     /* entries, ascending seq; [0, ncommitted) published */
     ob_entry *e;
     size_t n, cap, ncommitted, dead;
     uint64_t next_seq, committed_seq;
+    /* ids of entries' customers that were not the store's, in entry order;
+     * [0, nxcommitted) published */
+    char **xids;
+    size_t nxids, capxids, nxcommitted;
     /* interned strings, index 0 = NULL */
     char **strs;
     uint32_t nstrs, capstrs;
     uint32_t *stab;          /* open addressing: string index, 0 empty */
     uint32_t stabcap;
+    /* interned tuples of names (index 0 unused) */
+    ob_tuple *tups;
+    uint32_t ntups, captups;
+    uint32_t *ttab;          /* open addressing: tuple index, 0 empty */
+    uint32_t ttabcap;
+    ob_tcache tcache[OB_TCACHE];
     /* identity hashes of every entry ever queued (0: empty slot) */
     uint64_t *set;
     size_t setcap, setn;
@@ -89,9 +119,7 @@ typedef struct seg__outbox {
     uint32_t nrings, caprings;
     uint32_t *rtab;          /* ring index + 1 */
     uint32_t rtabcap;
-    /* the open transaction */
-    uint64_t *txkeys;
-    size_t ntxkeys, captxkeys;
+    /* the open transaction (its entries are [ncommitted, n)) */
     ob_undo *txundo;
     size_t ntxundo, captxundo;
     size_t *txacks;
@@ -112,7 +140,7 @@ typedef struct seg__outbox {
     const seg__tz *defzone;  /* NULL: UTC */
     seg_outbox_deliver_cb cb;
     void *cb_payload;
-    uint32_t last[6];        /* the strings the last emit interned, per field */
+    char getbuf[SEG_ID_MAX + 1]; /* the customer id seg_outbox_get() returned */
     /* walks in progress (no compaction meanwhile); inside a delivery callback */
     unsigned walking;
     bool delivering;
@@ -136,6 +164,21 @@ static int grow(const seg__alloc *a, void **p, size_t *cap, size_t need, size_t 
         return SEG_ENOMEM;
     *p = q;
     *cap = c;
+    return SEG_OK;
+}
+
+/* Room for one more entry: by half again when large (less slack than
+ * doubling; a large block's realloc moves no bytes with most allocators). */
+static int grow_entries(seg__outbox *ob)
+{
+    if (ob->n < ob->cap)
+        return SEG_OK;
+    size_t c = ob->cap < 1024 ? (ob->cap ? ob->cap * 2 : 16) : ob->cap + ob->cap / 2;
+    ob_entry *e = seg__realloc_array(ob->a, ob->e, c, sizeof *e);
+    if (!e)
+        return SEG_ENOMEM;
+    ob->e = e;
+    ob->cap = c;
     return SEG_OK;
 }
 
@@ -229,19 +272,166 @@ static int str_intern(seg__outbox *ob, const char *s, uint32_t *out)
     return SEG_OK;
 }
 
-/* Intern, trying the string of the previous emit first (journeys emit the
- * same few names over and over). */
-static int str_intern_field(seg__outbox *ob, int field, const char *s, uint32_t *out)
+/* ------------------------------------------------------ interned tuples */
+
+static uint64_t tup_hash(const ob_tuple *t)
 {
-    uint32_t i = ob->last[field];
-    if (s && i && strcmp(ob->strs[i], s) == 0) {
-        *out = i;
+    return seg__hash(t->f, sizeof t->f, 11);
+}
+
+/* Intern tuple t.  SEG_OK or SEG_ENOMEM. */
+static int tup_intern(seg__outbox *ob, const ob_tuple *t, uint32_t *out)
+{
+    uint64_t h = tup_hash(t);
+    if (ob->ttabcap) {
+        uint32_t mask = ob->ttabcap - 1;
+        for (uint32_t k = (uint32_t)h & mask; ob->ttab[k]; k = (k + 1) & mask)
+            if (memcmp(ob->tups[ob->ttab[k]].f, t->f, sizeof t->f) == 0) {
+                *out = ob->ttab[k];
+                return SEG_OK;
+            }
+    }
+    if (!ob->ntups)
+        ob->ntups = 1; /* index 0: none */
+    if (grow32(ob->a, (void **)&ob->tups, &ob->captups, (size_t)ob->ntups + 1, sizeof *ob->tups))
+        return SEG_ENOMEM;
+    if ((size_t)(ob->ntups + 1) * 2 > ob->ttabcap) {
+        uint32_t nc = ob->ttabcap ? ob->ttabcap * 2 : 64;
+        uint32_t *t2 = seg__calloc(ob->a, nc, sizeof *t2);
+        if (!t2)
+            return SEG_ENOMEM;
+        for (uint32_t j = 1; j < ob->ntups; j++) {
+            uint32_t k = (uint32_t)tup_hash(&ob->tups[j]) & (nc - 1);
+            while (t2[k])
+                k = (k + 1) & (nc - 1);
+            t2[k] = j;
+        }
+        seg__free(ob->a, ob->ttab);
+        ob->ttab = t2;
+        ob->ttabcap = nc;
+    }
+    uint32_t i = ob->ntups++;
+    ob->tups[i] = *t;
+    uint32_t k = (uint32_t)h & (ob->ttabcap - 1);
+    while (ob->ttab[k])
+        k = (k + 1) & (ob->ttabcap - 1);
+    ob->ttab[k] = i;
+    *out = i;
+    return SEG_OK;
+}
+
+/* Intern the six names (state and params: NULL is ""). */
+static int names_intern(seg__outbox *ob, const char *const p[F_N], uint32_t *out)
+{
+    ob_tuple t;
+    for (int f = 0; f < F_N; f++)
+        if (str_intern(ob, p[f], &t.f[f]) != SEG_OK)
+            return SEG_ENOMEM;
+    return tup_intern(ob, &t, out);
+}
+
+static const char *tup_str(const seg__outbox *ob, uint32_t tup, int field)
+{
+    return str_of(ob, ob->tups[tup].f[field]);
+}
+
+/* The tuple cache's slot for the pointers p. */
+static unsigned tc_slot(const char *const p[F_N])
+{
+    uint64_t h = 0;
+    for (int f = 0; f < F_N; f++)
+        h = (h ^ (uint64_t)(uintptr_t)p[f]) * UINT64_C(0x9e3779b97f4a7c15);
+    return (unsigned)(h >> 58) & (OB_TCACHE - 1);
+}
+
+/* The tuple cached for p whose strings are still those of the tuple (the
+ * caller may have rewritten a buffer since, unless the text is stable: put
+ * and asked for with stable_names), or 0. */
+static uint32_t tc_find(const seg__outbox *ob, const char *const p[F_N], bool stable)
+{
+    const ob_tcache *c = &ob->tcache[tc_slot(p)];
+    if (!c->tup)
+        return 0;
+    if (memcmp(c->p, p, sizeof c->p) != 0)
+        return 0;
+    if (stable && c->stable)
+        return c->tup;
+    const ob_tuple *t = &ob->tups[c->tup];
+    for (int f = 0; f < F_N; f++) {
+        const char *s = str_of(ob, t->f[f]);
+        if (s != p[f] && (!s || !p[f] || strcmp(s, p[f]) != 0))
+            return 0;
+    }
+    return c->tup;
+}
+
+static void tc_put(seg__outbox *ob, const char *const p[F_N], uint32_t tup, bool stable)
+{
+    ob_tcache *c = &ob->tcache[tc_slot(p)];
+    memcpy(c->p, p, sizeof c->p);
+    c->tup = tup;
+    c->stable = stable;
+}
+
+/* ------------------------------------------------------------- customers */
+
+/* The id of entry x's customer, NUL-terminated (copied into buf when it is
+ * the store's). */
+static const char *entry_cust(const seg__outbox *ob, const ob_entry *x, char *buf)
+{
+    if (x->cust & OB_XID)
+        return ob->xids[x->cust & ~OB_XID];
+    seg__str id = seg__cust_id(ob->store, x->cust);
+    memcpy(buf, id.p, id.n);
+    buf[id.n] = '\0';
+    return buf;
+}
+
+/* Is customer_id (n bytes) the id of the store's customer ci? */
+static bool store_has(const seg__outbox *ob, uint32_t ci, const char *customer_id, size_t n)
+{
+    if (ci >= ob->store->ncusts || ci >= OB_XID || !ob->store->custs[ci].id)
+        return false;
+    seg__str id = seg__cust_id(ob->store, ci);
+    return id.n == n && memcmp(id.p, customer_id, n) == 0;
+}
+
+/* The store index of customer_id (valid) when it is a customer, else
+ * SEG__NONE. */
+static uint32_t store_find(const seg__outbox *ob, const char *customer_id)
+{
+    size_t n = strlen(customer_id);
+    seg__str id = { customer_id, n };
+    uint32_t ci = seg__cust_find(ob->store, id);
+    return ci != SEG__NONE && store_has(ob, ci, customer_id, n) ? ci : SEG__NONE;
+}
+
+/* Entry x's customer as the store index or a copy of customer_id (the
+ * copy appended to xids; room made by the caller).  SEG_OK or SEG_ENOMEM. */
+static int entry_set_cust(seg__outbox *ob, ob_entry *x, const char *customer_id, uint32_t ci)
+{
+    if (ci != SEG__NONE) {
+        x->cust = ci;
         return SEG_OK;
     }
-    int rc = str_intern(ob, s, out);
-    if (rc == SEG_OK)
-        ob->last[field] = *out;
-    return rc;
+    if (ob->nxids >= OB_XID ||
+        grow(ob->a, (void **)&ob->xids, &ob->capxids, ob->nxids + 1, sizeof *ob->xids))
+        return SEG_ENOMEM;
+    char *c = dup_str(ob->a, customer_id, strlen(customer_id));
+    if (!c)
+        return SEG_ENOMEM;
+    x->cust = OB_XID | (uint32_t)ob->nxids;
+    ob->xids[ob->nxids++] = c;
+    return SEG_OK;
+}
+
+/* Is entry x's customer the one of (ci, customer_id)? */
+static bool entry_is_cust(const seg__outbox *ob, const ob_entry *x, uint32_t ci,
+                          const char *customer_id)
+{
+    if (x->cust & OB_XID)
+        return strcmp(ob->xids[x->cust & ~OB_XID], customer_id) == 0;
+    return x->cust == ci;
 }
 
 /* ------------------------------------------------------------ the key set */
@@ -253,11 +443,6 @@ static size_t set_slot(const seg__outbox *ob, uint64_t key)
     while (ob->set[k] && ob->set[k] != key)
         k = (k + 1) & mask;
     return k;
-}
-
-static bool set_has(const seg__outbox *ob, uint64_t key)
-{
-    return ob->setcap && ob->set[set_slot(ob, key)] == key;
 }
 
 /* Room for `more` keys (SEG_OK or SEG_ENOMEM). */
@@ -313,15 +498,16 @@ static void set_del(seg__outbox *ob, uint64_t key)
 }
 
 /* The identity of an action: customer, journey, run, step. */
-static uint64_t identity(const char *cust, const char *journey, uint64_t run, const char *step)
+static uint64_t identity(const char *cust, size_t ncust, const char *journey, uint64_t run,
+                         const char *step, size_t nstep)
 {
-    uint8_t r[8];
-    for (int k = 0; k < 8; k++)
-        r[k] = (uint8_t)(run >> (8 * k));
-    uint64_t h = hash_str(cust, UINT64_C(0x6f7574626f78));
+    uint8_t r[8] = { (uint8_t)run,         (uint8_t)(run >> 8),  (uint8_t)(run >> 16),
+                     (uint8_t)(run >> 24), (uint8_t)(run >> 32), (uint8_t)(run >> 40),
+                     (uint8_t)(run >> 48), (uint8_t)(run >> 56) };
+    uint64_t h = seg__hash(cust, ncust, UINT64_C(0x6f7574626f78));
     h = hash_str(journey, h);
     h = seg__hash(r, 8, h);
-    h = hash_str(step, h);
+    h = seg__hash(step, nstep, h);
     return h ? h : 1;
 }
 
@@ -714,13 +900,16 @@ static void ob_destroy(seg__outbox *ob)
     if (!ob)
         return;
     const seg__alloc *a = ob->a;
-    for (size_t k = 0; k < ob->n; k++)
-        seg__free(a, ob->e[k].cust);
+    for (size_t k = 0; k < ob->nxids; k++)
+        seg__free(a, ob->xids[k]);
+    seg__free(a, ob->xids);
     seg__free(a, ob->e);
     for (uint32_t k = 1; k < ob->nstrs; k++)
         seg__free(a, ob->strs[k]);
     seg__free(a, ob->strs);
     seg__free(a, ob->stab);
+    seg__free(a, ob->tups);
+    seg__free(a, ob->ttab);
     seg__free(a, ob->set);
     for (uint32_t k = 0; k < ob->nrings; k++) {
         seg__free(a, ob->rings[k].cust);
@@ -728,7 +917,6 @@ static void ob_destroy(seg__outbox *ob)
     }
     seg__free(a, ob->rings);
     seg__free(a, ob->rtab);
-    seg__free(a, ob->txkeys);
     for (size_t k = 0; k < ob->ntxundo; k++)
         seg__free(a, ob->txundo[k].t);
     seg__free(a, ob->txundo);
@@ -742,6 +930,13 @@ static void ob_destroy(seg__outbox *ob)
     }
     seg__free(a, ob->zones);
     seg__free(a, ob);
+}
+
+void seg__outbox_forget_names(seg_db *db)
+{
+    seg__outbox *ob = db ? ob_find(db) : NULL;
+    if (ob)
+        memset(ob->tcache, 0, sizeof ob->tcache);
 }
 
 void seg__outbox_free(seg_db *db)
@@ -791,7 +986,7 @@ static int load_entry(load_ctx *c, const char *key, jfield *f)
                                                          : ST_GONE;
     if (status == ST_GONE)
         return load_bad(c, key, "bad status");
-    if (grow(ob->a, (void **)&ob->e, &ob->cap, ob->n + 1, sizeof *ob->e) ||
+    if (grow_entries(ob) ||
         set_reserve(ob, 1))
         return seg__error(c->db, SEG_ENOMEM, "out of memory");
     ob_entry x;
@@ -802,14 +997,10 @@ static int load_entry(load_ctx *c, const char *key, jfield *f)
     x.time = f[3].i;
     x.run = (uint64_t)f[6].i;
     x.key = hkey;
-    if (str_intern(ob, f[5].s, &x.journey) || str_intern(ob, f[8].s, &x.state) ||
-        str_intern(ob, f[9].s, &x.action) ||
-        str_intern(ob, f[10].kind == 's' ? f[10].s : NULL, &x.channel) ||
-        str_intern(ob, f[11].s, &x.params) ||
-        str_intern(ob, f[13].kind == 's' ? f[13].s : NULL, &x.variant))
-        return seg__error(c->db, SEG_ENOMEM, "out of memory");
-    x.cust = dup_str(ob->a, f[4].s, strlen(f[4].s));
-    if (!x.cust)
+    const char *names[F_N] = { f[5].s, f[8].s, f[9].s, f[10].kind == 's' ? f[10].s : NULL,
+                               f[11].s, f[13].kind == 's' ? f[13].s : NULL };
+    if (names_intern(ob, names, &x.tup) != SEG_OK ||
+        entry_set_cust(ob, &x, f[4].s, store_find(ob, f[4].s)) != SEG_OK)
         return seg__error(c->db, SEG_ENOMEM, "out of memory");
     ob->e[ob->n++] = x;
     set_add(ob, hkey);
@@ -919,6 +1110,7 @@ static int ob_get(seg_db *db, seg__outbox **out)
     if (!ob)
         return seg__error(db, SEG_ENOMEM, "out of memory");
     ob->a = a;
+    ob->store = &db->store;
     ob->next_seq = 1;
     ob->zone_attr = dup_str(a, "timezone", 8);
     if (!ob->zone_attr) {
@@ -943,7 +1135,25 @@ static int ob_get(seg_db *db, seg__outbox **out)
                 break;
             }
     }
+    if (rc == SEG_OK && ob->nxids) {
+        /* the copied ids in entry order (compaction keeps them so) */
+        char **nx = seg__malloc(a, ob->nxids * sizeof *nx);
+        if (!nx) {
+            rc = seg__error(db, SEG_ENOMEM, "out of memory");
+        } else {
+            size_t w = 0;
+            for (size_t k = 0; k < ob->n; k++)
+                if (ob->e[k].cust & OB_XID) {
+                    nx[w] = ob->xids[ob->e[k].cust & ~OB_XID];
+                    ob->e[k].cust = OB_XID | (uint32_t)w++;
+                }
+            seg__free(a, ob->xids);
+            ob->xids = nx;
+            ob->capxids = ob->nxids;
+        }
+    }
     if (rc == SEG_OK) {
+        ob->nxcommitted = ob->nxids;
         if (c.meta_next > ob->next_seq)
             ob->next_seq = c.meta_next;
         ob->committed_seq = ob->next_seq;
@@ -991,14 +1201,22 @@ static void compact(seg__outbox *ob)
 {
     if (ob->walking || ob->n != ob->ncommitted || ob->dead < 64 || ob->dead * 2 < ob->n)
         return;
-    size_t w = 0;
+    size_t w = 0, wx = 0;
     for (size_t k = 0; k < ob->n; k++) {
-        if (ob->e[k].status == ST_GONE)
-            seg__free(ob->a, ob->e[k].cust);
-        else
-            ob->e[w++] = ob->e[k];
+        ob_entry *x = &ob->e[k];
+        if (x->status == ST_GONE) {
+            if (x->cust & OB_XID)
+                seg__free(ob->a, ob->xids[x->cust & ~OB_XID]);
+            continue;
+        }
+        if (x->cust & OB_XID) {
+            ob->xids[wx] = ob->xids[x->cust & ~OB_XID];
+            x->cust = OB_XID | (uint32_t)wx++;
+        }
+        ob->e[w++] = *x;
     }
     ob->n = ob->ncommitted = w;
+    ob->nxids = ob->nxcommitted = wx;
     ob->dead = 0;
     /* give back what a drained queue no longer needs */
     if (ob->cap > 64 && ob->n < ob->cap / 4) {
@@ -1017,6 +1235,7 @@ static void ob_txn_end(seg_db *db, void *state, bool committed)
     seg__outbox *ob = state;
     if (committed) {
         ob->ncommitted = ob->n;
+        ob->nxcommitted = ob->nxids;
         ob->committed_seq = ob->next_seq;
         for (size_t k = 0; k < ob->ntxacks; k++) {
             ob_entry *x = &ob->e[ob->txacks[k]];
@@ -1033,11 +1252,12 @@ static void ob_txn_end(seg_db *db, void *state, bool committed)
             seg__free(ob->a, ob->txundo[k].t);
     } else {
         for (size_t k = ob->ncommitted; k < ob->n; k++)
-            seg__free(ob->a, ob->e[k].cust);
+            set_del(ob, ob->e[k].key);
+        for (size_t k = ob->nxcommitted; k < ob->nxids; k++)
+            seg__free(ob->a, ob->xids[k]);
         ob->n = ob->ncommitted;
+        ob->nxids = ob->nxcommitted;
         ob->next_seq = ob->committed_seq;
-        for (size_t k = 0; k < ob->ntxkeys; k++)
-            set_del(ob, ob->txkeys[k]);
         for (size_t k = ob->ntxundo; k-- > 0;) {
             /* (latest first: each undo holds the ring as it was before
              * its emit; the arrays are swapped back, never copied) */
@@ -1050,7 +1270,7 @@ static void ob_txn_end(seg_db *db, void *state, bool committed)
         for (size_t k = 0; k < ob->ntxacks; k++)
             ob->e[ob->txacks[k]].ack_staged = 0;
     }
-    ob->ntxkeys = ob->ntxundo = ob->ntxacks = 0;
+    ob->ntxundo = ob->ntxacks = 0;
     ob->staged_chunks = false;
     compact(ob);
 }
@@ -1122,12 +1342,16 @@ static int check_text(seg_db *db, const char *what, const char *s, bool required
             return seg__error(db, SEG_EINVAL, "outbox: action %s: NULL", what);
         return SEG_OK;
     }
-    size_t n = strlen(s);
+    /* the length, and whether every byte is ASCII (then valid UTF-8) */
+    size_t n = 0;
+    unsigned char bits = 0;
+    for (; s[n]; n++)
+        bits |= (unsigned char)s[n];
     if (required && n == 0)
         return seg__error(db, SEG_EINVAL, "outbox: action %s: empty", what);
     if (n > max)
         return seg__error(db, SEG_EINVAL, "outbox: action %s: longer than %zu bytes", what, max);
-    if (!seg__utf8_valid(s, n))
+    if (bits >= 0x80 && !seg__utf8_valid(s, n))
         return seg__error(db, SEG_EINVAL, "outbox: action %s: not valid UTF-8", what);
     return SEG_OK;
 }
@@ -1196,7 +1420,8 @@ static int64_t max_period(const seg__outbox *ob, uint32_t chan, bool *any)
     return p;
 }
 
-static void entry_record(jbuf *b, const seg__outbox *ob, const ob_entry *x, const char *step)
+static void entry_record(jbuf *b, const seg__outbox *ob, const ob_entry *x, const char *cust,
+                         const char *step)
 {
     char hex[17];
     put_hex64(hex, x->key);
@@ -1206,15 +1431,15 @@ static void entry_record(jbuf *b, const seg__outbox *ob, const ob_entry *x, cons
     jb_key(b, "status"); jb_str(b, x->status == ST_PENDING ? "pending" : "suppressed");
     jb_key(b, "due"); jb_i64(b, x->due);
     jb_key(b, "time"); jb_i64(b, x->time);
-    jb_key(b, "customer"); jb_str(b, x->cust);
-    jb_key(b, "journey"); jb_str(b, str_of(ob, x->journey));
+    jb_key(b, "customer"); jb_str(b, cust);
+    jb_key(b, "journey"); jb_str(b, tup_str(ob, x->tup, F_JOURNEY));
     jb_key(b, "run"); jb_i64(b, (int64_t)x->run);
     jb_key(b, "step"); jb_str(b, step);
-    jb_key(b, "state"); jb_str(b, str_of(ob, x->state));
-    jb_key(b, "action"); jb_str(b, str_of(ob, x->action));
-    jb_key(b, "channel"); jb_str(b, str_of(ob, x->channel));
-    jb_key(b, "params"); jb_str(b, str_of(ob, x->params));
-    jb_key(b, "variant"); jb_str(b, str_of(ob, x->variant));
+    jb_key(b, "state"); jb_str(b, tup_str(ob, x->tup, F_STATE));
+    jb_key(b, "action"); jb_str(b, tup_str(ob, x->tup, F_ACTION));
+    jb_key(b, "channel"); jb_str(b, tup_str(ob, x->tup, F_CHANNEL));
+    jb_key(b, "params"); jb_str(b, tup_str(ob, x->tup, F_PARAMS));
+    jb_key(b, "variant"); jb_str(b, tup_str(ob, x->tup, F_VARIANT));
     jb_key(b, "key"); jb_str(b, hex);
     seg__text_put(b, "}", 1);
 }
@@ -1224,7 +1449,69 @@ static void entry_key(char out[32], uint64_t seq)
     snprintf(out, 32, "e:%020" PRIu64, seq);
 }
 
+/* What check_action checks but the names (journey, state, action,
+ * channel, params, variant), in its order; the customer id too unless it
+ * is known to be the store's. */
+static int check_rest(seg_db *db, const seg__action *a, bool cust_known)
+{
+    int rc = cust_known ? SEG_OK
+                        : seg__check_id(db, "outbox: action customer_id",
+                                        seg__cstr(a->customer_id));
+    if (rc == SEG_OK)
+        rc = check_text(db, "step", a->step, true, OB_TEXT_MAX);
+    if (rc == SEG_OK && a->run < 1)
+        rc = seg__error(db, SEG_EINVAL, "outbox: action run: must be 1 or more");
+    if (rc == SEG_OK && (a->time < SEG_TIME_MIN || a->time > SEG_TIME_MAX))
+        rc = seg__error(db, SEG_ERANGE, "outbox: action time %" PRId64 " out of range",
+                        a->time);
+    return rc;
+}
+
+static size_t set_home(const seg__outbox *ob, uint64_t key)
+{
+    return (size_t)(key ^ (key >> 29)) & (ob->setcap - 1);
+}
+
+static int emit_one(seg_db *db, const seg__action *a, int *outcome, uint64_t *seq_out,
+                    uint64_t key);
+
 int seg__outbox_emit(seg_db *db, const seg__action *a, int *outcome, uint64_t *seq_out)
+{
+    return emit_one(db, a, outcome, seq_out, 0);
+}
+
+#define OB_AHEAD 32 /* identities computed (their slots fetched) ahead */
+
+int seg__outbox_emit_many(seg_db *db, const seg__action *a, size_t n, int *outcomes,
+                          size_t *done)
+{
+    *done = 0;
+    uint64_t keys[OB_AHEAD];
+    for (size_t k0 = 0; k0 < n; k0 += OB_AHEAD) {
+        size_t m = n - k0 < OB_AHEAD ? n - k0 : OB_AHEAD;
+        const seg__outbox *ob = db ? ob_find(db) : NULL;
+        for (size_t k = 0; k < m; k++) {
+            const seg__action *x = &a[k0 + k];
+            keys[k] = 0;
+            if (ob && ob->setcap && x->customer_id && x->journey && x->step) {
+                keys[k] = identity(x->customer_id, strlen(x->customer_id), x->journey, x->run,
+                                   x->step, strlen(x->step));
+                __builtin_prefetch(&ob->set[set_home(ob, keys[k])]);
+            }
+        }
+        for (size_t k = 0; k < m; k++) {
+            int rc = emit_one(db, &a[k0 + k], &outcomes[k0 + k], NULL, keys[k]);
+            if (rc != SEG_OK)
+                return rc;
+            ++*done;
+        }
+    }
+    return SEG_OK;
+}
+
+/* key: the action's identity when the caller computed it, else 0 */
+static int emit_one(seg_db *db, const seg__action *a, int *outcome, uint64_t *seq_out,
+                    uint64_t key)
 {
     if (seq_out)
         *seq_out = 0;
@@ -1236,16 +1523,47 @@ int seg__outbox_emit(seg_db *db, const seg__action *a, int *outcome, uint64_t *s
         return seg__error(db, SEG_EINVAL, "outbox: emit: %s: NULL", !a ? "action" : "outcome");
     if (db->flags & SEG_DB_READONLY)
         return seg__error(db, SEG_EREADONLY, "the database was opened read-only");
-    int rc = check_action(db, a);
+    int rc;
+    seg__outbox *ob = ob_find(db);
+    /* the identity first, so that its slot of the key set (a cache miss in
+     * a large outbox) is on its way while the action is checked */
+    size_t ncust = a->customer_id ? strlen(a->customer_id) : 0;
+    size_t nstep = a->step ? strlen(a->step) : 0;
+    if (!key && ob && ob->setcap && a->customer_id && a->journey && a->step) {
+        key = identity(a->customer_id, ncust, a->journey, a->run, a->step, nstep);
+        __builtin_prefetch(&ob->set[set_home(ob, key)]);
+    }
+    /* the names: a tuple of the cache (checked when it was made), or
+     * checked now; the customer: the store's when the caller's index is
+     * right */
+    const char *names[F_N] = { a->journey, a->state ? a->state : "", a->action, a->channel,
+                               a->params ? a->params : "", a->variant };
+    uint32_t tup = 0, ci = SEG__NONE;
+    if (ob) {
+        tup = tc_find(ob, names, a->stable_names);
+        if (a->cust_index && a->customer_id &&
+            store_has(ob, a->cust_index - 1, a->customer_id, ncust))
+            ci = a->cust_index - 1;
+    }
+    rc = tup ? check_rest(db, a, ci != SEG__NONE) : check_action(db, a);
     if (rc != SEG_OK)
         return rc;
-    seg__outbox *ob;
-    if ((rc = ob_get(db, &ob)) != SEG_OK)
+    if (!ob && (rc = ob_get(db, &ob)) != SEG_OK)
         return rc;
-    uint64_t key = identity(a->customer_id, a->journey, a->run, a->step);
-    if (set_has(ob, key)) {
+    if (!key)
+        key = identity(a->customer_id, ncust, a->journey, a->run, a->step, nstep);
+    size_t slot = ob->setcap ? set_slot(ob, key) : 0;
+    if (ob->setcap && ob->set[slot] == key) {
         *outcome = SEG__EMIT_DUPLICATE; /* (*seq_out stays 0: no index by identity) */
         return SEG_OK;
+    }
+    const uint64_t *set_before = ob->set;
+    if (ci == SEG__NONE)
+        ci = store_find(ob, a->customer_id);
+    if (!tup) {
+        if (names_intern(ob, names, &tup) != SEG_OK)
+            return seg__error(db, SEG_ENOMEM, "out of memory");
+        tc_put(ob, names, tup, a->stable_names);
     }
     ob_entry x;
     memset(&x, 0, sizeof x);
@@ -1253,16 +1571,11 @@ int seg__outbox_emit(seg_db *db, const seg__action *a, int *outcome, uint64_t *s
     x.time = a->time;
     x.run = a->run;
     x.key = key;
-    if (str_intern_field(ob, 0, a->journey, &x.journey) ||
-        str_intern_field(ob, 1, a->state ? a->state : "", &x.state) ||
-        str_intern_field(ob, 2, a->action, &x.action) ||
-        str_intern_field(ob, 3, a->channel, &x.channel) ||
-        str_intern_field(ob, 4, a->params ? a->params : "", &x.params) ||
-        str_intern_field(ob, 5, a->variant, &x.variant))
-        return seg__error(db, SEG_ENOMEM, "out of memory");
+    x.tup = tup;
+    uint32_t chan = ob->tups[tup].f[F_CHANNEL];
     /* the due time: the channel's window in the customer's zone */
     x.due = a->time;
-    const ob_window *w = window_of(ob, x.channel);
+    const ob_window *w = window_of(ob, chan);
     if (w) {
         const seg__tz *z;
         if ((rc = customer_zone(db, ob, a->customer_id, &z)) != SEG_OK)
@@ -1270,26 +1583,21 @@ int seg__outbox_emit(seg_db *db, const seg__action *a, int *outcome, uint64_t *s
         x.due = seg__tz_window_due(z, a->time, w->start, w->end);
     }
     /* the caps */
-    bool capped;
-    int64_t maxp = x.channel ? max_period(ob, x.channel, &capped) : 0;
-    if (!x.channel)
-        capped = false;
+    bool capped = false;
+    int64_t maxp = chan && ob->ncaps ? max_period(ob, chan, &capped) : 0;
     uint32_t ri = UINT32_MAX;
-    if (capped && (rc = ring_get(ob, a->customer_id, x.channel, &ri)) != SEG_OK)
+    if (capped && (rc = ring_get(ob, a->customer_id, chan, &ri)) != SEG_OK)
         return seg__error(db, rc, "out of memory");
-    x.status = capped && over_cap(ob, x.channel, &ob->rings[ri], x.due) ? ST_SUPPRESSED
-                                                                        : ST_PENDING;
+    x.status = capped && over_cap(ob, chan, &ob->rings[ri], x.due) ? ST_SUPPRESSED
+                                                                   : ST_PENDING;
     bool count = capped && x.status == ST_PENDING;
     /* everything that can fail before anything changes */
-    x.cust = dup_str(ob->a, a->customer_id, strlen(a->customer_id));
     int64_t *nt = NULL;
     uint32_t nn = 0;
     int64_t *undo = NULL;
     jbuf b = { ob->a, NULL, 0, 0, false }, cb = { ob->a, NULL, 0, 0, false };
-    rc = x.cust && !grow(ob->a, (void **)&ob->e, &ob->cap, ob->n + 1, sizeof *ob->e) &&
-                 !set_reserve(ob, 1) &&
-                 !grow(ob->a, (void **)&ob->txkeys, &ob->captxkeys, ob->ntxkeys + 1,
-                       sizeof *ob->txkeys)
+    rc = !grow_entries(ob) &&
+                 !set_reserve(ob, 1)
              ? SEG_OK
              : SEG_ENOMEM;
     if (rc == SEG_OK && count) {
@@ -1325,8 +1633,10 @@ int seg__outbox_emit(seg_db *db, const seg__action *a, int *outcome, uint64_t *s
                 memcpy(undo, r->t, r->n * sizeof *undo);
         }
     }
+    size_t nxids = ob->nxids;
+    if (rc == SEG_OK)
+        rc = entry_set_cust(ob, &x, a->customer_id, ci); /* (last: undone below) */
     if (rc != SEG_OK) {
-        seg__free(ob->a, x.cust);
         seg__free(ob->a, nt);
         seg__free(ob->a, undo);
         return seg__error(db, SEG_ENOMEM, "out of memory");
@@ -1335,7 +1645,7 @@ int seg__outbox_emit(seg_db *db, const seg__action *a, int *outcome, uint64_t *s
     if (seg__st_wants_records(db)) {
         char k[32];
         entry_key(k, x.seq);
-        entry_record(&b, ob, &x, a->step);
+        entry_record(&b, ob, &x, a->customer_id, a->step);
         char *ck = NULL;
         if (count) {
             seg__text_put(&cb, "{", 1);
@@ -1365,7 +1675,8 @@ int seg__outbox_emit(seg_db *db, const seg__action *a, int *outcome, uint64_t *s
         seg__free(ob->a, b.p);
         seg__free(ob->a, cb.p);
         if (rc != SEG_OK) {
-            seg__free(ob->a, x.cust);
+            if (ob->nxids > nxids)
+                seg__free(ob->a, ob->xids[--ob->nxids]);
             seg__free(ob->a, nt);
             seg__free(ob->a, undo);
             return rc;
@@ -1386,8 +1697,10 @@ int seg__outbox_emit(seg_db *db, const seg__action *a, int *outcome, uint64_t *s
     }
     ob->e[ob->n++] = x;
     ob->next_seq++;
-    set_add(ob, key);
-    ob->txkeys[ob->ntxkeys++] = key;
+    if (ob->set != set_before) /* (set_reserve made a new table) */
+        slot = set_slot(ob, key);
+    ob->set[slot] = key;
+    ob->setn++;
     *outcome = x.status == ST_SUPPRESSED ? SEG__EMIT_SUPPRESSED : SEG__EMIT_QUEUED;
     if (seq_out)
         *seq_out = x.seq;
@@ -1396,21 +1709,23 @@ int seg__outbox_emit(seg_db *db, const seg__action *a, int *outcome, uint64_t *s
 
 /* --------------------------------------------------------------- reading */
 
-static void fill_item(const seg__outbox *ob, const ob_entry *x, seg_outbox_item *it)
+/* buf: room for the customer id (SEG_ID_MAX + 1), as long as the item is
+ * used */
+static void fill_item(const seg__outbox *ob, const ob_entry *x, seg_outbox_item *it, char *buf)
 {
     it->struct_size = sizeof *it;
     it->seq = x->seq;
     it->status = x->status == ST_PENDING ? SEG_OUTBOX_PENDING : SEG_OUTBOX_SUPPRESSED;
     it->due = x->due;
     it->time = x->time;
-    it->customer_id = x->cust;
-    it->journey = str_of(ob, x->journey);
+    it->customer_id = entry_cust(ob, x, buf);
+    it->journey = tup_str(ob, x->tup, F_JOURNEY);
     it->run = x->run;
-    it->state = str_of(ob, x->state);
-    it->action = str_of(ob, x->action);
-    it->channel = str_of(ob, x->channel);
-    it->params = str_of(ob, x->params);
-    it->variant = str_of(ob, x->variant);
+    it->state = tup_str(ob, x->tup, F_STATE);
+    it->action = tup_str(ob, x->tup, F_ACTION);
+    it->channel = tup_str(ob, x->tup, F_CHANNEL);
+    it->params = tup_str(ob, x->tup, F_PARAMS);
+    it->variant = tup_str(ob, x->tup, F_VARIANT);
 }
 
 static bool status_in(uint8_t status, uint32_t flags)
@@ -1506,7 +1821,8 @@ SEG_API int seg_outbox_fetch(size_t *count_out, seg_db *db, int64_t now, uint32_
         if (!status_in(x->status, flags) || x->ack_staged)
             continue; /* acknowledged by the callback meanwhile */
         seg_outbox_item it;
-        fill_item(ob, x, &it);
+        char idbuf[SEG_ID_MAX + 1];
+        fill_item(ob, x, &it, idbuf);
         done++;
         if (cb(&it, payload) != 0)
             break;
@@ -1552,7 +1868,7 @@ SEG_API int seg_outbox_get(seg_outbox_item *out, seg_db *db, uint64_t seq)
         return seg__error(db, SEG_ENOTFOUND, "outbox: no entry with seq %" PRIu64
                           " (acknowledged, or never issued)", seq);
     seg_outbox_item it;
-    fill_item(ob, &ob->e[k], &it);
+    fill_item(ob, &ob->e[k], &it, ob->getbuf);
     return seg__struct_out(out, out->struct_size, &it, sizeof it, sizeof it);
 }
 
@@ -1677,18 +1993,17 @@ static int ack_txn(seg_db *db, seg__outbox *ob, const uint64_t *seqs, size_t n, 
  * caller's transaction. */
 static int ob_customer_gone(seg_db *db, void *state, uint32_t ci, const char *customer_id)
 {
-    SEG_UNUSED(ci);
     seg__outbox *ob = state;
     size_t n = 0;
     for (size_t k = 0; k < ob->n; k++)
-        n += ob->e[k].status != ST_GONE && strcmp(ob->e[k].cust, customer_id) == 0;
+        n += ob->e[k].status != ST_GONE && entry_is_cust(ob, &ob->e[k], ci, customer_id);
     if (n) {
         uint64_t *seqs = seg__malloc(ob->a, n * sizeof *seqs);
         if (!seqs)
             return seg__error(db, SEG_ENOMEM, "out of memory");
         size_t m = 0;
         for (size_t k = 0; k < ob->n; k++)
-            if (ob->e[k].status != ST_GONE && strcmp(ob->e[k].cust, customer_id) == 0)
+            if (ob->e[k].status != ST_GONE && entry_is_cust(ob, &ob->e[k], ci, customer_id))
                 seqs[m++] = ob->e[k].seq;
         size_t acked = 0;
         int rc = ack_stage(db, ob, seqs, m, &acked);
@@ -1795,7 +2110,8 @@ SEG_API int seg_outbox_deliver(size_t *delivered_out, seg_db *db, int64_t now)
             if (x->status != ST_PENDING)
                 continue;
             seg_outbox_item it;
-            fill_item(ob, x, &it);
+            char idbuf[SEG_ID_MAX + 1];
+            fill_item(ob, x, &it, idbuf);
             ob->delivering = true;
             int r = ob->cb(&it, ob->cb_payload);
             ob->delivering = false;
