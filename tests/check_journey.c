@@ -664,18 +664,24 @@ static void reopen_file(void)
     ck_assert_int_eq(seg_db_open(&db, dbpath, &o), SEG_OK);
 }
 
+/* The fixture's db replaced by a new SQLite file (dbpath) */
+static void open_file_db(const char *tag)
+{
+    seg_db_close(db);
+    snprintf(dbpath, sizeof dbpath, "/tmp/check_journey_%s%d.db", tag, (int)getpid());
+    unlink(dbpath);
+    seg_db_options o = SEG_DB_OPTIONS_INIT;
+    o.storage = seg_storage_sqlite();
+    ck_assert_int_eq(seg_db_open(&db, dbpath, &o), SEG_OK);
+}
+
 /* Erased and anonymized customers leave every journey, in memory and in the
  * file; nothing of them is left in the states or the outbox. */
 START_TEST(erase_leaves_journeys)
 {
     if (!SEG_HAVE_SQLITE)
         return;
-    seg_db_close(db);
-    snprintf(dbpath, sizeof dbpath, "/tmp/check_journey_e%d.db", (int)getpid());
-    unlink(dbpath);
-    seg_db_options o = SEG_DB_OPTIONS_INIT;
-    o.storage = seg_storage_sqlite();
-    ck_assert_int_eq(seg_db_open(&db, dbpath, &o), SEG_OK);
+    open_file_db("e");
     open_journeys(react);
     purchase("ann", T0, 1000);
     purchase("bob", T0, 1000);
@@ -738,12 +744,7 @@ START_TEST(states_survive_reopen)
 {
     if (!SEG_HAVE_SQLITE)
         return;
-    seg_db_close(db);
-    snprintf(dbpath, sizeof dbpath, "/tmp/check_journey_%d.db", (int)getpid());
-    unlink(dbpath);
-    seg_db_options o = SEG_DB_OPTIONS_INIT;
-    o.storage = seg_storage_sqlite();
-    ck_assert_int_eq(seg_db_open(&db, dbpath, &o), SEG_OK);
+    open_file_db("");
     open_journeys(react);
     purchase("ann", T0, 1000);
     purchase("bob", T0 + 5 * DAY, 1000);
