@@ -57,6 +57,7 @@ run 0 -- run --help && grep -q "time,customer_id,journey,state,action,params" ou
 run_error 2 "no --until" -- run defs.seg --events ev.csv
 run_error 2 "no events given" -- run defs.seg --until 2024-01-01
 run_error 2 "--until: not a time" -- run defs.seg --events ev.csv --until soon
+run_error 2 "--until given twice" -- run defs.seg --events ev.csv --until 2024-01-01 --until 2024-02-01
 printf 'journey x {\n  enter when true;\n  state a { on purchase -> b; }\n}\n' >bad.seg
 run_error 1 "bad.seg:3:28: transition to unknown state 'b'" -- run defs.seg bad.seg --events ev.csv --until 2024-06-01
 printf 'segment s: true;\n' >nojourney.seg

@@ -107,6 +107,7 @@ run_error 2 "no events file given" -- loyalty prog.seg
 run_error 2 "give one or the other" -- loyalty prog.seg --events ev.csv --db x.db
 run_error 2 "--as-of: not a time: 'soon'" -- loyalty prog.seg --events ev.csv --as-of soon
 run_error 2 "unknown option '--bins'" -- loyalty prog.seg --events ev.csv --bins 3
+run_error 2 "--as-of given twice" -- loyalty prog.seg --events ev.csv --as-of 2024-01-01 --as-of=2024-02-01
 run_error 2 "one program file only" -- loyalty prog.seg prog.seg --events ev.csv
 
 # ---- data errors: status 1 ----

@@ -299,6 +299,8 @@ run_error 1 "no CLV model" -- eval clvdefs.seg --events clv.csv
 run_error 1 "spend" -- eval clvdefs.seg --events clv.csv --clv p-nospend.csv
 run_error 1 "no 'model," -- eval clvdefs.seg --events clv.csv --clv clvdefs.seg
 run_error 2 "go with --clv" -- eval clvdefs.seg --events clv.csv --margin 0.5
+run_error 2 "--clv given twice" -- eval clvdefs.seg --events clv.csv --clv p-bgnbd.csv --clv=p-bgnbd.csv
+run_error 2 "--as-of given twice" -- report clvdefs.seg --events clv.csv --as-of 2024-01-01 --as-of 2024-02-01
 run_error 2 "--margin: '2'" -- report clvdefs.seg --events clv.csv --clv p-bgnbd.csv --margin 2
 # the unit changes recency, T and the parameters, never the predictions
 run 0 -- clv --events clv.csv --model bgnbd --calibration-end 2024-09-30 --unit week --horizon 52w \

@@ -1133,6 +1133,19 @@ static int defs_opt(char **argv, int argc, int *i, const char *cmd, const char *
     return 1;
 }
 
+/* defs_opt for an option given at most once: its value into *slot */
+static int defs_once(char **argv, int argc, int *i, const char *cmd, const char *name,
+                     const char **slot)
+{
+    const char *val;
+    if (!defs_opt(argv, argc, i, cmd, name, &val))
+        return 0;
+    if (*slot)
+        die_line(EXIT_USAGE, "%s given twice", name);
+    *slot = val;
+    return 1;
+}
+
 static void defs_parse(defs_cmd *c, int argc, char **argv, const char *help)
 {
     c->defs = calloc((size_t)argc + 1, sizeof *c->defs);
@@ -1154,26 +1167,12 @@ static void defs_parse(defs_cmd *c, int argc, char **argv, const char *help)
             c->events[c->nevents++] = val;
         } else if (defs_opt(argv, argc, &i, c->name, "--customers", &val)) {
             c->custs[c->ncusts++] = val;
-        } else if (defs_opt(argv, argc, &i, c->name, "--as-of", &val)) {
-            if (c->as_of_text)
-                die_line(EXIT_USAGE, "--as-of given twice");
-            c->as_of_text = val;
-        } else if (defs_opt(argv, argc, &i, c->name, "--db", &val)) {
-            if (c->db_path)
-                die_line(EXIT_USAGE, "--db given twice");
-            c->db_path = val;
-        } else if (defs_opt(argv, argc, &i, c->name, "--clv", &val)) {
-            if (c->clv_path)
-                die_line(EXIT_USAGE, "--clv given twice");
-            c->clv_path = val;
-        } else if (defs_opt(argv, argc, &i, c->name, "--discount", &val)) {
-            if (c->discount_text)
-                die_line(EXIT_USAGE, "--discount given twice");
-            c->discount_text = val;
-        } else if (defs_opt(argv, argc, &i, c->name, "--margin", &val)) {
-            if (c->margin_text)
-                die_line(EXIT_USAGE, "--margin given twice");
-            c->margin_text = val;
+        } else if (defs_once(argv, argc, &i, c->name, "--as-of", &c->as_of_text) ||
+                   defs_once(argv, argc, &i, c->name, "--db", &c->db_path) ||
+                   defs_once(argv, argc, &i, c->name, "--clv", &c->clv_path) ||
+                   defs_once(argv, argc, &i, c->name, "--discount", &c->discount_text) ||
+                   defs_once(argv, argc, &i, c->name, "--margin", &c->margin_text)) {
+            continue;
         } else {
             die_line(EXIT_USAGE, "%s: unknown option '%s' (see 'segment %s --help')", c->name, a,
                      c->name);
@@ -1920,11 +1919,8 @@ static int cmd_run(int argc, char **argv)
     if (!rest)
         die_line(EXIT_DATA, "out of memory");
     for (int i = 0; i < argc; i++) {
-        const char *val;
-        if (i > 0 && defs_opt(argv, argc, &i, "run", "--until", &val)) {
-            if (until_text)
-                die_line(EXIT_USAGE, "--until given twice");
-            until_text = val;
+        if (i > 0 && defs_once(argv, argc, &i, "run", "--until", &until_text)) {
+            continue;
         } else {
             rest[nrest++] = argv[i];
         }
@@ -2135,14 +2131,9 @@ static int cmd_loyalty(int argc, char **argv)
             print_help(loyalty_help);
         } else if (defs_opt(argv, argc, &i, "loyalty", "--events", &val)) {
             events[nevents++] = val;
-        } else if (defs_opt(argv, argc, &i, "loyalty", "--db", &val)) {
-            if (db_path)
-                die_line(EXIT_USAGE, "--db given twice");
-            db_path = val;
-        } else if (defs_opt(argv, argc, &i, "loyalty", "--as-of", &val)) {
-            if (as_of_text)
-                die_line(EXIT_USAGE, "--as-of given twice");
-            as_of_text = val;
+        } else if (defs_once(argv, argc, &i, "loyalty", "--db", &db_path) ||
+                   defs_once(argv, argc, &i, "loyalty", "--as-of", &as_of_text)) {
+            continue;
         } else if (defs_opt(argv, argc, &i, "loyalty", "--program", &val)) {
             name = val;
         } else {
